@@ -1,0 +1,72 @@
+"""One exception hierarchy for problems with a user's inputs or configuration.
+
+The command line turns any :class:`PhmEvalError` into one clear message and a
+non-zero exit status; library code raises, never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class PhmEvalError(Exception):
+    """Base class for errors phm-eval reports to users."""
+
+
+class InputError(PhmEvalError):
+    """An input file breaks the data contract.
+
+    Parameters
+    ----------
+    file : str
+        The file (or table name) that breaks the rule.
+    rule : str
+        The rule broken, in words a data manager understands.
+    column : str, optional
+        The offending column, when the rule concerns one.
+    rows : sequence of int, optional
+        1-based data row numbers (the header is row 0) of the first offending rows.
+    keys : sequence of str, optional
+        The key values (e.g. ``patient_id``) of those rows, same order as ``rows``.
+    n_failing : int, optional
+        How many rows break the rule in all.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        rule: str,
+        column: str | None = None,
+        rows: Sequence[int] | None = None,
+        keys: Sequence[object] | None = None,
+        n_failing: int | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.rule = rule
+        self.column = column
+        self.rows = list(rows) if rows is not None else []
+        self.keys = [str(k) for k in keys] if keys is not None else []
+        self.n_failing = n_failing
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"{self.file}"
+        if self.column:
+            where += f", column '{self.column}'"
+        parts = [f"{where}: {self.rule}"]
+        if self.rows:
+            shown = []
+            for i, row in enumerate(self.rows):
+                key = f" ({self.keys[i]})" if i < len(self.keys) and self.keys[i] else ""
+                shown.append(f"row {row}{key}")
+            total = f"{self.n_failing} rows fail" if self.n_failing else f"{len(self.rows)} rows fail"
+            parts.append(f"{total}; first: " + ", ".join(shown))
+        return ". ".join(parts)
+
+
+class ConfigError(PhmEvalError):
+    """The configuration is invalid (names the key and what is expected)."""
+
+
+class EstimationError(PhmEvalError):
+    """An estimator cannot run on the data given (e.g. an empty comparison group)."""
