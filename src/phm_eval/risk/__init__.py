@@ -1,0 +1,1 @@
+"""Emergency-admission risk models and their validation, reported to TRIPOD+AI."""
