@@ -1,0 +1,14 @@
+"""Survival and competing-risks estimators for impact evaluation.
+
+- :class:`FineGrayFitter` — Fine & Gray subdistribution hazards (matches ``cmprsk::crr``).
+- :class:`CumulativeIncidenceFitter` — Aalen-Johansen cumulative incidence with
+  cuminc's variances and Gray's test (matches ``cmprsk::cuminc``).
+- :class:`RobustCoxPHFitter` — lifelines' Cox model with R-matching (cluster-)robust
+  standard errors and the ``cox.zph`` proportional-hazards test.
+- :class:`NegativeBinomialRateModel` — admission rate ratios from a negative binomial
+  GLM with a person-time offset (matches ``MASS::glm.nb``).
+"""
+
+from phm_eval.survival.fine_gray import FineGrayFitter
+
+__all__ = ["FineGrayFitter"]
