@@ -189,3 +189,10 @@ def test_ethnicity_optional():
     assert bad == []
     codes = [r["snomed_code"] for r in rows]
     assert len(codes) == len(set(codes))
+    # Groups as in the data contract's `patients.ethnicity` (ONS 2021 high-level groups).
+    assert {r["ethnicity"] for r in rows} == {"Asian", "Black", "Mixed", "White", "Other"}
+    by_code = {r["snomed_code"]: r for r in rows}
+    assert by_code["92391000000108"]["ethnicity"] == "White"  # British ... 2001 census
+    # The 2001 "Chinese" category moves to the Asian group under the ONS 2021 classification.
+    chinese = [r for r in rows if r["category_16"] == "Other Ethnic Groups - Chinese"]
+    assert chinese and all(r["ethnicity"] == "Asian" for r in chinese)
