@@ -1,0 +1,345 @@
+"""Orchestrates the generator: population, health, care, programme, then the tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..codelists import load_codelist
+from ..progress import progress
+from .conditions import NEVER, generate_conditions
+from .events import PERSONALISED_CARE_RATES, build_codebook, chunk_events
+from .medications import generate_medicines
+from .population import DAYS_PER_YEAR, build_people, build_structure, to_days
+from .programme import efi_category, run_programme, truth_summary
+from .scenario import Scenario, load_scenario
+from .utilisation import draw_deaths, draw_emergency, draw_planned, exit_day, segments
+
+log = logging.getLogger(__name__)
+EPOCH = np.datetime64("1970-01-01", "D")
+CHUNK_PATIENTS = 100_000
+TABLES = ("practices", "patients", "events", "admissions", "interventions", "rollout")
+
+
+@dataclass
+class SimulationResult:
+    """Where the tables went and the scenario that made them."""
+
+    out: Path
+    scenario: Scenario
+    files: dict[str, Path]
+    truth: dict[str, Any]
+
+
+def simulate(
+    scenario: str | Scenario = "pcn",
+    out: str | Path = "synthetic",
+    n_patients: int | None = None,
+    seed: int | None = None,
+    file_format: str = "parquet",
+    overrides: dict | None = None,
+    codelist_dir: str | Path | None = None,
+) -> SimulationResult:
+    """Generate a synthetic population and write it in the input data contract.
+
+    Parameters
+    ----------
+    scenario : str or Scenario
+        A named scenario (``pcn``, ``pcn_null``, ``pcn_heterogeneous``, ``ics``, ``ics_null``,
+        ``smoke``) or a resolved :class:`Scenario`.
+    out : path
+        Output folder; tables are written as ``<table>.parquet`` (or ``.csv``) and the truth to
+        ``out/truth/``. Files are written to a temporary folder and moved into place at the end,
+        so a failed run leaves nothing half-written.
+    n_patients, seed : int, optional
+        Override the scenario's population size and seed.
+    file_format : {"parquet", "csv"}
+    overrides : dict, optional
+        Further scenario overrides (nested keys merge).
+    codelist_dir : path, optional
+        Folder with the code lists to draw codes from (default ``config/codelists``).
+
+    Returns
+    -------
+    SimulationResult
+    """
+    if not isinstance(scenario, Scenario):
+        extra = dict(overrides or {})
+        if n_patients is not None:
+            extra["n_patients"] = int(n_patients)
+        if seed is not None:
+            extra["seed"] = int(seed)
+        scenario = load_scenario(scenario, extra)
+    if file_format not in ("parquet", "csv"):
+        raise ValueError("file_format must be 'parquet' or 'csv'")
+    params = scenario.params
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out.parent))
+    try:
+        truth = _generate(params, tmp, file_format, codelist_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = {t: out / f"{t}.{file_format}" for t in TABLES}
+    return SimulationResult(out=out, scenario=scenario, files=files, truth=truth)
+
+
+def _streams(seed: int, n: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
+    (rng_struct, rng_people, rng_cond, rng_meds, rng_death, rng_adm, rng_planned, rng_prog,
+     rng_events, rng_extra) = _streams(int(params["seed"]), 10)
+    steps = progress(total=7, desc="simulate", unit="step")
+    structure = build_structure(params, rng_struct)
+    people = build_people(params, structure, rng_people)
+    steps.update()
+
+    conditions = generate_conditions(people, params, rng_cond)
+    deficit_names, deficit_onset = conditions.efi_deficit_onsets()
+    study_end = to_days(params["study_end"])
+    deficits_end = (deficit_onset <= study_end).sum(axis=1)
+    meds_list = load_codelist("medications", codelist_dir)
+    medicines = generate_medicines(people, deficits_end, params, len(meds_list), rng_meds)
+    steps.update()
+
+    def deficits_at(day: np.ndarray) -> np.ndarray:
+        day = np.broadcast_to(np.asarray(day), (people.n,))
+        coded = (deficit_onset <= day[:, None]).sum(axis=1)
+        d_pat = day[medicines.patient]
+        active = (medicines.start <= d_pat) & (medicines.stop > d_pat - 365)
+        poly = np.bincount(medicines.patient[active], minlength=people.n) >= 5
+        return coded + poly
+
+    edges = segments(params)
+    deficits_by_segment = np.column_stack([deficits_at(np.int64(d)) for d in edges[:-1]])
+    shape = float(params["admission_frailty_shape"])
+    log_frailty = np.log(rng_extra.gamma(shape, 1 / shape, size=people.n))
+    death = draw_deaths(people, deficits_by_segment[:, -1], log_frailty, params, rng_death)
+    exit_ = exit_day(people, death, params)
+    steps.update()
+
+    emergency = draw_emergency(people, deficits_by_segment, log_frailty, exit_, death, params,
+                               rng_adm)
+    planned = draw_planned(people, exit_, params, rng_planned)
+    steps.update()
+
+    programme = run_programme(people, structure, emergency, deficits_at, exit_, params, rng_prog)
+    truth = truth_summary(people, emergency, programme, exit_, params)
+    steps.update()
+
+    # Tables.
+    _write(structure.table(), out / "practices", fmt)
+    _write(_patients_table(people, structure, death, exit_, params, rng_extra), out / "patients",
+           fmt)
+    observed = emergency.subset(~programme.prevented)
+    hfrs = load_codelist("hfrs", codelist_dir)
+    _write(
+        _admissions_table(people, observed, planned, deficits_by_segment[:, -1], hfrs, rng_extra),
+        out / "admissions", fmt,
+    )
+    _write(_interventions_table(people, programme, params), out / "interventions", fmt)
+    _write(programme.rollout, out / "rollout", fmt)
+    steps.update()
+
+    codebook = build_codebook(
+        conditions, load_codelist("ltc", codelist_dir), load_codelist("efi", codelist_dir),
+        meds_list, load_codelist("personalised_care", codelist_dir),
+    )
+    practice_activity = np.exp(
+        rng_extra.normal(0, 0.35, size=(len(structure.practice_id), len(PERSONALISED_CARE_RATES)))
+    )
+    maternity = planned.method.astype(str)
+    mat = np.char.startswith(maternity, "3")
+    enrol_day = programme.enrolment_day
+    writer = None
+    try:
+        for lo in range(0, people.n, CHUNK_PATIENTS):
+            hi = min(lo + CHUNK_PATIENTS, people.n)
+            table = chunk_events(
+                lo, hi, people, conditions, medicines, codebook, exit_, death, enrol_day,
+                (planned.patient[mat], planned.admission[mat]), practice_activity, params,
+                rng_events,
+            )
+            if fmt == "parquet":
+                if writer is None:
+                    writer = pq.ParquetWriter(out / "events.parquet", table.schema,
+                                              compression="zstd")
+                writer.write_table(table, row_group_size=1_000_000)
+            else:
+                _append_csv(table, out / "events.csv", header=(lo == 0))
+    finally:
+        if writer is not None:
+            writer.close()
+    steps.update()
+    steps.close()
+
+    truth_dir = out / "truth"
+    truth_dir.mkdir()
+    enrol = _truth_enrolment(people, programme, structure)
+    enrol.to_parquet(truth_dir / "enrolment.parquet", index=False)
+    truth_doc = {
+        "generator": f"phm-eval {__version__}",
+        "scenario": params,
+        "true_effect": {
+            "outcome": "emergency admissions (spells with admission method 2x)",
+            "scale": "rate ratio (= hazard ratio of the admission intensity) after enrolment",
+            "hazard_ratio": params["programme"]["hazard_ratio"],
+            "hazard_ratio_by_efi_category": params["programme"].get(
+                "hazard_ratio_by_efi_category"),
+            "note": (
+                "The programme multiplies each enrolled patient's emergency-admission intensity by "
+                "the hazard ratio from enrolment on. A Cox model of time to first admission "
+                "estimates a marginal hazard ratio that is attenuated towards 1 by unobserved "
+                "frailty; rate ratios of admission counts estimate the rate ratio itself."
+            ),
+        },
+        "realised": truth,
+        "rollout": [
+            {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+            for row in programme.rollout.to_dict("records")
+        ],
+        "population": {
+            "n_patients": int(people.n),
+            "n_practices": int(len(structure.practice_id)),
+            "n_pcns": int(len(np.unique(structure.pcn_id))),
+            "n_deaths": int((death >= 0).sum()),
+            "efi_categories_at_study_end_65plus": _efi_split(people, deficits_at, study_end,
+                                                             exit_),
+        },
+    }
+    (truth_dir / "truth.json").write_text(json.dumps(truth_doc, indent=2, default=str) + "\n")
+    return truth_doc
+
+
+def _efi_split(people, deficits_at, day, exit_) -> dict:
+    alive = (people.reg_start <= day) & (exit_ > day) & (people.age_at(day) >= 65)
+    cats = efi_category(deficits_at(np.int64(day))[alive])
+    return {c: float(np.mean(cats == c)) for c in ("fit", "mild", "moderate", "severe")}
+
+
+def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    arr = np.asarray(days).astype(np.int32)
+    mask = None if missing is None else np.asarray(missing)
+    return pa.array(arr, type=pa.date32(), mask=mask)
+
+
+def _patients_table(people, structure, death, exit_, params, rng) -> pa.Table:
+    study_end = to_days(params["study_end"])
+    dead = death >= 0
+    left = (~dead) & (people.reg_end_candidate <= study_end)
+    reg_end = np.where(dead, death, people.reg_end_candidate)
+    imd_missing = rng.random(people.n) < 0.005
+    return pa.table(
+        {
+            "patient_id": pa.array(people.patient_id, type=pa.string()),
+            "practice_id": pa.array(structure.practice_id[people.practice_index], type=pa.string()),
+            "sex": pa.array(people.sex, type=pa.string()),
+            "date_of_birth": _dates(people.dob),
+            "ethnicity": pa.array(people.ethnicity.astype(str), type=pa.string()),
+            "imd_decile": pa.array(people.imd_decile, type=pa.int64(), mask=imd_missing),
+            "registration_start": _dates(people.reg_start),
+            "registration_end": _dates(reg_end, ~(dead | left)),
+            "date_of_death": _dates(np.where(dead, death, 0), ~dead),
+        }
+    )
+
+
+def _admissions_table(people, emergency, planned, deficits_end, hfrs, rng) -> pa.Table:
+    patient = np.concatenate([emergency.patient, planned.patient])
+    admission = np.concatenate([emergency.admission, planned.admission])
+    discharge = np.concatenate([emergency.discharge, planned.discharge])
+    method = np.concatenate([emergency.method, planned.method]).astype(str)
+    primary = np.concatenate([emergency.primary, planned.primary]).astype(str)
+    order = np.lexsort((method, admission, patient))
+    patient, admission, discharge = patient[order], admission[order], discharge[order]
+    method, primary = method[order], primary[order]
+    n = len(patient)
+    # Secondary diagnoses: frailty-related codes (those the Hospital Frailty Risk Score uses)
+    # become more frequent with frailty.
+    codes = hfrs["icd10_code"].to_numpy(dtype=str)
+    n_sec = np.minimum(rng.poisson(0.15 + 0.12 * deficits_end[patient]), 8)
+    draws = rng.integers(0, len(codes), size=int(n_sec.sum()))
+    pieces = np.split(codes[draws], np.cumsum(n_sec)[:-1]) if n else []
+    secondary = [";".join(sorted(set(p))) if len(p) else None for p in pieces]
+    spell_id = np.char.add("SP", np.char.zfill(np.arange(1, n + 1).astype(str), 9))
+    return pa.table(
+        {
+            "patient_id": pa.array(people.patient_id[patient], type=pa.string()),
+            "spell_id": pa.array(spell_id, type=pa.string()),
+            "admission_date": _dates(admission),
+            "discharge_date": _dates(discharge),
+            "admission_method": pa.array(method, type=pa.string()),
+            "primary_diagnosis": pa.array(primary, type=pa.string()),
+            "secondary_diagnoses": pa.array(secondary, type=pa.string()),
+        }
+    )
+
+
+def _interventions_table(people, programme, params) -> pa.Table:
+    idx = np.flatnonzero(programme.enrolled)
+    idx = idx[np.lexsort((idx, programme.enrolment_day[idx]))]
+    return pa.table(
+        {
+            "patient_id": pa.array(people.patient_id[idx], type=pa.string()),
+            "programme": pa.array([params["programme"]["name"]] * len(idx), type=pa.string()),
+            "enrolment_date": _dates(programme.enrolment_day[idx]),
+            "end_date": pa.nulls(len(idx), type=pa.date32()),
+        }
+    )
+
+
+def _truth_enrolment(people, programme, structure) -> pd.DataFrame:
+    idx = np.flatnonzero(programme.eligible)
+    day = programme.enrolment_day[idx]
+    return pd.DataFrame(
+        {
+            "patient_id": people.patient_id[idx],
+            "practice_id": structure.practice_id[people.practice_index[idx]],
+            "unit_start_date": EPOCH + programme.unit_start[idx].astype("timedelta64[D]"),
+            "eligible_reason": programme.eligible_reason[idx],
+            "efi_deficits_at_start": programme.deficits_at_start[idx],
+            "emergency_admissions_12m_before_start": programme.recent_admissions[idx],
+            "enrolled": programme.enrolled[idx],
+            "enrolment_date": np.where(
+                day >= 0, EPOCH + np.maximum(day, 0).astype("timedelta64[D]"),
+                np.datetime64("NaT"),
+            ),
+            "true_rate_ratio": programme.hazard_ratio[idx],
+        }
+    )
+
+
+def _write(table, stem: Path, fmt: str) -> None:
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if fmt == "parquet":
+        pq.write_table(table, stem.with_suffix(".parquet"), compression="zstd")
+    else:
+        _append_csv(table, stem.with_suffix(".csv"), header=True)
+
+
+def _append_csv(table: pa.Table, path: Path, header: bool) -> None:
+    options = pacsv.WriteOptions(include_header=header)
+    with open(path, "ab") as fh:
+        pacsv.write_csv(table, fh, write_options=options)
+
+
+__all__ = ["simulate", "SimulationResult", "DAYS_PER_YEAR", "NEVER"]
