@@ -9,6 +9,10 @@
   GLM with a person-time offset (matches ``MASS::glm.nb``).
 """
 
+from phm_eval.survival.cumulative_incidence import (
+    CumulativeIncidenceFitter,
+    cumulative_incidence,
+)
 from phm_eval.survival.fine_gray import FineGrayFitter
 
-__all__ = ["FineGrayFitter"]
+__all__ = ["CumulativeIncidenceFitter", "FineGrayFitter", "cumulative_incidence"]
