@@ -31,3 +31,25 @@ __all__ = [
     "load_hfrs_points",
     "load_medications",
 ]
+
+from phm_eval.frailty.efi2 import (  # noqa: E402
+    EFI2_CATEGORIES,
+    EFI2_PREDICTORS,
+    UNVERIFIED_ITEMS,
+    Efi2Settings,
+    efi2,
+    efi2_category,
+)
+
+__all__ += [
+    "EFI2_CATEGORIES",
+    "EFI2_PREDICTORS",
+    "UNVERIFIED_ITEMS",
+    "Efi2Settings",
+    "efi2",
+    "efi2_category",
+]
+
+from phm_eval.frailty.hfrs import HFRS_CATEGORIES, hfrs, hfrs_category, normalise_icd10  # noqa: E402
+
+__all__ += ["HFRS_CATEGORIES", "hfrs", "hfrs_category", "normalise_icd10"]

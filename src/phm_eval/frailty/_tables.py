@@ -40,7 +40,9 @@ _TYPED = {
 _OPTIONAL = {"events": {"value"}, "admissions": {"secondary_diagnoses"}}
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB connection (optionally capping threads and memory)."""
     con = duckdb.connect(":memory:")
     if threads is not None:

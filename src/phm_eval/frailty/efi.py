@@ -69,17 +69,14 @@ def _efi_sql(
     else:
         months = int(round(float(lookback_years) * 12))
         coded_start = f"({idx} - INTERVAL {months} MONTH)"
-    flags = ",\n".join(
-        f"bool_or(deficit = '{d}') AS efi_{d}" for d in EFI_CODED_DEFICITS
-    )
+    flags = ",\n".join(f"bool_or(deficit = '{d}') AS efi_{d}" for d in EFI_CODED_DEFICITS)
     cols = ",\n".join(
-        f"coalesce(w.efi_{d}, FALSE) AS efi_{d}" if d != "polypharmacy" else
-        f"coalesce(p.n_drugs, 0) >= {int(polypharmacy_threshold)} AS efi_polypharmacy"
+        f"coalesce(w.efi_{d}, FALSE) AS efi_{d}"
+        if d != "polypharmacy"
+        else f"coalesce(p.n_drugs, 0) >= {int(polypharmacy_threshold)} AS efi_polypharmacy"
         for d in EFI_DEFICITS
     )
-    total = " + ".join(
-        f"CAST(coalesce(w.efi_{d}, FALSE) AS INTEGER)" for d in EFI_CODED_DEFICITS
-    )
+    total = " + ".join(f"CAST(coalesce(w.efi_{d}, FALSE) AS INTEGER)" for d in EFI_CODED_DEFICITS)
     # One pass over events: keep only rows whose code is in either list and whose date can
     # matter, then split into coded deficits and medication issues.
     return f"""
@@ -194,7 +191,9 @@ def efi(
         raise ConfigError(f"codes in both the eFI and the medication list: {sorted(overlap)[:5]}")
     for deficit in EFI_CODED_DEFICITS:
         if not (codes["deficit"] == deficit).any():
-            log.warning("eFI code list has no codes for deficit %r; it will never be present", deficit)
+            log.warning(
+                "eFI code list has no codes for deficit %r; it will never be present", deficit
+            )
 
     con = connect(threads=threads)
     register(con, "patients", patients)
