@@ -20,6 +20,8 @@ def coefficient_table(params: pd.Series, se: pd.Series, alpha: float = 0.05) -> 
     z = coef / s
     p = 2 * stats.norm.sf(np.abs(z))
     lo, hi = coef - zcrit * s, coef + zcrit * s
+    with np.errstate(divide="ignore"):
+        minus_log2_p = -np.log2(p)
     table = pd.DataFrame(
         {
             "coef": coef,
@@ -32,7 +34,7 @@ def coefficient_table(params: pd.Series, se: pd.Series, alpha: float = 0.05) -> 
             "cmp to": 0.0,
             "z": z,
             "p": p,
-            "-log2(p)": -np.log2(p),
+            "-log2(p)": minus_log2_p,
         },
         index=pd.Index(params.index, name="covariate"),
     )
