@@ -57,20 +57,21 @@ class IdentifierIndex:
     """
 
     def __init__(self, identifiers: Iterable[Any], min_length: int = 6) -> None:
-        values = identifiers if isinstance(identifiers, pd.Series) else pd.Series(
-            list(identifiers), dtype=object
-        )
-        text = values.dropna().astype(str).str.strip().str.lower()
-        short = text.str.len() < min_length
-        self.n_skipped = int(short.sum())
-        text = text[~short]
-        simple_mask = text.str.fullmatch(r"[0-9a-z]+")
-        self._simple: frozenset[str] = frozenset(text[simple_mask].tolist())
+        values = identifiers.tolist() if isinstance(identifiers, pd.Series) else identifiers
+        # Plain Python beats pandas string methods here; NaN is the value unequal to itself.
+        texts = [str(v).strip().lower() for v in values if v is not None and v == v]
+        kept = [t for t in texts if len(t) >= min_length]
+        self.n_skipped = len(texts) - len(kept)
+        simple = [t for t in kept if t.isascii() and t.isalnum()]
+        self._simple: frozenset[str] = frozenset(simple)
         self._compound: dict[str, list[tuple[str, ...]]] = {}
-        for value in text[~simple_mask].tolist():
-            words = tuple(_WORD.findall(value))
-            if words:
-                self._compound.setdefault(words[0], []).append(words)
+        if len(simple) < len(kept):
+            for value in kept:
+                if value.isascii() and value.isalnum():
+                    continue
+                words = tuple(_WORD.findall(value))
+                if words:
+                    self._compound.setdefault(words[0], []).append(words)
         if self.n_skipped:
             logger.warning(
                 "%d identifiers shorter than %d characters are not searched for",
