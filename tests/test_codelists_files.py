@@ -161,19 +161,21 @@ def test_personalised_care_activities():
     _, rows = _read("personalised_care_snomed.csv")
     acts = {r["activity"] for r in rows}
     assert acts <= PC_ACTIVITIES
-    assert {"smr", "social_prescribing_referral", "pam"} <= acts
+    assert {"smr", "social_prescribing_referral", "pam", "pcsp"} <= acts
     pairs = {(r["activity"], r["snomed_code"]) for r in rows}
     assert ("smr", "1239511000000100") in pairs
     assert ("social_prescribing_referral", "871731000000106") in pairs
     assert ("pam", "962851000000103") in pairs
+    assert ("pcsp", "1187911000000105") in pairs  # Personalised Care and Support Plan agreed
+    assert ("pcsp", "1187921000000104") in pairs  # Review of Personalised Care and Support Plan
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="no public code list for PCSP and shared decision making was found; see SOURCES.md",
+    reason="no public code list for shared decision making was found; see SOURCES.md",
 )
 def test_personalised_care_all_activities():
-    # Strict: once PCSP and shared-decision-making codes are added this passes, the xfail turns
+    # Strict: once shared-decision-making codes are added this passes, the xfail turns
     # into a failure, and the marker must be removed so the full set stays enforced.
     _, rows = _read("personalised_care_snomed.csv")
     assert {r["activity"] for r in rows} == PC_ACTIVITIES
