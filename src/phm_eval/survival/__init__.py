@@ -9,10 +9,16 @@
   GLM with a person-time offset (matches ``MASS::glm.nb``).
 """
 
+from phm_eval.survival.cox import RobustCoxPHFitter
 from phm_eval.survival.cumulative_incidence import (
     CumulativeIncidenceFitter,
     cumulative_incidence,
 )
 from phm_eval.survival.fine_gray import FineGrayFitter
 
-__all__ = ["CumulativeIncidenceFitter", "FineGrayFitter", "cumulative_incidence"]
+__all__ = [
+    "CumulativeIncidenceFitter",
+    "FineGrayFitter",
+    "RobustCoxPHFitter",
+    "cumulative_incidence",
+]
