@@ -323,8 +323,7 @@ def apply_disclosure(
     mask = pd.DataFrame(False, index=df.index, columns=df.columns)
     for c in all_counts:
         j = col_index[c]
-        out[c] = pd.array(np.where(np.isnan(shown[:, j]), np.nan, shown[:, j]), dtype="Float64")
-        out[c] = out[c].round().astype("Int64")
+        out[c] = pd.array(shown[:, j], dtype="Float64").round().astype("Int64")
         mask[c] = suppressed[:, j]
 
     shown_of = {c: shown[:, col_index[c]] for c in all_counts}
@@ -339,11 +338,9 @@ def apply_disclosure(
             den = pd.to_numeric(df[den_col]).to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(np.isnan(num) | np.isnan(den) | (den == 0), np.nan, num / den * per)
-        hidden = np.isnan(rate) & ~(np.isnan(pd.to_numeric(df[num_col]).to_numpy(dtype=float)))
+        had_value = ~np.isnan(pd.to_numeric(df[num_col]).to_numpy(dtype=float))
         out[rate_col] = rate
-        if rate_col not in mask.columns:
-            mask[rate_col] = False
-        mask[rate_col] = hidden & (np.isnan(num) | np.isnan(den))
+        mask[rate_col] = had_value & (np.isnan(num) | np.isnan(den))
         for r in np.nonzero(mask[rate_col].to_numpy())[0]:
             log.append(
                 {
