@@ -18,6 +18,7 @@ rounded to the nearest 5, and "midpoint 6" rounding (0 -> 0, 1-6 -> 3, 7-12 -> 9
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from phm_eval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 Rounding = Literal["nearest", "midpoint", "none"]
 
@@ -157,6 +160,16 @@ class DisclosurePolicy:
             raise ConfigError(
                 f"unknown disclosure setting(s) {unknown}; expected some of {sorted(known)}"
             )
+        if preset is not None:
+            defaults = cls()
+            changed = {
+                k: v for k, v in config.items()
+                if base.get(k, getattr(defaults, k)) != v
+            }
+            if changed:
+                logger.warning(
+                    "disclosure preset %r overridden by %s", preset, sorted(changed)
+                )
         base.update(config)
         for key in ("suppressed_markers", "identifier_columns", "non_count_columns"):
             if key in base:
