@@ -15,10 +15,13 @@ from phm_eval.survival.cumulative_incidence import (
     cumulative_incidence,
 )
 from phm_eval.survival.fine_gray import FineGrayFitter
+from phm_eval.survival.rates import NegativeBinomialRateModel, NegativeBinomialRateResults
 
 __all__ = [
     "CumulativeIncidenceFitter",
     "FineGrayFitter",
+    "NegativeBinomialRateModel",
+    "NegativeBinomialRateResults",
     "RobustCoxPHFitter",
     "cumulative_incidence",
 ]
