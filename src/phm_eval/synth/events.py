@@ -47,8 +47,13 @@ def build_codebook(conditions: Conditions, ltc, efi, meds, pcare) -> CodeBook:
         | set(pcare["snomed_code"])
     )
     index = {c: i for i, c in enumerate(vocab)}
-    ltc_groups = {g: np.array([index[c] for c in sorted(set(s["snomed_code"]))])
-                  for g, s in ltc.groupby("condition")}
+    # A code shared by two conditions' lists (e.g. "depression in schizophrenia") would make
+    # one condition count as both; the generator writes codes unique to their condition.
+    shared = set(ltc.groupby("snomed_code")["condition"].nunique().loc[lambda c: c > 1].index)
+    ltc_groups = {}
+    for g, sub in ltc.groupby("condition"):
+        codes = sorted(set(sub["snomed_code"]) - shared) or sorted(set(sub["snomed_code"]))
+        ltc_groups[g] = np.array([index[c] for c in codes])
     efi_groups = {g: np.array([index[c] for c in sorted(set(s["snomed_code"]))])
                   for g, s in efi.groupby("deficit")}
     condition_codes, extra = [], []

@@ -1,0 +1,151 @@
+"""The ``phm-eval`` command line: simulate, validate, run the workflow, check outputs.
+
+Every problem with a user's inputs or configuration ends in one clear message on standard error
+and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import PhmEvalError
+from .paths import PROJECT_ROOT, WORKFLOW_DIR
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .synth import simulate
+
+    result = simulate(args.scenario, out=args.out, n_patients=args.patients, seed=args.seed,
+                      file_format=args.format)
+    realised = result.truth["realised"]
+    print(
+        f"Wrote scenario '{args.scenario}' ({result.truth['population']['n_patients']:,} "
+        f"patients, {realised['n_enrolled']:,} enrolled) to {result.out}"
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .ingest import validate
+
+    validate(args.folder, study_end=args.study_end)
+    print(f"{args.folder}: all files meet the data contract")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    snakefile = WORKFLOW_DIR / "Snakefile"
+    config = Path(args.config) if args.config else PROJECT_ROOT / "config" / "config.yaml"
+    if not config.exists():
+        raise PhmEvalError(f"config file not found: {config}")
+    cmd = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
+        "--configfile", str(config), "--cores", str(args.cores),
+        "--rerun-incomplete", "--printshellcmds",
+    ]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    if args.profile:
+        cmd += ["--profile", args.profile]
+    cmd += args.snakemake_args or []
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        message = _first_input_error(Path("results") / "logs")
+        if message:
+            print(f"phm-eval: {message}", file=sys.stderr)
+        else:
+            print("phm-eval: the workflow failed; see the messages above and results/logs/",
+                  file=sys.stderr)
+    return done.returncode
+
+
+def _first_input_error(log_dir: Path) -> str | None:
+    if not log_dir.exists():
+        return None
+    logs = sorted(log_dir.rglob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("phm-eval error: "):
+                return line.removeprefix("phm-eval error: ")
+    return None
+
+
+def _check_outputs(args: argparse.Namespace) -> int:
+    from .report.checks import check_report_outputs
+
+    problems = check_report_outputs(Path(args.folder), Path(args.patients))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"phm-eval: {len(problems)} disclosure problem(s) in {args.folder}",
+              file=sys.stderr)
+        return 1
+    print(f"{args.folder}: passes disclosure control")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phm-eval",
+        description=(
+            "Population health management evaluation for NHS primary care: frailty, risk "
+            "stratification, segmentation and impact evaluation."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"phm-eval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="write a synthetic population in the data contract",
+                         description="Write a synthetic population with known true effects.")
+    sim.add_argument("--scenario", default="pcn",
+                     help="pcn, pcn_null, pcn_heterogeneous, ics, ics_null or smoke")
+    sim.add_argument("--patients", type=int, default=None, help="number of patients")
+    sim.add_argument("--seed", type=int, default=None, help="random seed")
+    sim.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.set_defaults(func=_simulate)
+
+    val = sub.add_parser("validate", help="check a folder of input files against the contract",
+                         description="Check input files against docs/data-contract.md.")
+    val.add_argument("folder")
+    val.add_argument("--study-end", default=None, help="no date may be after this (YYYY-MM-DD)")
+    val.set_defaults(func=_validate)
+
+    run = sub.add_parser("run", help="run the whole Snakemake workflow",
+                         description="Run the workflow (data to report) with Snakemake.")
+    run.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+    run.add_argument("--cores", type=int, default=2)
+    run.add_argument("--profile", default=None, help="a Snakemake profile folder (clusters)")
+    run.add_argument("-n", "--dry-run", action="store_true")
+    run.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                     help="further arguments passed to snakemake")
+    run.set_defaults(func=_run)
+
+    chk = sub.add_parser("check-outputs",
+                         help="check a report folder for disclosure problems and identifiers")
+    chk.add_argument("folder")
+    chk.add_argument("--patients", required=True, help="patients table (for identifiers)")
+    chk.set_defaults(func=_check_outputs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except PhmEvalError as exc:
+        print(f"phm-eval: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

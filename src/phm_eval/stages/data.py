@@ -1,0 +1,63 @@
+"""Data stage: simulate or read the inputs, validate them, stage clean Parquet; provenance."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..ingest import StudyPeriod, find_table, ingest
+from ..provenance import write_manifest
+from ..synth import simulate as simulate_population
+
+log = logging.getLogger(__name__)
+
+
+def simulate(smk) -> None:
+    cfg = smk.config["synthetic"]
+    out = Path(smk.output.truth).parent.parent
+    result = simulate_population(cfg["scenario"], out=out, n_patients=cfg.get("n_patients"),
+                                 seed=cfg.get("seed"))
+    log.info("simulated %s patients (scenario %s)", result.truth["population"]["n_patients"],
+             cfg["scenario"])
+
+
+def ingest_inputs(smk) -> None:
+    study = smk.config["study"]
+    period = StudyPeriod(study["study_start"], study["study_end"], study.get("programme"))
+    flow = ingest(smk.params.source, Path(smk.output.flow).parent, period)
+    log.info("ingested inputs:\n%s", flow.to_string(index=False))
+
+
+
+def manifest(smk) -> None:
+    """Write results/manifest.json: versions, config, input hashes, seed, commit, timings."""
+    source = Path(smk.params.source)
+    inputs = [p for t in ("practices", "patients", "events", "admissions", "interventions",
+                          "rollout") if (p := find_table(source, t)) is not None]
+    logs = list(Path("results/logs").glob("*.log"))
+    started = min((p.stat().st_mtime for p in logs), default=datetime.now(UTC).timestamp())
+    timings = {}
+    for bench in sorted(Path("results/benchmarks").glob("*.tsv")):
+        rows = bench.read_text().splitlines()
+        if len(rows) >= 2:
+            header, values = rows[0].split("\t"), rows[1].split("\t")
+            record = dict(zip(header, values, strict=False))
+            timings[bench.stem] = {"seconds": float(record.get("s", "nan")),
+                                   "max_rss_mb": _float(record.get("max_rss"))}
+    synthetic = smk.config["input"]["source"] == "synthetic"
+    write_manifest(
+        smk.output[0],
+        config=dict(smk.config),
+        inputs=inputs,
+        seed=smk.config["synthetic"].get("seed") if synthetic else None,
+        started_at=datetime.fromtimestamp(started, UTC),
+        extra={"stage_benchmarks": timings},
+    )
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
