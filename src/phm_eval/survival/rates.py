@@ -172,10 +172,11 @@ class NegativeBinomialRateModel:
         X.insert(0, "Intercept", 1.0)
         offset = np.log(pt)
 
-        poisson = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit()
-        start = np.append(poisson.params.to_numpy(), 0.5)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # discrete-model Newton steps solve small systems; GLM's IRLS takes a pinv of X
+            poisson = sm.Poisson(y, X, offset=offset).fit(method="newton", disp=0)
+            start = np.append(poisson.params.to_numpy(), 0.5)
             nb = NegativeBinomial(y, X, offset=offset, loglike_method="nb2").fit(
                 start_params=start, method="newton", maxiter=200, tol=1e-12, disp=0)
         if not nb.mle_retvals.get("converged", True):
@@ -185,7 +186,7 @@ class NegativeBinomialRateModel:
             raise EstimationError("estimated dispersion is not positive: the counts are not "
                                   "overdispersed (use a Poisson model)")
         glm = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha_hat), offset=offset)
-        res = glm.fit(tol=1e-12)
+        res = glm.fit(start_params=nb.params.to_numpy()[:-1], tol=1e-12)
         # (X'WX)^-1 with IRLS weights: the expected information, as glm.nb and sandwich use
         cov = np.asarray(res.normalized_cov_params)
         groups = None
