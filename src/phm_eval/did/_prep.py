@@ -1,0 +1,442 @@
+"""Validate long-format input and reshape it once into unit-level arrays.
+
+Everything downstream works on arrays whose rows are units sorted by cohort
+(first treated period, 0 = never treated), so that each cohort is a contiguous
+block of rows.  For balanced panels the outcome is a units x periods matrix;
+for repeated cross-sections and unbalanced panels the rows are observations,
+each mapped to a unit (the observation itself for a true cross-section).
+
+The conventions follow R's ``did`` (``pre_process_did``): cohorts later than the
+last period (plus anticipation) count as never treated, units treated in the
+first period are dropped, unbalanced units are dropped from a panel unless
+``allow_unbalanced_panel``.  What is dropped and why is recorded in
+``DidData.flow``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from phm_eval.errors import EstimationError, InputError
+
+logger = logging.getLogger(__name__)
+
+_TABLE = "att_gt data"
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+
+
+@dataclass
+class DidData:
+    """Unit-level arrays ready for estimation (units sorted by cohort)."""
+
+    panel: bool  # True: balanced panel (wide arrays); False: observation rows
+    n: int  # number of units (influence-function rows)
+    tlist: np.ndarray  # sorted distinct periods
+    glist: np.ndarray  # treated cohorts to estimate
+    cohorts: np.ndarray  # sorted distinct cohort values present (0 first if any)
+    blocks: dict  # cohort -> slice of unit rows
+    unit_cohort: np.ndarray  # (n,) cohort of each unit
+    unit_weight: np.ndarray  # (n,) sampling weight of each unit (raw scale)
+    unit_ids: np.ndarray  # (n,) original id of each unit (row number for cross-sections)
+    covariate_names: list  # design column names, intercept first
+    # balanced panel
+    Y: np.ndarray | None = None  # (n, T)
+    X: np.ndarray | None = None  # (n, p) when covariates are time-invariant
+    X_by_period: np.ndarray | None = None  # (T, n, p) when some covariate varies
+    # repeated cross-section / unbalanced panel (observation rows, sorted by unit)
+    row_y: np.ndarray | None = None
+    row_t: np.ndarray | None = None  # period index of each row
+    row_unit: np.ndarray | None = None
+    row_w: np.ndarray | None = None
+    row_X: np.ndarray | None = None
+    unit_cluster: np.ndarray | None = None  # (n,) integer cluster codes
+    n_clusters: int = 0
+    flow: list = field(default_factory=list)  # (step, n_rows_or_units, reason)
+
+
+def parse_xformla(xformla: str | None) -> str | None:
+    """Return the right-hand side of ``"~ x1 + x2"`` (None for no covariates)."""
+    if xformla is None:
+        return None
+    if not isinstance(xformla, str):
+        raise InputError(_TABLE, f"xformla must be a string like '~ x1 + x2', got {xformla!r}")
+    text = xformla.strip()
+    if "~" in text:
+        lhs, _, text = text.partition("~")
+        if lhs.strip():
+            raise InputError(_TABLE, f"xformla must have no left-hand side, got {xformla!r}")
+    text = text.strip()
+    if text in ("", "1"):
+        return None
+    return text
+
+
+def _design(data: pd.DataFrame, rhs: str | None) -> tuple[np.ndarray | None, list]:
+    """Covariate design (without intercept) for every row of ``data``."""
+    if rhs is None:
+        return None, ["(Intercept)"]
+    terms = [t.strip() for t in rhs.split("+")]
+    if all(_NAME.match(t) for t in terms) and "1" not in terms:
+        missing = [t for t in terms if t not in data.columns]
+        if missing:
+            raise InputError(_TABLE, "covariate named in xformla is not in the data",
+                             column=missing[0])
+        cols = []
+        for t in terms:
+            v = data[t]
+            if not (pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v)):
+                raise InputError(
+                    _TABLE, "covariate must be numeric; write factors as C(name) in xformla",
+                    column=t)
+            cols.append(v.to_numpy(dtype=float))
+        return np.column_stack(cols), ["(Intercept)", *terms]
+    try:
+        from formulaic import model_matrix
+    except ImportError as exc:  # pragma: no cover - formulaic ships with lifelines
+        raise InputError(_TABLE, "formula terms beyond plain column names need formulaic") from exc
+    try:
+        mm = model_matrix("1 + " + rhs, data, na_action="ignore")
+    except Exception as exc:
+        raise InputError(_TABLE, f"cannot build covariates from xformla '~ {rhs}': {exc}") from exc
+    names = list(mm.columns)
+    mat = np.asarray(mm, dtype=float)
+    keep = [i for i, nm in enumerate(names) if nm != "Intercept"]
+    return mat[:, keep], ["(Intercept)", *[names[i] for i in keep]]
+
+
+def _first_rows(mask: np.ndarray, limit: int = 5) -> list:
+    return [int(i) + 1 for i in np.flatnonzero(mask)[:limit]]
+
+
+def _numeric(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
+    col = data[name]
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise InputError(_TABLE, f"{role} must be numeric (got {col.dtype})", column=name)
+    return col.to_numpy()
+
+
+def prepare(
+    data: pd.DataFrame,
+    yname: str,
+    tname: str,
+    idname: str | None,
+    gname: str,
+    xformla: str | None,
+    control_group: str,
+    anticipation: int,
+    weightsname: str | None,
+    clustervars,
+    panel: bool,
+    allow_unbalanced_panel: bool,
+) -> DidData:
+    """Validate ``data`` and reshape it for :func:`att_gt` (see module docstring)."""
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(_TABLE, "data must be a pandas DataFrame")
+    if panel and idname is None:
+        raise InputError(_TABLE, "idname is required for panel data (set panel=False for "
+                         "repeated cross-sections)")
+    extra_cluster = _cluster_var(clustervars, idname)
+    needed = [c for c in (yname, tname, idname, gname, weightsname, extra_cluster) if c]
+    for c in needed:
+        if c not in data.columns:
+            raise InputError(_TABLE, "required column is missing", column=c)
+    rhs = parse_xformla(xformla)
+    flow: list = [("input rows", len(data), "")]
+
+    y = _numeric(data, yname, "the outcome")
+    t = _numeric(data, tname, "the time variable")
+    g = _numeric(data, gname, "the group (first treated period) variable")
+    w = _numeric(data, weightsname, "the weights") if weightsname else None
+    Xrows, names = _design(data, rhs)
+
+    ok = np.isfinite(y.astype(float)) & np.isfinite(t.astype(float)) & ~pd.isna(g)
+    if w is not None:
+        ok &= np.isfinite(w.astype(float))
+    if Xrows is not None:
+        ok &= np.isfinite(Xrows).all(axis=1)
+    ids = data[idname].to_numpy() if idname else None
+    if ids is not None:
+        ok &= ~pd.isna(ids)
+    clus = data[extra_cluster].to_numpy() if extra_cluster else None
+    if clus is not None:
+        ok &= ~pd.isna(clus)
+    if not ok.all():
+        n_bad = int((~ok).sum())
+        logger.warning("dropped %d rows with missing or non-finite values", n_bad)
+        flow.append(("dropped rows with missing values", n_bad, "missing or non-finite"))
+        y, t, g = y[ok], t[ok], g[ok]
+        w = w[ok] if w is not None else None
+        Xrows = Xrows[ok] if Xrows is not None else None
+        ids = ids[ok] if ids is not None else None
+        clus = clus[ok] if clus is not None else None
+    if len(y) == 0:
+        raise InputError(_TABLE, "no rows left after dropping missing values")
+    g = g.astype(float)
+    if np.any(g < 0):
+        bad = g < 0
+        raise InputError(_TABLE, "first treated period must be 0 (never treated) or positive",
+                         column=gname, rows=_first_rows(bad), n_failing=int(bad.sum()))
+    if w is not None and (np.any(w < 0) or not np.mean(w) > 0):
+        raise InputError(_TABLE, "weights must be non-negative with a positive mean",
+                         column=weightsname)
+    y = y.astype(float)
+
+    tlist = np.unique(pd.unique(t))
+    if not np.all(np.equal(np.mod(tlist, 1), 0)):
+        raise InputError(_TABLE, "time periods must be whole numbers (e.g. 1, 2, 3 or 2004)",
+                         column=tname)
+    # cohorts starting after the window behave as never treated within it
+    g = np.where(g > tlist[-1] + anticipation, 0.0, g)
+
+    return _assemble(
+        y=y, t=t, g=g, w=w, Xrows=Xrows, names=names, ids=ids, clus=clus, tlist=tlist,
+        yname=yname, idname=idname, gname=gname, control_group=control_group,
+        anticipation=anticipation, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, flow=flow,
+        extra_cluster=extra_cluster, weightsname=weightsname,
+    )
+
+
+def _cluster_var(clustervars, idname) -> str | None:
+    if clustervars is None:
+        return None
+    if isinstance(clustervars, str):
+        clustervars = [clustervars]
+    extra = [c for c in clustervars if c and c != idname]
+    if len(extra) > 1:
+        raise InputError(_TABLE, "at most one cluster variable besides idname is supported")
+    return extra[0] if extra else None
+
+
+def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gname,
+              control_group, anticipation, panel, allow_unbalanced_panel, flow,
+              extra_cluster, weightsname) -> DidData:
+    T = len(tlist)
+    glist = np.unique(g)
+    first = tlist[0]
+
+    if not np.any(glist == 0):
+        latest = glist.max()
+        if control_group == "nevertreated":
+            raise EstimationError(
+                "no never-treated units (first treated period 0, or later than the last "
+                "period) are available as the comparison group; use "
+                "control_group='notyettreated'")
+        keep = t < latest - anticipation
+        flow.append(("dropped rows from periods with no not-yet-treated comparison units",
+                     int((~keep).sum()), f"periods >= {latest - anticipation}"))
+        y, t, g = y[keep], t[keep], g[keep]
+        w = w[keep] if w is not None else None
+        Xrows = Xrows[keep] if Xrows is not None else None
+        ids = ids[keep] if ids is not None else None
+        clus = clus[keep] if clus is not None else None
+        tlist = np.unique(t)
+        T = len(tlist)
+        glist = np.unique(g)
+        glist = glist[glist < latest]
+        if T < 2:
+            raise EstimationError("fewer than two periods remain after dropping periods "
+                                  "without not-yet-treated comparison units")
+
+    # units already treated in the first period (given anticipation) have no pre-period
+    early = (g > 0) & (g <= first + anticipation)
+    if early.any():
+        n_units = len(pd.unique(ids[early])) if panel else int(early.sum())
+        logger.warning("dropped %d units already treated in the first period", n_units)
+        flow.append(("dropped units treated in the first period", n_units,
+                     f"first treated period <= {first + anticipation}"))
+        keep = ~early
+        y, t, g = y[keep], t[keep], g[keep]
+        w = w[keep] if w is not None else None
+        Xrows = Xrows[keep] if Xrows is not None else None
+        ids = ids[keep] if ids is not None else None
+        clus = clus[keep] if clus is not None else None
+        tlist = np.unique(t)
+        T = len(tlist)
+    glist = np.unique(g)
+    glist = glist[(glist > 0) & (glist > tlist[0] + anticipation)]
+    if control_group != "nevertreated" and not np.any(g == 0):
+        glist = glist[glist < g.max()] if len(glist) else glist
+    if len(glist) == 0:
+        raise InputError(_TABLE, "no treated cohorts to estimate: the group variable must hold "
+                         "the first treated period (0 for never treated)", column=gname)
+
+    if not panel:
+        return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names, ids=None,
+                              clus=clus, tlist=tlist, glist=glist, flow=flow,
+                              true_rc=True, extra_cluster=extra_cluster)
+
+    # ---- panel: map rows to (unit, period) ------------------------------------------
+    uid, uinv, tcode, n_units = _codes(ids, t, tlist)
+    key_counts = np.bincount(uinv * T + tcode, minlength=n_units * T)
+    if key_counts.max() > 1:
+        dup = np.flatnonzero(key_counts > 1)[:5]
+        raise InputError(_TABLE, "each unit may appear at most once per period",
+                         column=idname, keys=[str(uid[k // T]) for k in dup],
+                         n_failing=int((key_counts > 1).sum()))
+    _check_constant(g, uinv, n_units, gname, uid,
+                    "first treated period must be the same in every period for a unit")
+    if clus is not None:
+        ccode, _ = pd.factorize(clus)
+        _check_constant(ccode.astype(float), uinv, n_units, extra_cluster, uid,
+                        "cluster variable must not change over time within a unit")
+    per_unit = np.bincount(uinv, minlength=n_units)
+    balanced = bool(np.all(per_unit == T))
+    if not balanced and allow_unbalanced_panel:
+        return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names, ids=(uid, uinv),
+                              clus=clus, tlist=tlist, glist=glist, flow=flow, true_rc=False,
+                              extra_cluster=extra_cluster)
+    if not balanced:
+        full = per_unit == T
+        n_drop = int((~full).sum())
+        logger.warning("dropped %d units not observed in every period (balanced panel)", n_drop)
+        flow.append(("dropped units missing some periods", n_drop,
+                     "balanced panel required (allow_unbalanced_panel=False)"))
+        keep = full[uinv]
+        if not keep.any():
+            raise EstimationError("no unit is observed in every period; set "
+                                  "allow_unbalanced_panel=True or panel=False")
+        y, t, g, tcode = y[keep], t[keep], g[keep], tcode[keep]
+        w = w[keep] if w is not None else None
+        Xrows = Xrows[keep] if Xrows is not None else None
+        clus = clus[keep] if clus is not None else None
+        old = uinv[keep]
+        remap = np.cumsum(full) - 1
+        uinv = remap[old]
+        uid = uid[full]
+        n_units = len(uid)
+
+    # unit cohort and sort units by cohort (stable, so ids keep their order within)
+    unit_g = np.empty(n_units)
+    unit_g[uinv] = g
+    cohorts = np.unique(unit_g)
+    ucode = np.searchsorted(cohorts, unit_g)
+    order = np.argsort(ucode, kind="stable")
+    rank = np.empty(n_units, dtype=np.int64)
+    rank[order] = np.arange(n_units)
+    row_unit = rank[uinv]
+
+    Y = np.empty((n_units, T))
+    Y[row_unit, tcode] = y
+    weights = np.ones(n_units)
+    if w is not None:
+        wmat = np.empty((n_units, T))
+        wmat[row_unit, tcode] = w
+        if np.any(np.abs(wmat - wmat[:, :1]) > 1e-8 * np.maximum(1.0, np.abs(wmat[:, :1]))):
+            raise InputError(_TABLE, "sampling weights must be constant within a unit for "
+                             "panel data", column=weightsname)
+        weights = wmat[:, 0].copy()
+    X = Xbp = None
+    if Xrows is not None:
+        p = Xrows.shape[1]
+        Xbp = np.empty((T, n_units, p))
+        Xbp[tcode, row_unit, :] = Xrows
+        if np.all(Xbp == Xbp[:1]):
+            X, Xbp = Xbp[0].copy(), None
+    data = DidData(
+        panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
+        blocks=_blocks(unit_g[order], cohorts), unit_cohort=unit_g[order],
+        unit_weight=weights, unit_ids=uid[order], covariate_names=names, Y=Y, X=X,
+        X_by_period=Xbp, flow=flow,
+    )
+    if clus is not None:
+        cc = np.empty(n_units, dtype=np.int64)
+        cc[row_unit] = pd.factorize(clus)[0]
+        data.unit_cluster, data.n_clusters = _recode(cc)
+    flow.append(("units analysed", n_units, f"{T} periods, balanced panel"))
+    return data
+
+
+def _codes(ids, t, tlist):
+    """Unit and period codes, with a fast path for data sorted by id then period."""
+    T = len(tlist)
+    N = len(t)
+    if N % T == 0 and N > 0:
+        n = N // T
+        tt = t.reshape(n, T)
+        if np.array_equal(tt[0], tlist) and (tt == tlist).all():
+            idm = ids.reshape(n, T)
+            if (idm == idm[:, :1]).all():
+                first = idm[:, 0]
+                ok = False
+                try:
+                    ok = bool(np.all(first[1:] > first[:-1]))
+                except TypeError:
+                    ok = False
+                if ok:
+                    uinv = np.repeat(np.arange(n), T)
+                    tcode = np.tile(np.arange(T), n)
+                    return first, uinv, tcode, n
+    uinv, uid = pd.factorize(ids, sort=True)
+    tcode = np.searchsorted(tlist, t)
+    return np.asarray(uid), uinv.astype(np.int64), tcode.astype(np.int64), len(uid)
+
+
+def _check_constant(values, uinv, n_units, column, uid, rule):
+    lo = np.full(n_units, np.inf)
+    hi = np.full(n_units, -np.inf)
+    np.minimum.at(lo, uinv, values)
+    np.maximum.at(hi, uinv, values)
+    bad = lo != hi
+    if bad.any():
+        raise InputError(_TABLE, rule, column=column, keys=[str(u) for u in uid[bad][:5]],
+                         n_failing=int(bad.sum()))
+
+
+def _blocks(sorted_cohort: np.ndarray, cohorts: np.ndarray) -> dict:
+    starts = np.searchsorted(sorted_cohort, cohorts, side="left")
+    ends = np.searchsorted(sorted_cohort, cohorts, side="right")
+    return {float(c): slice(int(s), int(e)) for c, s, e in zip(cohorts, starts, ends, strict=True)}
+
+
+def _recode(codes: np.ndarray):
+    uniq, inv = np.unique(codes, return_inverse=True)
+    return inv.astype(np.int64), len(uniq)
+
+
+def _cross_section(*, y, t, g, w, Xrows, names, ids, clus, tlist, glist, flow, true_rc,
+                   extra_cluster) -> DidData:
+    """Observation-level arrays; units are rows (true_rc) or panel ids (unbalanced)."""
+    N = len(y)
+    if true_rc:
+        unit_of_row = np.arange(N)
+        uid = np.arange(N)
+        unit_g = g
+        n_units = N
+    else:
+        uid, unit_of_row = ids
+        n_units = len(uid)
+        unit_g = np.empty(n_units)
+        unit_g[unit_of_row] = g
+    cohorts = np.unique(unit_g)
+    order = np.argsort(np.searchsorted(cohorts, unit_g), kind="stable")
+    rank = np.empty(n_units, dtype=np.int64)
+    rank[order] = np.arange(n_units)
+    row_unit = rank[unit_of_row]
+    row_order = np.argsort(row_unit, kind="stable")
+    w_rows = np.ones(N) if w is None else w.astype(float)
+    # per-unit weight as R's aggte uses it: the unit's mean weight over its rows
+    unit_w = np.bincount(row_unit, weights=w_rows, minlength=n_units) / np.bincount(
+        row_unit, minlength=n_units)
+    data = DidData(
+        panel=False, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
+        blocks=_blocks(unit_g[order], cohorts), unit_cohort=unit_g[order],
+        unit_weight=unit_w, unit_ids=np.asarray(uid)[order], covariate_names=names,
+        row_y=y[row_order], row_t=np.searchsorted(tlist, t[row_order]),
+        row_unit=row_unit[row_order], row_w=w_rows[row_order],
+        row_X=Xrows[row_order] if Xrows is not None else None, flow=flow,
+    )
+    if clus is not None:
+        cc = np.empty(n_units, dtype=np.int64)
+        cc[row_unit] = pd.factorize(clus)[0]
+        data.unit_cluster, data.n_clusters = _recode(cc)
+    flow.append(("units analysed", n_units,
+                 "repeated cross-sections" if true_rc else "unbalanced panel"))
+    return data

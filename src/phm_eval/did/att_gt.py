@@ -1,0 +1,336 @@
+"""Group-time average treatment effects (Callaway & Sant'Anna 2021).
+
+:func:`att_gt` mirrors R's ``did::att_gt``: the same arguments, the same choice
+of base period and comparison group for every cell, the same scaling of
+influence functions, analytic and multiplier-bootstrap standard errors,
+uniform confidence bands and the Wald pre-test of parallel trends.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2, norm
+
+from phm_eval.errors import ConfigError, EstimationError
+
+from ._prep import DidData, prepare
+from .bootstrap import boot_summary
+from .estimators import panel_2x2, rc_2x2
+from .influence import BlockInfluence
+from .results import AttGtResult
+
+logger = logging.getLogger(__name__)
+
+_TINY = np.sqrt(np.finfo(float).eps) * 10
+EST_METHODS = ("dr", "ipw", "reg", "dr_imp")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One group-time cell: cohort ``g`` in period ``tlist[c]`` against ``tlist[base]``."""
+
+    col: int
+    g: float
+    c: int  # index of the cell's period in tlist
+    base: int  # index of the base period in tlist
+    post: bool
+    controls: tuple  # cohorts in the comparison group
+    zero: bool  # universal base period cell (ATT fixed at 0)
+    cov_period: int  # period whose covariates (and weights) are used
+
+
+def plan_cells(tlist: np.ndarray, glist: np.ndarray, cohorts: np.ndarray, base_period: str,
+               anticipation: int, control_group: str) -> list:
+    """The (g, t) cells, their base periods and comparison cohorts, in R's order."""
+    T = len(tlist)
+    tfac = 0 if base_period == "universal" else 1
+    cells = []
+    for g in glist:
+        pre_idx = np.flatnonzero(tlist + anticipation < g)
+        pret_g = int(pre_idx[-1]) if len(pre_idx) else None
+        for t in range(T - tfac):
+            c = t + tfac
+            pret = t
+            if base_period == "universal":
+                pret = pret_g
+            if g <= tlist[c]:
+                pret = pret_g
+            if pret is None:
+                warnings.warn(f"no pre-treatment period for cohort {g:g}; cohort dropped",
+                              stacklevel=3)
+                break
+            zero = base_period == "universal" and pret == c
+            if control_group == "nevertreated":
+                ctrl = tuple(h for h in cohorts if h == 0)
+            else:
+                thr = tlist[max(t, pret) + tfac] + anticipation
+                ctrl = tuple(h for h in cohorts if h == 0 or (h > thr and h != g))
+            cells.append(Cell(col=len(cells), g=float(g), c=c, base=pret,
+                              post=bool(g <= tlist[c]) and not zero, controls=ctrl,
+                              zero=zero, cov_period=min(pret, c)))
+    return cells
+
+
+def att_gt(
+    data: pd.DataFrame,
+    yname: str,
+    tname: str,
+    idname: str | None,
+    gname: str,
+    xformla: str | None = None,
+    control_group: str = "nevertreated",
+    est_method: str = "dr",
+    anticipation: int = 0,
+    base_period: str = "varying",
+    weightsname: str | None = None,
+    clustervars=None,
+    bstrap: bool = True,
+    biters: int = 1000,
+    cband: bool = True,
+    alp: float = 0.05,
+    panel: bool = True,
+    allow_unbalanced_panel: bool = False,
+    seed=None,
+    multiplier: str = "rademacher",
+) -> AttGtResult:
+    """Group-time average treatment effects with staggered adoption.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long format: one row per unit and period (panel) or per observation.
+    yname, tname, idname, gname : str
+        Outcome, period (whole numbers), unit id and first treated period
+        (0 = never treated) columns, as in R's ``did``.  ``idname`` may be None
+        for repeated cross-sections.
+    xformla : str, optional
+        Covariates as ``"~ x1 + x2"`` (formulaic syntax beyond plain names).
+        With panel data they are taken from the earlier of a cell's two periods.
+    control_group : {"nevertreated", "notyettreated"}
+    est_method : {"dr", "ipw", "reg", "dr_imp"}
+        Doubly robust (R's default, ``DRDID::drdid_panel``), normalised inverse
+        probability weighting, outcome regression, or the improved doubly
+        robust estimator (``DRDID::drdid_imp_panel``).
+    anticipation : int
+        Number of periods before treatment in which effects may already occur.
+    base_period : {"varying", "universal"}
+    weightsname : str, optional
+        Sampling weights (constant within unit for panel data).
+    clustervars : str or list, optional
+        A cluster variable besides ``idname`` (constant within unit).
+    bstrap, biters, cband, alp
+        Multiplier bootstrap on/off, draws, uniform band, significance level.
+    panel, allow_unbalanced_panel : bool
+    seed : int or numpy Generator, optional
+        Seed for the bootstrap multipliers.
+    multiplier : {"rademacher", "mammen"}
+        Multiplier distribution (R's ``did`` uses Rademacher).
+
+    Returns
+    -------
+    AttGtResult
+    """
+    _validate_args(control_group, est_method, base_period, anticipation, biters, alp, multiplier)
+    dd = prepare(data, yname, tname, idname, gname, xformla, control_group, anticipation,
+                 weightsname, clustervars, panel, allow_unbalanced_panel)
+    cells = plan_cells(dd.tlist, dd.glist, dd.cohorts, base_period, anticipation, control_group)
+    if not cells:
+        raise EstimationError("no group-time cells can be estimated")
+    _check_sizes(dd, control_group)
+    k = len(cells)
+    infl = BlockInfluence(dd.n, k, dd.blocks)
+    att = np.zeros(k)
+    if dd.panel:
+        _estimate_panel(dd, cells, est_method, att, infl)
+    else:
+        _estimate_rc(dd, cells, est_method, att, infl)
+
+    n = dd.n
+    if dd.unit_cluster is not None and not bstrap:
+        Sc = infl.cluster_sums(dd.unit_cluster, dd.n_clusters)
+        V = Sc.T @ Sc / n
+    else:
+        V = infl.gram() / n
+    se = np.sqrt(np.maximum(np.diag(V), 0) / n)
+    se[se <= _TINY] = np.nan
+    zero_na = np.isnan(se)
+
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    res = AttGtResult(
+        group=np.array([c.g for c in cells]), time=dd.tlist[[c.c for c in cells]],
+        att=att, se=se, crit_val=norm.ppf(1 - alp / 2), alp=alp, n=n, V=V,
+        cells=cells, data=dd, influence=infl, bstrap=bstrap, biters=biters, cband=cband,
+        multiplier=multiplier, rng=rng,
+        config=dict(yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+                    control_group=control_group, est_method=est_method,
+                    anticipation=anticipation, base_period=base_period,
+                    weightsname=weightsname, clustervars=clustervars, panel=panel,
+                    allow_unbalanced_panel=allow_unbalanced_panel, bstrap=bstrap,
+                    biters=biters, cband=cband, alp=alp, multiplier=multiplier),
+    )
+    if bstrap:
+        draws = res.bootstrap_draws()
+        bres = draws[:, :k] / np.sqrt(res.n_eff)
+        bse, crit = boot_summary(bres[:, ~zero_na], alp, res.n_eff, n)
+        se = se.copy()
+        se[~zero_na] = bse
+        se[se <= _TINY] = np.nan
+        res.se = se
+        if cband and len(dd.tlist) > 2:
+            if not np.isfinite(crit):
+                warnings.warn("uniform critical value is not finite; using pointwise "
+                              "intervals", stacklevel=2)
+            else:
+                if crit >= 7:
+                    warnings.warn("the uniform critical value is very large (>= 7); the "
+                                  "band may be unreliable with so few units per cohort",
+                                  stacklevel=2)
+                res.crit_val = crit
+    res.wald_stat, res.wald_df, res.wald_pvalue = _wald(res, zero_na, dd)
+    return res
+
+
+def _validate_args(control_group, est_method, base_period, anticipation, biters, alp,
+                   multiplier):
+    if control_group not in ("nevertreated", "notyettreated"):
+        raise ConfigError("control_group must be 'nevertreated' or 'notyettreated', got "
+                          f"{control_group!r}")
+    if est_method not in EST_METHODS:
+        raise ConfigError(f"est_method must be one of {EST_METHODS}, got {est_method!r}")
+    if base_period not in ("varying", "universal"):
+        raise ConfigError(f"base_period must be 'varying' or 'universal', got {base_period!r}")
+    if not (isinstance(anticipation, int | np.integer) and anticipation >= 0):
+        raise ConfigError(f"anticipation must be a non-negative whole number, got "
+                          f"{anticipation!r}")
+    if not (isinstance(biters, int | np.integer) and biters >= 1):
+        raise ConfigError(f"biters must be a positive whole number, got {biters!r}")
+    if not (0 < alp < 1):
+        raise ConfigError(f"alp must lie strictly between 0 and 1, got {alp!r}")
+    if multiplier not in ("rademacher", "mammen"):
+        raise ConfigError(f"multiplier must be 'rademacher' or 'mammen', got {multiplier!r}")
+
+
+def _check_sizes(dd: DidData, control_group: str) -> None:
+    """R's ``did`` warns about cohorts with fewer than (covariates + 5) units."""
+    need = len(dd.covariate_names) - 1 + 5
+    sizes = {c: sl.stop - sl.start for c, sl in dd.blocks.items()}
+    if not dd.panel:
+        T = len(dd.tlist)
+        sizes = {c: s / T for c, s in sizes.items()}
+    small = [c for c, s in sizes.items() if s < need]
+    if not small:
+        return
+    if 0.0 in small and control_group == "nevertreated":
+        raise EstimationError(
+            f"the never-treated group has only {sizes[0.0]:g} units, too few to serve as the "
+            "comparison group; try control_group='notyettreated'")
+    warnings.warn("some cohorts have very few units, which may cause estimation problems: "
+                  + ", ".join(f"{c:g}" for c in small), stacklevel=3)
+
+
+def _where(cell: Cell, tlist) -> str:
+    return f"cohort {cell.g:g} in period {tlist[cell.c]:g}"
+
+
+def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
+                    infl: BlockInfluence) -> None:
+    groups: dict = {}
+    for cell in cells:
+        if cell.zero:
+            continue
+        key = (cell.g, cell.controls, cell.cov_period if dd.X_by_period is not None else -1)
+        groups.setdefault(key, []).append(cell)
+    n = dd.n
+    for (g, controls, cov_period), cl in groups.items():
+        members = [g, *controls]
+        slices = [dd.blocks[c] for c in members]
+        sizes = [s.stop - s.start for s in slices]
+        n_tr, n_co = sizes[0], sum(sizes[1:])
+        if n_tr == 0:
+            raise EstimationError(f"no units in {_where(cl[0], dd.tlist)}")
+        if n_co == 0:
+            raise EstimationError(f"no comparison units for {_where(cl[0], dd.tlist)}")
+        cs = np.array([c.c for c in cl])
+        bs = np.array([c.base for c in cl])
+        dY = np.concatenate([dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices])
+        D = np.zeros(n_tr + n_co)
+        D[:n_tr] = 1.0
+        w = np.concatenate([dd.unit_weight[s] for s in slices])
+        if dd.X is not None:
+            X = _with_intercept(np.concatenate([dd.X[s] for s in slices]))
+        elif dd.X_by_period is not None:
+            X = _with_intercept(np.concatenate([dd.X_by_period[cov_period][s] for s in slices]))
+        else:
+            X = np.ones((n_tr + n_co, 1))
+        n1 = n_tr + n_co
+        need = X.shape[1]
+        if n_tr < 1 or n_co < need:
+            raise EstimationError(f"too few units in {_where(cl[0], dd.tlist)}: {n_tr} treated, "
+                                  f"{n_co} comparison")
+        a, psi = panel_2x2(dY, D, X, w, method, where=_where(cl[0], dd.tlist))
+        cols = [c.col for c in cl]
+        att[cols] = a
+        psi *= n / n1
+        start = 0
+        for c, size in zip(members, sizes, strict=True):
+            infl.add(c, cols, psi[start:start + size])
+            start += size
+
+
+def _with_intercept(X: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones(len(X)), X])
+
+
+def _estimate_rc(dd: DidData, cells: list, method: str, att: np.ndarray,
+                 infl: BlockInfluence) -> None:
+    n = dd.n
+    row_cohort = dd.unit_cohort[dd.row_unit]
+    rows_by_t = [np.flatnonzero(dd.row_t == j) for j in range(len(dd.tlist))]
+    for cell in cells:
+        if cell.zero:
+            continue
+        members = np.array([cell.g, *cell.controls])
+        rows = np.sort(np.concatenate([rows_by_t[cell.c], rows_by_t[cell.base]]))
+        rows = rows[np.isin(row_cohort[rows], members)]
+        D = (row_cohort[rows] == cell.g).astype(float)
+        post = (dd.row_t[rows] == cell.c).astype(float)
+        where = _where(cell, dd.tlist)
+        for label, cnt in (("treated units in the cell period", np.sum(D * post)),
+                           ("treated units in the base period", np.sum(D * (1 - post))),
+                           ("comparison units in the cell period", np.sum((1 - D) * post)),
+                           ("comparison units in the base period",
+                            np.sum((1 - D) * (1 - post)))):
+            if cnt == 0:
+                raise EstimationError(f"no {label} for {where}")
+        X = (_with_intercept(dd.row_X[rows]) if dd.row_X is not None
+             else np.ones((len(rows), 1)))
+        a, psi = rc_2x2(dd.row_y[rows], post, D, X, dd.row_w[rows], method, where=where)
+        att[cell.col] = a[0]
+        per_unit = np.bincount(dd.row_unit[rows], weights=psi[:, 0] * (n / len(rows)),
+                               minlength=n)
+        for c in members:
+            sl = dd.blocks[float(c)]
+            infl.add(float(c), [cell.col], per_unit[sl][:, None])
+
+
+def _wald(res: AttGtResult, zero_na: np.ndarray, dd: DidData):
+    """R's pre-test: ``n b' V^-1 b`` over pre-treatment cells, chi-squared."""
+    if dd.unit_cluster is not None and res.bstrap:
+        logger.info("Wald pre-test not reported: clustered inference uses the bootstrap")
+        return None, None, None
+    pre = np.flatnonzero((res.group > res.time) & ~zero_na)
+    if len(pre) == 0:
+        return None, None, None
+    b = res.att[pre]
+    Vp = res.V[np.ix_(pre, pre)]
+    if np.any(~np.isfinite(Vp)) or 1.0 / np.linalg.cond(Vp, 1) <= np.finfo(float).eps:
+        warnings.warn("Wald pre-test not reported: singular covariance matrix", stacklevel=3)
+        return None, None, None
+    W = float(res.n * b @ np.linalg.solve(Vp, b))
+    q = len(pre)
+    return W, q, float(chi2.sf(W, q))

@@ -1,0 +1,219 @@
+"""Result objects for :func:`~phm_eval.did.att_gt` and its aggregations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .bootstrap import multiplier_sums
+
+
+@dataclass
+class AttGtResult:
+    """Group-time ATTs with standard errors, uniform band and pre-test.
+
+    Attributes
+    ----------
+    group, time, att, se : arrays, one entry per cell
+    crit_val : float
+        Critical value for the (uniform, when bootstrapped) confidence band.
+    V : (k x k) array
+        Analytic covariance of ``sqrt(n) (att - ATT)``, as R's ``V_analytical``.
+    wald_stat, wald_df, wald_pvalue : pre-test of parallel trends (None if unavailable)
+    n : int
+        Number of units (influence-function rows).
+    """
+
+    group: np.ndarray
+    time: np.ndarray
+    att: np.ndarray
+    se: np.ndarray
+    crit_val: float
+    alp: float
+    n: int
+    V: np.ndarray
+    cells: list
+    data: object
+    influence: object
+    bstrap: bool
+    biters: int
+    cband: bool
+    multiplier: str
+    rng: np.random.Generator
+    config: dict
+    wald_stat: float | None = None
+    wald_df: int | None = None
+    wald_pvalue: float | None = None
+    _draws: np.ndarray | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def post(self) -> np.ndarray:
+        return np.array([c.post for c in self.cells])
+
+    @property
+    def n_eff(self) -> int:
+        """Number of independent sampling units (clusters when clustered)."""
+        d = self.data
+        return d.n_clusters if d.unit_cluster is not None else self.n
+
+    @property
+    def cohort_list(self) -> np.ndarray:
+        return np.asarray(self.data.glist, dtype=float)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per cell: group, time, att, se, ci_low, ci_high, post."""
+        half = self.crit_val * self.se
+        return pd.DataFrame({
+            "group": self.group, "time": self.time, "att": self.att, "se": self.se,
+            "ci_low": self.att - half, "ci_high": self.att + half, "post": self.post,
+        })
+
+    def pretest(self) -> dict:
+        """Wald pre-test of parallel trends (statistic, degrees of freedom, p-value)."""
+        return {"statistic": self.wald_stat, "df": self.wald_df, "pvalue": self.wald_pvalue}
+
+    def influence_function(self) -> np.ndarray:
+        """Dense (n units x k cells) influence functions, units sorted by cohort."""
+        return self.influence.to_dense()
+
+    def to_dict(self) -> dict:
+        s = self.summary()
+        return {
+            "cells": s.assign(post=s.post.astype(bool)).replace({np.nan: None}).to_dict(
+                orient="records"),
+            "crit_val": float(self.crit_val), "alp": self.alp, "n": int(self.n),
+            "pretest": self.pretest(), "flow": [list(f) for f in self.data.flow],
+            "config": {k: v for k, v in self.config.items()},
+        }
+
+    def plot(self, ax=None):
+        """ATT(g,t) with confidence intervals by period, one series per cohort."""
+        from .plots import plot_att_gt
+
+        return plot_att_gt(self, ax=ax)
+
+    def aggregate(self, type: str = "group", min_e: float | None = None,
+                  max_e: float | None = None, balance_e: int | None = None,
+                  cband: bool | None = None, alp: float | None = None):
+        """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``)."""
+        from .aggregate import aggregate
+
+        return aggregate(self, type=type, min_e=min_e, max_e=max_e, balance_e=balance_e,
+                         cband=cband, alp=alp)
+
+    # ------------------------------------------------------------------ bootstrap
+    def bootstrap_draws(self) -> np.ndarray:
+        """Multiplier-bootstrap sums, (biters x (k + n_groups + 1)), computed once.
+
+        Columns: the k cells, then ``sum_i v_i w_i 1{G_i = g}`` for each treated
+        cohort ``g`` and ``sum_i v_i``; the last two give the bootstrap of the
+        terms that account for estimating the cohort shares in aggregations.
+        """
+        if self._draws is None:
+            self._draws = _draws(self)
+        return self._draws
+
+
+def _draws(res: AttGtResult) -> np.ndarray:
+    d = res.data
+    k = len(res.cells)
+    glist = list(res.cohort_list)
+    n_g = len(glist)
+    ones_col = k + n_g
+    ncols = k + n_g + 1
+    built = res.influence.built
+    if d.unit_cluster is not None:
+        cl, ncl = d.unit_cluster, d.n_clusters
+        M = np.zeros((ncl, ncols))
+        M[:, :k] = res.influence.cluster_sums(cl, ncl)
+        for j, g in enumerate(glist):
+            sl = d.blocks[g]
+            np.add.at(M[:, k + j], cl[sl], d.unit_weight[sl])
+        M[:, ones_col] = np.bincount(cl, minlength=ncl)
+        blocks = [(slice(0, ncl), np.arange(ncols), M)]
+        n_rows = ncl
+    else:
+        blocks = []
+        for c, sl in d.blocks.items():
+            size = sl.stop - sl.start
+            if size == 0:
+                continue
+            cols, mat = built.get(c, (np.zeros(0, dtype=np.int64), np.zeros((size, 0))))
+            extra_cols = [ones_col]
+            extra = [np.ones(size)]
+            if c in glist:
+                extra_cols.insert(0, k + glist.index(c))
+                extra.insert(0, d.unit_weight[sl])
+            blocks.append((sl, np.concatenate([cols, extra_cols]),
+                           np.column_stack([mat, *extra])))
+        n_rows = d.n
+    return multiplier_sums(blocks, n_rows, ncols, res.biters, res.rng, kind=res.multiplier)
+
+
+@dataclass
+class AggteResult:
+    """Aggregated treatment effects (R's ``aggte``).
+
+    Attributes
+    ----------
+    type : str
+    overall_att, overall_se : float
+    egt : array
+        Event times (dynamic), cohorts (group) or periods (calendar).
+    att_egt, se_egt : arrays
+    crit_val_egt : float
+        Critical value for the band over ``egt`` (uniform when bootstrapped).
+    """
+
+    type: str
+    overall_att: float
+    overall_se: float
+    alp: float
+    egt: np.ndarray | None = None
+    att_egt: np.ndarray | None = None
+    se_egt: np.ndarray | None = None
+    crit_val_egt: float | None = None
+    influence: np.ndarray | None = field(default=None, repr=False)
+    min_e: float | None = None
+    max_e: float | None = None
+    balance_e: int | None = None
+
+    @property
+    def overall_ci(self) -> tuple:
+        z = norm.ppf(1 - self.alp / 2)
+        return (self.overall_att - z * self.overall_se, self.overall_att + z * self.overall_se)
+
+    def summary(self) -> pd.DataFrame:
+        """Overall row then one row per event time / cohort / period."""
+        lo, hi = self.overall_ci
+        rows = [{"term": "overall", "value": np.nan, "att": self.overall_att,
+                 "se": self.overall_se, "ci_low": lo, "ci_high": hi}]
+        if self.egt is not None:
+            half = self.crit_val_egt * self.se_egt
+            label = {"dynamic": "event_time", "group": "group", "calendar": "time"}[self.type]
+            for e, a, s, h in zip(self.egt, self.att_egt, self.se_egt, half, strict=True):
+                rows.append({"term": label, "value": e, "att": a, "se": s,
+                             "ci_low": a - h, "ci_high": a + h})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "type": self.type, "overall_att": float(self.overall_att),
+            "overall_se": _f(self.overall_se), "alp": self.alp,
+            "rows": self.summary().replace({np.nan: None}).to_dict(orient="records"),
+            "crit_val_egt": _f(self.crit_val_egt),
+        }
+
+    def plot(self, ax=None):
+        """Event-study plot (dynamic) or estimates by cohort/period with intervals."""
+        from .plots import plot_aggte
+
+        return plot_aggte(self, ax=ax)
+
+
+def _f(x):
+    return None if x is None or not np.isfinite(x) else float(x)
