@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from .codelists import load_codelist
+from .db import connect
 
 AGE_BAND_SQL = (
     "CASE WHEN {age} >= 90 THEN '90+' ELSE "
@@ -47,7 +48,7 @@ def population_pyramid(patients, day: str) -> pd.DataFrame:
 
     Returns columns ``age_band``, ``sex``, ``n``.
     """
-    con = duckdb.connect()
+    con = connect()
     src = _source(patients, con, "patients")
     age = AGE_SQL.format(dob="date_of_birth", day=f"DATE '{day}'")
     return con.execute(
@@ -66,7 +67,7 @@ def ltc_prevalence(patients, events, day: str, codelist_dir=None) -> pd.DataFram
     """
     ltc = load_codelist("ltc", codelist_dir)[["condition", "snomed_code"]]
     ltc = ltc[ltc["condition"] != "pregnancy"]
-    con = duckdb.connect()
+    con = connect()
     con.register("ltc_codes", ltc)
     p_src = _source(patients, con, "patients")
     e_src = _source(events, con, "events")
@@ -110,7 +111,7 @@ def emergency_admission_rates(patients, admissions, study_start: str, study_end:
     Returns columns ``financial_year``, ``age_band``, ``emergency_admissions``,
     ``person_years``.
     """
-    con = duckdb.connect()
+    con = connect()
     p_src = _source(patients, con, "patients")
     a_src = _source(admissions, con, "admissions")
     age = AGE_SQL.format(dob="p.date_of_birth", day="y.year_start")

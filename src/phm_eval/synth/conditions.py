@@ -74,7 +74,7 @@ _OLDER_DEFICITS = {
 _HEAVY = {"activity-limitation", "housebound", "care-requirement", "mobility-problems",
           "skin-ulcer", "weight-loss", "falls", "social-vulnerability", "urinary-incontinence"}
 DEFICIT_SPECS = [
-    ConditionSpec(name, min(0.6, 1.8 * target), "older", 40, 0.35, 0.15,
+    ConditionSpec(name, min(0.6, 1.5 * target), "older", 40, 0.35, 0.15,
                   0.7 if name in _HEAVY else 0.4, 5, "efi", name)
     for name, target in _OLDER_DEFICITS.items()
 ]
@@ -124,9 +124,14 @@ def _solve_intercept(linear: np.ndarray, target: float, mask: np.ndarray) -> flo
 
 
 def generate_conditions(
-    people: People, params: dict, rng: np.random.Generator, specs: list[ConditionSpec] = ALL_SPECS
+    people: People, params: dict, rng: np.random.Generator, specs: list[ConditionSpec] = ALL_SPECS,
+    calibrate_on: np.ndarray | None = None,
 ) -> Conditions:
-    """Draw presence and onset day of every condition for every patient."""
+    """Draw presence and onset day of every condition for every patient.
+
+    ``calibrate_on`` restricts the population whose prevalence must hit the targets (e.g. people
+    still registered and alive at the study end, as a prevalence survey would count them).
+    """
     study_end = to_days(params["study_end"])
     age_end = people.age_at(study_end)
     deprivation = (5.5 - people.imd_decile) / 4.5
@@ -140,6 +145,8 @@ def generate_conditions(
             + spec.load * people.health
         )
         mask = older if spec.population == "older" else np.ones(people.n, dtype=bool)
+        if calibrate_on is not None:
+            mask = mask & calibrate_on
         # Prevalence among everyone in the target population, including those too young to have
         # the condition (who contribute zero).
         a = _solve_intercept(np.where(eligible, linear, -np.inf), spec.target, mask)

@@ -100,45 +100,55 @@ def simulate(
     return SimulationResult(out=out, scenario=scenario, files=files, truth=truth)
 
 
-def _streams(seed: int, n: int) -> list[np.random.Generator]:
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
 def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
-    (rng_struct, rng_people, rng_cond, rng_meds, rng_death, rng_adm, rng_planned, rng_prog,
-     rng_events, rng_extra) = _streams(int(params["seed"]), 10)
+    seeds = np.random.SeedSequence(int(params["seed"])).spawn(10)
+    (rng_struct, rng_people, _, _, _, rng_adm, rng_planned, rng_prog, rng_events,
+     rng_extra) = [np.random.default_rng(s) for s in seeds]
     steps = progress(total=7, desc="simulate", unit="step")
     structure = build_structure(params, rng_struct)
     people = build_people(params, structure, rng_people)
-    steps.update()
-
-    conditions = generate_conditions(people, params, rng_cond)
-    deficit_names, deficit_onset = conditions.efi_deficit_onsets()
-    study_end = to_days(params["study_end"])
-    deficits_end = (deficit_onset <= study_end).sum(axis=1)
-    meds_list = load_codelist("medications", codelist_dir)
-    medicines = generate_medicines(people, deficits_end, params, len(meds_list), rng_meds)
-    steps.update()
-
-    def deficits_at(day: np.ndarray) -> np.ndarray:
-        day = np.broadcast_to(np.asarray(day), (people.n,))
-        coded = (deficit_onset <= day[:, None]).sum(axis=1)
-        d_pat = day[medicines.patient]
-        active = (medicines.start <= d_pat) & (medicines.stop > d_pat - 365)
-        poly = np.bincount(medicines.patient[active], minlength=people.n) >= 5
-        return coded + poly
-
-    edges = segments(params)
-    deficits_by_segment = np.column_stack([deficits_at(np.int64(d)) for d in edges[:-1]])
     shape = float(params["admission_frailty_shape"])
     log_frailty = np.log(rng_extra.gamma(shape, 1 / shape, size=people.n))
-    death = draw_deaths(people, deficits_by_segment[:, -1], log_frailty, params, rng_death)
+    steps.update()
+
+    meds_list = load_codelist("medications", codelist_dir)
+    study_end = to_days(params["study_end"])
+    edges = segments(params)
+
+    def health_and_deaths(calibrate_on):
+        # The same seeds each pass: the second pass differs only in its calibration population.
+        conditions = generate_conditions(people, params, np.random.default_rng(seeds[2]),
+                                         calibrate_on=calibrate_on)
+        _, onset = conditions.efi_deficit_onsets()
+        medicines = generate_medicines(people, (onset <= study_end).sum(axis=1), params,
+                                       len(meds_list), np.random.default_rng(seeds[3]))
+
+        def deficits_at(day: np.ndarray) -> np.ndarray:
+            day = np.broadcast_to(np.asarray(day), (people.n,))
+            coded = (onset <= day[:, None]).sum(axis=1)
+            d_pat = day[medicines.patient]
+            active = (medicines.start <= d_pat) & (medicines.stop > d_pat - 365)
+            poly = np.bincount(medicines.patient[active], minlength=people.n) >= 5
+            return coded + poly
+
+        by_segment = np.column_stack([deficits_at(np.int64(d)) for d in edges[:-1]])
+        death = draw_deaths(people, by_segment[:, -1], log_frailty, params,
+                            np.random.default_rng(seeds[4]))
+        return conditions, medicines, deficits_at, by_segment, death
+
+    # Prevalence targets describe people registered at the study end (as QOF counts them); the
+    # frail and old die first, so calibrate a second pass on the survivors of the first.
+    *_, death = health_and_deaths(None)
     exit_ = exit_day(people, death, params)
+    survivors = (exit_ > study_end) & (people.dob <= study_end)
+    conditions, medicines, deficits_at, deficits_by_segment, death = health_and_deaths(survivors)
+    exit_ = exit_day(people, death, params)
+    steps.update()
     steps.update()
 
     emergency = draw_emergency(people, deficits_by_segment, log_frailty, exit_, death, params,
                                rng_adm)
-    planned = draw_planned(people, exit_, params, rng_planned)
+    planned = draw_planned(people, exit_, death, params, rng_planned)
     steps.update()
 
     programme = run_programme(people, structure, emergency, deficits_at, exit_, params, rng_prog)

@@ -127,6 +127,10 @@ def build_people(params: dict, structure: Structure, rng: np.random.Generator) -
     share = share / share.sum()
     band = rng.choice(len(share), size=n, p=share)
     age_ref = band * 5 + rng.uniform(0, 5, size=n)
+    # Babies born after the reference date keep the youngest band filled to the study end.
+    after_ref = (study_end - reference) / DAYS_PER_YEAR
+    youngest = band == 0
+    age_ref[youngest] = rng.uniform(-after_ref, 5, size=int(youngest.sum()))
     dob = reference - age_ref * DAYS_PER_YEAR
     born_in_window = dob > data_start
     window_years = (study_end - data_start) / DAYS_PER_YEAR

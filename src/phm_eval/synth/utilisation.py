@@ -204,7 +204,7 @@ def _length_of_stay(people, patient, admission, deficits, rng) -> np.ndarray:
 
 
 def draw_planned(
-    people: People, exit_: np.ndarray, params: dict, rng: np.random.Generator
+    people: People, exit_: np.ndarray, death: np.ndarray, params: dict, rng: np.random.Generator
 ) -> Spells:
     """Elective and maternity spells (not outcomes, but part of a realistic extract)."""
     edges = segments(params)
@@ -233,7 +233,6 @@ def draw_planned(
     merged = Spells(*[np.concatenate([getattr(s, f) for s in out]) for f in
                       ("patient", "admission", "discharge", "method", "emergency", "primary",
                        "parent")])
-    death = np.full(people.n, -1)
     return _clip_to_observation(merged, exit_, death, params)
 
 
