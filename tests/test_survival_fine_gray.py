@@ -161,3 +161,30 @@ def test_interval_coverage_over_replications():
     assert 0.93 <= covered.mean() <= 0.97
     assert abs(est.mean() - truth) < 0.02
     assert se.mean() / est.std() == pytest.approx(1.0, abs=0.1)
+
+
+def test_prediction_with_formula_keeps_category_levels(data):
+    fg = FineGrayFitter().fit(data, "time", "status", 1, formula="age + C(imd_group)")
+    one = pd.DataFrame({"age": [0.5], "imd_group": ["low"]}, index=["p"])
+    pred = fg.predict_cumulative_incidence(one, [1.0, 2.0])
+    x = np.array([0.5, 1.0, 0.0])  # levels sorted: high (reference), low, mid
+    assert list(fg.params_.index) == ["age", "C(imd_group)[T.low]", "C(imd_group)[T.mid]"]
+    base = fg.baseline_cumulative_hazard_.iloc[:, 0]
+    lam = base[base.index <= 2.0].iloc[-1]
+    assert pred.loc[2.0, "p"] == pytest.approx(1 - np.exp(-np.exp(x @ fg.params_) * lam))
+
+
+def test_without_competing_events_equals_cox_with_lin_wei_variance():
+    """No competing events and no tied times: Fine-Gray is the Cox model and its
+    variance the Lin-Wei robust sandwich (psi vanishes)."""
+    from phm_eval.survival import RobustCoxPHFitter
+
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.integers(0, 2, n).astype(float)})
+    df["time"] = rng.exponential(np.exp(-0.4 * df["x"] + 0.3 * df["z"]))
+    df["event"] = (rng.uniform(size=n) < 0.7).astype(int)
+    fg = FineGrayFitter().fit(df, "time", "event", 1, covariates=["x", "z"])
+    cox = RobustCoxPHFitter().fit(df, "time", "event", covariates=["x", "z"], robust=True)
+    np.testing.assert_allclose(fg.params_, cox.params_, atol=1e-7)
+    np.testing.assert_allclose(fg.standard_errors_, cox.standard_errors_, rtol=1e-6)

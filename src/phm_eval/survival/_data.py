@@ -28,6 +28,7 @@ class SurvivalArrays:
     names: list[str]
     cluster: np.ndarray | None  # integer codes 0..G-1
     order: np.ndarray  # position in the input of each sorted row
+    model_spec: object = None  # formulaic spec when a formula was used
 
 
 def check_finite(values: pd.Series | np.ndarray, column: str, table: str = "data") -> None:
@@ -40,19 +41,27 @@ def check_finite(values: pd.Series | np.ndarray, column: str, table: str = "data
 
 
 def design_matrix(
-    df: pd.DataFrame, covariates: Sequence[str] | None, formula: str | None, exclude: Sequence[str]
+    df: pd.DataFrame,
+    covariates: Sequence[str] | None,
+    formula: str | None,
+    exclude: Sequence[str],
+    spec: object = None,
 ) -> pd.DataFrame:
     """Covariates as a float DataFrame, from a column list, a formula or all remaining columns.
 
     A formula is read by ``formulaic`` (the formula engine lifelines uses); the
-    intercept is dropped because the semiparametric models here have none.
+    intercept is dropped because the semiparametric models here have none. The
+    formulaic model spec is kept in ``.attrs["model_spec"]``; passing it back as
+    ``spec`` rebuilds the same columns (same category levels) on new data.
     """
-    if formula is not None:
+    if spec is not None or formula is not None:
         from formulaic import model_matrix
 
-        mm = model_matrix(formula, df)
-        mm = pd.DataFrame(mm).drop(columns=["Intercept"], errors="ignore")
-        return mm.astype(float)
+        mm = spec.get_model_matrix(df) if spec is not None else model_matrix(formula, df)
+        model_spec = mm.model_spec
+        out = pd.DataFrame(mm).drop(columns=["Intercept"], errors="ignore").astype(float)
+        out.attrs["model_spec"] = model_spec
+        return out
     if covariates is None:
         covariates = [c for c in df.columns if c not in set(exclude)]
     missing = [c for c in covariates if c not in df.columns]
@@ -117,8 +126,9 @@ def competing_arrays(
             check_finite(Xdf[c], str(c))
         X = Xdf.to_numpy(dtype=float)
         names = [str(c) for c in Xdf.columns]
+        model_spec = Xdf.attrs.get("model_spec")
     else:
-        X, names = np.empty((len(df), 0)), []
+        X, names, model_spec = np.empty((len(df), 0)), [], None
     cluster = None
     if cluster_col:
         if df[cluster_col].isna().any():
@@ -130,6 +140,7 @@ def competing_arrays(
     return SurvivalArrays(
         time=time[order], status=status[order], X=X[order], names=names,
         cluster=None if cluster is None else cluster[order], order=order,
+        model_spec=model_spec,
     )
 
 

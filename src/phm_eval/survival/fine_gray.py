@@ -124,6 +124,7 @@ class FineGrayFitter:
         self.event_of_interest, self.censor_code = event_of_interest, censor_code
         self.cluster_col, self.formula = cluster_col, formula
         self._covariates = arrays.names
+        self._model_spec = arrays.model_spec
         self._x_mean = arrays.X.mean(axis=0)
         X = arrays.X - self._x_mean  # centring avoids overflow in exp(x beta); SHRs are unchanged
         idx = core.build_index(arrays.time, arrays.status)
@@ -219,7 +220,7 @@ class FineGrayFitter:
         """
         self._check_fitted()
         X = design_matrix(df, self._covariates if self.formula is None else None, self.formula,
-                          exclude=[])
+                          exclude=[], spec=self._model_spec)
         X = X.reindex(columns=self._covariates)
         if X.isna().any().any():
             raise InputError("prediction data", "covariates missing or not as in fit")
