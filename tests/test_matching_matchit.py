@@ -27,6 +27,11 @@ def data() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def stress() -> pd.DataFrame:
+    return _csv("stress_data.csv").set_index("patient_id")
+
+
+@pytest.fixture(scope="module")
 def r_scores() -> pd.DataFrame:
     return _csv("propensity.csv").set_index("patient_id")
 
@@ -45,6 +50,7 @@ def _matcher(s: pd.Series, distance_col: str | None = None) -> NearestNeighborMa
         link=link,
         ratio=int(s["ratio"]),
         caliper=None if pd.isna(s["caliper"]) else float(s["caliper"]),
+        std_caliper=bool(s["std_caliper"]),
         replace=bool(s["replace"]),
         exact=None if pd.isna(s["exact"]) else [s["exact"]],
         m_order=s["m_order"],
@@ -54,15 +60,17 @@ def _matcher(s: pd.Series, distance_col: str | None = None) -> NearestNeighborMa
 _FITS: dict = {}
 
 
-def _fit(data, r_scores, name, use_r_score=False):
+def _fit(data, r_scores, name, use_r_score=False, stress=None):
     key = (name, use_r_score)
     if key not in _FITS:
-        _FITS[key] = _fit_uncached(data, r_scores, name, use_r_score)
+        _FITS[key] = _fit_uncached(data, r_scores, name, use_r_score, stress)
     return _FITS[key]
 
 
-def _fit_uncached(data, r_scores, name, use_r_score):
+def _fit_uncached(data, r_scores, name, use_r_score, stress):
     s = SCENARIOS.loc[name]
+    if s["data"] == "stress":
+        return _matcher(s).fit(stress, "treated", ["x"])
     df = data
     col = None
     if use_r_score and s["distance"] == "glm":
@@ -86,16 +94,16 @@ def test_propensity_scores_match_glm(data, r_scores):
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS.index))
-def test_same_match_matrix_given_r_scores(data, r_scores, name):
+def test_same_match_matrix_given_r_scores(data, r_scores, stress, name):
     """Matching on MatchIt's own scores: every treated unit gets the same controls, same order."""
-    res = _fit(data, r_scores, name, use_r_score=True)
+    res = _fit(data, r_scores, name, use_r_score=True, stress=stress)
     ref = _r_match_matrix(name)
     assert list(res.match_matrix.index) == list(ref.index)
     np.testing.assert_array_equal(res.match_matrix.fillna("").to_numpy(), ref.fillna("").to_numpy())
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS.index))
-def test_match_matrix_with_own_scores(data, r_scores, name):
+def test_match_matrix_with_own_scores(data, r_scores, stress, name):
     """With our own scores (within ~1e-14 of R's) at least 99% of rows are identical.
 
     A row may differ only where two candidate controls are equidistant from the
@@ -103,21 +111,36 @@ def test_match_matrix_with_own_scores(data, r_scores, name):
     when covariate patterns sit symmetrically about a treated unit, and which side
     wins is decided by the last bit of each implementation's arithmetic.
     """
-    res = _fit(data, r_scores, name)
+    res = _fit(data, r_scores, name, stress=stress)
     ref = _r_match_matrix(name)
     ours = res.match_matrix.fillna("")
     theirs = ref.fillna("")
     differ = (ours.to_numpy() != theirs.to_numpy()).any(axis=1)
     assert differ.mean() <= 0.01
     s = SCENARIOS.loc[name]
-    score = r_scores["ps_linear" if s["link"] == "linear.logit" else "ps_probability"] \
-        if s["distance"] == "glm" else data[s["distance"]]
+    if s["distance"] == "glm":
+        score = r_scores["ps_linear" if s["link"] == "linear.logit" else "ps_probability"]
+    else:
+        score = (stress if s["data"] == "stress" else data)[s["distance"]]
     for t in ours.index[differ]:
         a = [c for c in ours.loc[t] if c]
         b = [c for c in theirs.loc[t] if c]
         gap_ours = sorted(abs(score[t] - score[c]) for c in a)
         gap_r = sorted(abs(score[t] - score[c]) for c in b)
         np.testing.assert_allclose(gap_ours, gap_r, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS.index))
+def test_weights_and_subclasses_match_matchit(data, r_scores, stress, name):
+    res = _fit(data, r_scores, name, use_r_score=True, stress=stress)
+    ref = _csv(f"{name}_weights.csv").set_index("patient_id")
+    assert list(res.weights.index) == list(ref.index)
+    np.testing.assert_allclose(res.weights.to_numpy(), ref["weights"].to_numpy(), rtol=1e-12, atol=1e-12)
+    if bool(SCENARIOS.loc[name, "replace"]):
+        assert res.subclass is None
+    else:
+        ours = res.subclass.astype("float").fillna(-1).to_numpy()
+        np.testing.assert_array_equal(ours, ref["subclass"].fillna(-1).to_numpy())
 
 
 _R_COLUMNS = {
@@ -138,8 +161,8 @@ _R_COLUMNS = {
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS.index))
-def test_balance_table_matches_summary_matchit(data, r_scores, name):
-    res = _fit(data, r_scores, name, use_r_score=True)
+def test_balance_table_matches_summary_matchit(data, r_scores, stress, name):
+    res = _fit(data, r_scores, name, use_r_score=True, stress=stress)
     ours = res.balance()
     ref = _csv(f"{name}_balance.csv").set_index("term")
     assert list(ours.index) == list(ref.index)
@@ -151,9 +174,9 @@ def test_balance_table_matches_summary_matchit(data, r_scores, name):
 
 
 @pytest.mark.parametrize("name", ["nn1_caliper", "exact_caliper", "prob_smallest", "ties_nn1"])
-def test_balance_with_own_scores(data, r_scores, name):
+def test_balance_with_own_scores(data, r_scores, stress, name):
     """End to end with our own propensity model: SMDs agree with summary() to 1e-6."""
-    ours = _fit(data, r_scores, name).balance()
+    ours = _fit(data, r_scores, name, stress=stress).balance()
     ref = _csv(f"{name}_balance.csv").set_index("term")
     for col in ("smd_before", "smd_after", "var_ratio_after", "ecdf_max_after"):
         np.testing.assert_allclose(
@@ -163,8 +186,8 @@ def test_balance_with_own_scores(data, r_scores, name):
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS.index))
-def test_sample_sizes_match_matchit(data, r_scores, name):
-    res = _fit(data, r_scores, name, use_r_score=True)
+def test_sample_sizes_match_matchit(data, r_scores, stress, name):
+    res = _fit(data, r_scores, name, use_r_score=True, stress=stress)
     ref = _csv(f"{name}_nn.csv").set_index("row")
     ours = res.sample_sizes()
     np.testing.assert_allclose(ours.to_numpy(), ref[["Control", "Treated"]].to_numpy(), rtol=1e-12)
