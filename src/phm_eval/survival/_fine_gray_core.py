@@ -74,6 +74,18 @@ class RiskSetSums:
     b_k: np.ndarray  # d G(s-) / S0 on the grid
 
 
+def by_time(values: np.ndarray, idx: RiskSetIndex) -> np.ndarray:
+    """Sums of sorted rows within each distinct time."""
+    return np.add.reduceat(values, idx.first, axis=0)
+
+
+def _before(per_time: np.ndarray) -> np.ndarray:
+    """Sums over distinct times strictly before each distinct time."""
+    out = np.zeros_like(per_time)
+    out[1:] = np.cumsum(per_time, axis=0)[:-1]
+    return out
+
+
 def risk_set_sums(beta: np.ndarray, X: np.ndarray, idx: RiskSetIndex) -> RiskSetSums:
     """S0 and the weighted mean covariate over the subdistribution risk sets.
 
@@ -83,19 +95,17 @@ def risk_set_sums(beta: np.ndarray, X: np.ndarray, idx: RiskSetIndex) -> RiskSet
     """
     eta = X @ beta
     risk = np.exp(eta)
-    p = X.shape[1]
-    rx = X * risk[:, None]
-    # sums over rows at or after each row (reverse cumulative)
-    r0_rev = np.cumsum(risk[::-1])[::-1]
-    r1_rev = np.cumsum(rx[::-1], axis=0)[::-1]
-    # sums over competing rows strictly before each row, each divided by G(t_i-)
+    # sum rows within each distinct time first: later cumulative sums run over times, not rows
+    risk_k = by_time(risk, idx)
+    rx_k = by_time(X * risk[:, None], idx)
     comp_w = np.where(idx.is_comp, risk / idx.g_row, 0.0)
-    c0_before = np.concatenate(([0.0], np.cumsum(comp_w)))
-    c1_before = np.vstack((np.zeros((1, p)), np.cumsum(X * comp_w[:, None], axis=0)))
-    rows = idx.first[idx.fail_k]
-    g = idx.g_minus[idx.fail_k]
-    s0 = r0_rev[rows] + g * c0_before[rows]
-    s1 = r1_rev[rows] + g[:, None] * c1_before[rows]
+    comp_k = by_time(comp_w, idx)
+    compx_k = by_time(X * comp_w[:, None], idx)
+    k = idx.fail_k
+    g = idx.g_minus[k]
+    # at-risk rows (time >= s) plus competing rows strictly before s, reweighted by G(s-)
+    s0 = np.cumsum(risk_k[::-1])[::-1][k] + g * _before(comp_k)[k]
+    s1 = np.cumsum(rx_k[::-1], axis=0)[::-1][k] + g[:, None] * _before(compx_k)[k]
     d = idx.n_fail[idx.fail_k]
     loglik = float(eta[idx.is_fail].sum() - np.sum(d * np.log(s0)))
     a_k = np.zeros(idx.uniq.size)
@@ -144,11 +154,8 @@ def influence_terms(X: np.ndarray, idx: RiskSetIndex, sums: RiskSetSums) -> np.n
     eta[fail] += X[fail] - xbar_k[inv[fail]]
 
     # q(u) at each distinct time u: competing rows before u, weighted over event times >= u
-    p = X.shape[1]
-    c0_before = np.concatenate(([0.0], np.cumsum(comp_scale)))[idx.first]
-    c1_before = np.vstack((np.zeros((1, p)), np.cumsum(X * comp_scale[:, None], axis=0)))[
-        idx.first
-    ]
+    c0_before = _before(by_time(comp_scale, idx))
+    c1_before = _before(by_time(X * comp_scale[:, None], idx))
     b_from = b_after + b_k
     bx_from = bx_after + b_k[:, None] * xbar_k
     q = c1_before * b_from[:, None] - c0_before[:, None] * bx_from
