@@ -114,3 +114,16 @@ def test_summary_plot_and_errors(data):
         CumulativeIncidenceFitter().fit([1.0, -1.0], [1, 0])
     with pytest.raises(InputError):
         CumulativeIncidenceFitter().fit([1.0, 2.0], [1, 0], groups=[1])
+
+
+def test_gray_test_in_time_blocks_equals_one_block(data, monkeypatch):
+    """Many groups are processed in blocks of times; the blocks must not change the answer."""
+    from phm_eval.survival import _cuminc_core
+
+    whole = CumulativeIncidenceFitter().fit(data["time"], data["status"],
+                                            groups=data["imd"]).tests_
+    monkeypatch.setattr(_cuminc_core, "BLOCK_CELLS", 7 * 100)  # 7 times per block
+    blocked = CumulativeIncidenceFitter().fit(data["time"], data["status"],
+                                              groups=data["imd"]).tests_
+    np.testing.assert_allclose(blocked["statistic"], whole["statistic"], rtol=1e-12)
+    assert (whole["df"] == 9).all()

@@ -13,6 +13,9 @@ import numpy as np
 
 from phm_eval.survival._data import distinct_times
 
+# cells of the (time x group x group) arrays handled at once in Gray's test
+BLOCK_CELLS = 2_000_000
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -103,11 +106,7 @@ def gray_stratum(
     fm = np.concatenate(([0.0], f[:-1]))
     fb = (1 - fm) ** rho
 
-    a = fb[:, None, None] * (np.einsum("ki,ij->kij", t1, np.eye(ng))
-                             - t1[:, :, None] * t1[:, None, :] / tr[:, None, None])
     scale = _safe_div(nd1, tr * (1 - fm))
-    c = np.cumsum(np.where(a != 0, a * scale[:, None, None], 0.0), axis=0)
-
     score = np.where(pos, fb[:, None] * (d1 - nd1[:, None] * _safe_div(rs * (1 - f1m),
                                                                      skmm * tq[:, None])), 0.0)
     s = score.sum(axis=0)
@@ -119,21 +118,31 @@ def gray_stratum(
                                                   tr[:, None] * skmm - 1), 1.0)
     t3 = np.where(has1, t5 * skmm * nd1[:, None] * _safe_div(np.ones_like(rs),
                                                              tr[:, None] * rs), 0.0)
-    v3 = (t4**2 * t3).sum(axis=0)
-    big_t1 = a - t4[:, None, :] * c
-    v2 = np.einsum("kil,kl->il", big_t1, t4 * t3)
-    v = np.einsum("kil,kjl,kl->ij", big_t1, big_t1, t3)
-
     # events of other causes
     has2 = (skm > 0) & (d2 > 0)
     t4o = np.where(has2, _safe_div((1 - f)[:, None] * np.ones_like(skm), skm), 0.0)
     t5o = np.where(d2 > 1, 1 - _safe_div(d2 - 1, rs - 1), 1.0)
     t3o = np.where(has2, t5o * _safe_div(skmm**2 * d2, rs**2), 0.0)
-    v3 += (t4o**2 * t3o).sum(axis=0)
-    t1o = t4o[:, None, :] * c
-    v2 -= np.einsum("kil,kl->il", t1o, t4o * t3o)
-    v += np.einsum("kil,kjl,kl->ij", t1o, t1o, t3o)
+    v3 = (t4**2 * t3).sum(axis=0) + (t4o**2 * t3o).sum(axis=0)
 
-    cf = c[-1] if c.shape[0] else np.zeros((ng, ng))
+    # the (time x group x group) terms, in blocks of times to bound memory with many groups
+    v2 = np.zeros((ng, ng))
+    v = np.zeros((ng, ng))
+    c_carry = np.zeros((ng, ng))
+    block = max(1, BLOCK_CELLS // (ng * ng))
+    for lo in range(0, rs.shape[0], block):
+        sl = slice(lo, lo + block)
+        a = fb[sl, None, None] * (np.einsum("ki,ij->kij", t1[sl], np.eye(ng))
+                                  - t1[sl, :, None] * t1[sl, None, :] / tr[sl, None, None])
+        c = c_carry + np.cumsum(np.where(a != 0, a * scale[sl, None, None], 0.0), axis=0)
+        big_t1 = a - t4[sl, None, :] * c
+        v2 += np.einsum("kil,kl->il", big_t1, t4[sl] * t3[sl])
+        v += np.einsum("kil,kjl,kl->ij", big_t1, big_t1, t3[sl])
+        t1o = t4o[sl, None, :] * c
+        v2 -= np.einsum("kil,kl->il", t1o, t4o[sl] * t3o[sl])
+        v += np.einsum("kil,kjl,kl->ij", t1o, t1o, t3o[sl])
+        c_carry = c[-1]
+
+    cf = c_carry
     v += (cf * v3[None, :]) @ cf.T + cf @ v2.T + v2 @ cf.T
     return s[: ng - 1], v[: ng - 1, : ng - 1]
