@@ -28,6 +28,15 @@ FLAGS = [f"ltc_flag_{j:02d}" for j in range(10)]
 Y = "emergency_admission_12m"
 
 
+@pytest.fixture(autouse=True)
+def _single_threaded_blas():
+    # L-BFGS-B makes many small BLAS calls that spin on a busy machine
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     return example_risk_features(20_000, random_state=11), example_risk_features(
@@ -113,6 +122,19 @@ def test_feature_importance_ranks_prior_admissions_high(frames):
     top = table["feature"].head(4).tolist()
     assert "n_emergency_admissions_1y" in top or "age" in top
     assert table.set_index("feature").loc["ltc_flag_09", "importance_mean"] < 0.005
+
+
+def test_penalty_tuned_by_cross_validation(frames):
+    dev, val = frames
+    model = make_model(
+        "penalised_logistic", NUMERIC, CATEGORICAL, binary_features=FLAGS, C="cv", random_state=0
+    )
+    model.fit(dev.head(5000), dev[Y].head(5000))
+    chosen = float(np.ravel(model.named_steps["model"].C_)[0])
+    assert 1e-4 <= chosen <= 1e3
+    p = model.predict_proba(val)[:, 1]
+    assert c_statistic(val[Y], p) > 0.65
+    assert model_coefficients(model)["term"].iloc[0] == "intercept"
 
 
 def test_bad_names_rejected():
