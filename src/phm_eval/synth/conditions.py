@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from .population import DAYS_PER_YEAR, People, to_days
 
@@ -151,9 +151,19 @@ def generate_conditions(
         # the condition (who contribute zero).
         a = _solve_intercept(np.where(eligible, linear, -np.inf), spec.target, mask)
         p = np.where(eligible, expit(a + linear), 0.0)
-        present = rng.random(people.n) < p
-        years_before_end = rng.exponential(spec.duration_years, size=people.n)
-        earliest = people.dob + (spec.min_age * DAYS_PER_YEAR)
-        day = np.maximum(study_end - years_before_end * DAYS_PER_YEAR, earliest).astype(np.int64)
+        u = rng.random(people.n)
+        present = u < p
+        if spec.age_slope > 0.05:
+            # Onset at the age where the person's probability curve crosses their own draw:
+            # present on any date exactly when old enough, so prevalence at a given age does
+            # not drift over calendar time.
+            other = linear - spec.age_slope * (age_end - 50) / 10
+            with np.errstate(divide="ignore"):
+                onset_age = 50 + 10 * (logit(np.clip(u, 1e-12, 1)) - a - other) / spec.age_slope
+        else:
+            onset_age = spec.min_age + rng.random(people.n) * np.clip(age_end - spec.min_age, 0,
+                                                                      None)
+        onset_age = np.maximum(onset_age, spec.min_age)
+        day = (people.dob + onset_age * DAYS_PER_YEAR).astype(np.int64)
         onset[:, j] = np.where(present, np.minimum(day, study_end), NEVER)
     return Conditions(names=[s.name for s in specs], onset=onset, specs=list(specs))

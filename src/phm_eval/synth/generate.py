@@ -166,7 +166,9 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
         out / "admissions", fmt,
     )
     _write(_interventions_table(people, programme, params), out / "interventions", fmt)
-    _write(programme.rollout, out / "rollout", fmt)
+    _write(pa.Table.from_pandas(programme.rollout, preserve_index=False).cast(pa.schema([
+        ("pcn_id", pa.string()), ("practice_id", pa.string()), ("programme", pa.string()),
+        ("start_date", pa.date32())])), out / "rollout", fmt)
     steps.update()
 
     codebook = build_codebook(
@@ -223,7 +225,7 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
         },
         "realised": truth,
         "rollout": [
-            {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+            {k: (str(v) if k == "start_date" else v) for k, v in row.items()}
             for row in programme.rollout.to_dict("records")
         ],
         "population": {

@@ -58,9 +58,15 @@ def generate_medicines(
     # Distinct drugs per patient: a random permutation prefix per patient.
     keys = rng.random((len(patient),))
     drug = _distinct_draws(patient, n_drugs, n_products, keys, rng)
-    years_before = rng.exponential(6.0, size=len(patient))
-    first_possible = np.maximum(people.dob[patient] + 2 * 365, data_start)
-    start = np.maximum((study_end - years_before * DAYS_PER_YEAR).astype(np.int64), first_possible)
+    # Most regular drugs were started before the data window; some start during it, and some
+    # stop, so the number on repeat stays roughly stable over calendar time.
+    started_before = rng.random(len(patient)) < 0.8
+    start = np.where(
+        started_before,
+        data_start - rng.exponential(5 * DAYS_PER_YEAR, size=len(patient)),
+        data_start + rng.uniform(0, study_end - data_start, size=len(patient)),
+    ).astype(np.int64)
+    start = np.maximum(start, people.dob[patient] + 2 * 365)
     stops = rng.random(len(patient)) < 0.2
     stop = np.where(
         stops, start + rng.uniform(30, 3 * 365, size=len(patient)).astype(np.int64), study_end

@@ -56,14 +56,15 @@ def build_structure(params: dict, rng: np.random.Generator) -> Structure:
     prac_lo, prac_hi = params["practice_size"]
     kmin, kmax = params["practices_per_pcn"]
     n_pcn = max(1, int(round(n / ((pcn_lo + pcn_hi) / 2))))
-    pcn_sizes = _split(n, n_pcn, rng)
+    pcn_sizes = _split(n, n_pcn, rng, pcn_lo, pcn_hi)
     practice_ids, pcn_ids, sizes, centres, minority = [], [], [], [], []
     n_icb = max(1, int(round(n / 1_000_000)))
     pcn_centre = rng.uniform(1.5, 9.5, size=n_pcn)
     for p, pcn_n in enumerate(pcn_sizes):
         k = int(np.clip(round(pcn_n / ((prac_lo + prac_hi) / 2)), kmin, kmax))
-        k = max(1, min(k, pcn_n // max(1, prac_lo // 2)))
-        for s in _split(pcn_n, k, rng):
+        # Keep practice sizes within their range where the PCN size allows.
+        k = int(np.clip(k, -(-pcn_n // prac_hi), max(1, pcn_n // prac_lo)))
+        for s in _split(pcn_n, k, rng, prac_lo, prac_hi):
             practice_ids.append(f"SYNPR{len(practice_ids) + 1:05d}")
             pcn_ids.append(f"SYNPCN{p + 1:04d}")
             sizes.append(s)
@@ -81,13 +82,27 @@ def build_structure(params: dict, rng: np.random.Generator) -> Structure:
     )
 
 
-def _split(total: int, k: int, rng: np.random.Generator) -> list[int]:
-    """Split ``total`` into ``k`` positive parts of similar size (Dirichlet, fairly even)."""
+def _split(total: int, k: int, rng: np.random.Generator, lo: int = 1,
+           hi: int | None = None) -> list[int]:
+    """Split ``total`` into ``k`` parts of similar size, each within [lo, hi] when feasible."""
     if k <= 1:
         return [total]
-    w = rng.dirichlet(np.full(k, 12.0))
-    parts = np.floor(w * total).astype(int)
-    parts[: total - parts.sum()] += 1
+    hi = hi or total
+    lo = min(lo, total // k)
+    hi = max(hi, -(-total // k))
+    parts = np.full(k, lo, dtype=np.int64)
+    remaining = total - parts.sum()
+    room = np.full(k, hi - lo, dtype=np.int64)
+    while remaining > 0:
+        open_ = room > 0
+        w = rng.dirichlet(np.full(int(open_.sum()), 12.0))
+        add = np.zeros(k, dtype=np.int64)
+        add[open_] = np.minimum(np.floor(w * remaining).astype(np.int64), room[open_])
+        if add.sum() == 0:
+            add[np.flatnonzero(open_)[0]] = 1
+        parts += add
+        room -= add
+        remaining = total - parts.sum()
     return parts.tolist()
 
 

@@ -122,12 +122,14 @@ def run_programme(
             "practice_id": (structure.practice_id if unit_level == "practice" else None),
             "programme": prog["name"],
             "start_date": [
-                pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(d)) if d >= 0 else pd.NaT
+                (pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(d))).date() if d >= 0
+                else None
                 for d in unit_start
             ],
         }
     )
     rollout = rollout[rollout["start_date"].notna()].reset_index(drop=True)
+    rollout["start_date"] = pd.array(rollout["start_date"], dtype="object")
     return Programme(
         rollout=rollout,
         unit_start=start,
