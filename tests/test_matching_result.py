@@ -73,6 +73,9 @@ def test_matched_data_has_match_data_columns(result, cohort):
     assert (treated_w == 1).all()
     np.testing.assert_allclose(control_w.mean(), 1.0)  # MatchIt normalisation
     assert len(result.matched_data(drop_unmatched=False)) == len(cohort)
+    with pytest.raises(InputError, match="already exist"):
+        result.matched_data(weights="age")
+    assert "w" in result.matched_data(weights="w").columns
 
 
 def test_flow_adds_up(result, cohort):

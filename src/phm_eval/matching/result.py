@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from phm_eval.errors import InputError
 from phm_eval.matching.balance import balance_table, balance_terms
 from phm_eval.matching.nearest import (
     CONTROLS_EXHAUSTED,
@@ -127,26 +128,43 @@ class MatchResult:
         keep = c_rows >= 0
         return t_rows[keep], c_rows[keep]
 
-    def matched_data(self, drop_unmatched: bool = True) -> pd.DataFrame:
-        """The data with ``distance``, ``weights`` and ``subclass`` columns (``MatchIt::match.data``).
+    def matched_data(
+        self,
+        drop_unmatched: bool = True,
+        *,
+        distance: str = "distance",
+        weights: str = "weights",
+        subclass: str = "subclass",
+    ) -> pd.DataFrame:
+        """The data with score, weight and matched-set columns (``MatchIt::match.data``).
 
         Parameters
         ----------
         drop_unmatched : bool, default True
             Keep only units with a positive weight.
+        distance, weights, subclass : str
+            Names for the added columns; they must not already be in the data.
 
         Returns
         -------
         pandas.DataFrame
-            Rows in data order. Analyse with the ``weights`` column (and cluster
-            standard errors on ``subclass``, or on pair membership when matching
-            with replacement).
+            Rows in data order. Analyse with the weights column (and cluster
+            standard errors on the matched set, or on pair membership when
+            matching with replacement, which has no subclass column).
         """
+        added = [distance, weights] + ([subclass] if self.subclass is not None else [])
+        clash = [c for c in added if c in self.data.columns]
+        if clash:
+            raise InputError(
+                "matching data",
+                f"column(s) {', '.join(clash)} already exist; choose other names for the "
+                "distance, weights or subclass columns",
+            )
         out = self.data.copy()
-        out["distance"] = self.distance
-        out["weights"] = self.weights
+        out[distance] = self.distance
+        out[weights] = self.weights
         if self.subclass is not None:
-            out["subclass"] = self.subclass
+            out[subclass] = self.subclass
         if drop_unmatched:
             out = out.loc[self.weights.to_numpy() > 0]
         return out
