@@ -14,7 +14,8 @@ numeric distance, including its tie-breaking, so the same pairs come out:
   alternates left and right one sorted position at a time, so the candidate
   found in fewer steps wins, and the left one on an equal number of steps.
   With replacement and ``ratio > 1`` the ``ratio`` nearest are chosen as
-  MatchIt's C++ ``std::partial_sort`` chooses them (emulated below).
+  MatchIt's C++ ``std::partial_sort`` (libstdc++) chooses them, emulated below;
+  for ``ratio > 16`` exact ties among the chosen may be ordered differently.
 
 Instead of walking the sorted array one unit at a time, the search jumps
 to the nearest still-available control with union-find "next available"
