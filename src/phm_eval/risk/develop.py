@@ -56,6 +56,7 @@ __all__ = [
     "IECVResult",
     "RiskModelConfig",
     "RiskModelReport",
+    "TemporalValidationResult",
     "ValidationResult",
     "bootstrap_optimism",
     "develop_risk_model",

@@ -24,9 +24,22 @@ from ..frailty import efi, hfrs
 from ..frailty._tables import as_date
 
 LTC_CONDITIONS = (
-    "hypertension", "diabetes", "asthma", "copd", "chd", "atrial_fibrillation", "heart_failure",
-    "ckd", "dementia", "smi", "learning_disability", "cancer", "epilepsy", "stroke_tia",
-    "depression", "osteoarthritis",
+    "hypertension",
+    "diabetes",
+    "asthma",
+    "copd",
+    "chd",
+    "atrial_fibrillation",
+    "heart_failure",
+    "ckd",
+    "dementia",
+    "smi",
+    "learning_disability",
+    "cancer",
+    "epilepsy",
+    "stroke_tia",
+    "depression",
+    "osteoarthritis",
 )
 
 
@@ -73,8 +86,12 @@ def risk_features(
     from ..db import connect
 
     con = connect()
-    for name, source in (("patients", patients), ("events", events),
-                         ("admissions", admissions), ("practices", practices)):
+    for name, source in (
+        ("patients", patients),
+        ("events", events),
+        ("admissions", admissions),
+        ("practices", practices),
+    ):
         _view(con, name, source)
     ltc = load_codelist("ltc", codelist_dir)[["condition", "snomed_code"]]
     ltc = ltc[ltc["condition"].isin(LTC_CONDITIONS)]
@@ -142,8 +159,9 @@ def risk_features(
                pop.imd_decile,
                coalesce(CAST(ceil(pop.imd_decile / 2.0) AS INTEGER)::VARCHAR, 'unknown')
                    AS imd_quintile,
-               {", ".join(f"coalesce(conditions.ltc_{c}, false) AS ltc_{c}"
-                          for c in LTC_CONDITIONS)},
+               {
+            ", ".join(f"coalesce(conditions.ltc_{c}, false) AS ltc_{c}" for c in LTC_CONDITIONS)
+        },
                coalesce(history.n_emergency_admissions_1y, 0) AS n_emergency_admissions_1y,
                coalesce(history.n_emergency_admissions_2y, 0) AS n_emergency_admissions_2y,
                coalesce(history.bed_days_1y, 0) AS bed_days_1y,
@@ -167,15 +185,21 @@ def risk_features(
     base["n_ltc"] = base[[f"ltc_{c}" for c in LTC_CONDITIONS]].sum(axis=1).astype(int)
     base["imd_decile"] = base["imd_decile"].astype(float)
     base = base.merge(
-        frailty[["patient_id", "efi_score", "efi_deficits", "efi_category"]], on="patient_id",
+        frailty[["patient_id", "efi_score", "efi_deficits", "efi_category"]],
+        on="patient_id",
         how="left",
-    ).merge(hospital_frailty[["patient_id", "hfrs_score"]].rename(columns={"hfrs_score": "hfrs"}),
-            on="patient_id", how="left")
+    ).merge(
+        hospital_frailty[["patient_id", "hfrs_score"]].rename(columns={"hfrs_score": "hfrs"}),
+        on="patient_id",
+        how="left",
+    )
     base["hfrs"] = base["hfrs"].fillna(0.0)
     base["died_without_admission"] = (
-        (base["died_12m"] == 1) & (base["emergency_admission_12m"] == 0)).astype(int)
+        (base["died_12m"] == 1) & (base["emergency_admission_12m"] == 0)
+    ).astype(int)
     base["emergency_admission_or_death_12m"] = (
-        (base["emergency_admission_12m"] == 1) | (base["died_12m"] == 1)).astype(int)
+        (base["emergency_admission_12m"] == 1) | (base["died_12m"] == 1)
+    ).astype(int)
     base["index_date"] = pd.Timestamp(index)
     return base
 
