@@ -30,10 +30,10 @@ Y = "emergency_admission_12m"
 
 @pytest.fixture(autouse=True)
 def _single_threaded_blas():
-    # L-BFGS-B makes many small BLAS calls that spin on a busy machine
+    # BLAS (behind L-BFGS-B) and OpenMP (boosting) threads spin on a busy shared machine
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1):
         yield
 
 
@@ -118,7 +118,7 @@ def test_feature_importance_ranks_prior_admissions_high(frames):
     dev, _ = frames
     model = make_model("penalised_logistic", NUMERIC, CATEGORICAL, binary_features=FLAGS)
     model.fit(dev, dev[Y])
-    table = feature_importance(model, dev, dev[Y], max_rows=5000, n_repeats=2, random_state=0)
+    table = feature_importance(model, dev, dev[Y], max_rows=3000, n_repeats=2, random_state=0)
     top = table["feature"].head(4).tolist()
     assert "n_emergency_admissions_1y" in top or "age" in top
     assert table.set_index("feature").loc["ltc_flag_09", "importance_mean"] < 0.005
