@@ -1,0 +1,88 @@
+"""Risk stage: features at each index date; develop, validate and apply the admission model."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from ..disclosure import apply_disclosure
+from ..risk.develop import develop_risk_model
+from ..risk.features import risk_features
+from .common import output, policy, write_json
+
+log = logging.getLogger(__name__)
+INDEX_DATE_KEYS = {"development": ("risk", "development_index_date"),
+                   "validation": ("risk", "validation_index_date"),
+                   "current": ("segment", "index_date")}
+# Columns that identify people or describe the outcome window, never model inputs.
+NOT_FEATURES = ("efi_category", "index_date", "died_12m", "died_without_admission",
+                "emergency_admission_or_death_12m")
+
+
+def features(smk) -> None:
+    section, key = INDEX_DATE_KEYS[smk.wildcards.when]
+    day = smk.config[section][key]
+    frame = risk_features(smk.input.patients, smk.input.events, smk.input.admissions,
+                          smk.input.practices, day,
+                          codelist_dir=smk.config["codelists"]["directory"])
+    frame.to_parquet(smk.output[0], index=False)
+    log.info("%s features at %s: %d patients, outcome rate %.3f", smk.wildcards.when, day,
+             len(frame), frame["emergency_admission_12m"].mean())
+
+
+def model(smk) -> None:
+    cfg = smk.config["risk"]
+    dev = pd.read_parquet(smk.input.development)
+    val = pd.read_parquet(smk.input.validation)
+    current = pd.read_parquet(smk.input.current)
+    settings = {
+        "model": cfg["model"],
+        "cluster": cfg.get("cluster", "pcn_id"),
+        "n_optimism_bootstrap": int(cfg.get("bootstrap_replicates", 20)),
+        "n_bootstrap": int(cfg.get("ci_bootstrap_replicates", 200)),
+        "random_state": int(cfg.get("seed", 1)),
+    }
+    if dev[settings["cluster"]].nunique() < 2:
+        # One PCN: internal-external cross-validation needs several clusters; use practices.
+        settings["cluster"] = "practice_id"
+    drop = [c for c in NOT_FEATURES if c in dev.columns]
+    out_dir = output(smk, "metrics.json").parent
+    report = develop_risk_model(dev.drop(columns=drop), settings,
+                                validation_features=val.drop(columns=drop), output_dir=out_dir)
+    full = report.to_dict()
+    validation = full["temporal"]["validation"] if full.get("temporal") else full["apparent"]
+    metrics = {
+        row["metric"]: {"estimate": row["estimate"], "ci_low": row["lower"],
+                        "ci_high": row["upper"]}
+        for row in validation.get("intervals", [])
+    }
+    metrics["design"] = "temporal validation" if full.get("temporal") else "apparent"
+    metrics["development_index_date"] = cfg["development_index_date"]
+    metrics["validation_index_date"] = cfg["validation_index_date"]
+    metrics["n_development"] = full["n"]
+    metrics["optimism_corrected"] = full.get("optimism")
+    iecv = full.get("internal_external")
+    if iecv:
+        metrics["internal_external"] = {k: v for k, v in iecv.items() if k != "per_cluster"}
+    write_json(output(smk, "metrics.json"), metrics)
+
+    subgroups = pd.DataFrame(validation.get("subgroups", []))
+    if not subgroups.empty:
+        stats = [c for c in subgroups.columns if c not in ("variable", "group", "n", "events")]
+        disclosed = apply_disclosure(
+            subgroups, policy(smk), count_cols=["events"], denominator_cols=["n"],
+            stat_cols={c: "events" for c in stats},
+        )
+        disclosed.formatted(decimals=3).to_csv(output(smk, "subgroup_metrics.csv"), index=False)
+    else:
+        pd.DataFrame(columns=["variable", "group"]).to_csv(output(smk, "subgroup_metrics.csv"),
+                                                           index=False)
+
+    scored = current.drop(columns=[c for c in drop if c in current.columns])
+    predicted = report.model.predict_proba(scored)[:, 1]
+    pd.DataFrame({"patient_id": current["patient_id"], "predicted_risk": predicted}).to_parquet(
+        output(smk, "predictions.parquet"), index=False)
+    log.info("validation c-statistic %.3f, calibration slope %.3f",
+             metrics.get("c_statistic", {}).get("estimate", float("nan")),
+             metrics.get("calibration_slope", {}).get("estimate", float("nan")))
