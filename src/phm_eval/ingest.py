@@ -3,10 +3,12 @@
 Validation happens in three layers, each failing with an :class:`~phm_eval.errors.InputError`
 that names the file, column, first offending rows and the rule:
 
-1. the file itself (present, not empty, UTF-8, well-formed CSV, the contract's columns);
-2. each row against the table's pandera schema (:mod:`phm_eval.contract`), streamed in chunks so
-   large event tables never sit in memory whole;
-3. rules across tables (foreign keys, dates in order, nothing after the study end) in DuckDB.
+1. the file itself (present, not empty, UTF-8, well-formed CSV, readable Parquet with usable
+   column types, the contract's columns);
+2. each row against the table's pandera schemas (:mod:`phm_eval.contract`), streamed in chunks
+   of Arrow data so large event tables never sit in memory whole;
+3. rules across rows and tables (unique keys, foreign keys, dates in order, nothing after the
+   study end) in DuckDB, one pass per table when the data are clean.
 
 Records that are valid but out of scope are excluded with a counted reason (the flow table).
 Nothing is written to the destination unless every check passes.
@@ -19,39 +21,69 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow as pa_arrow
+import pyarrow as arrow
+import pyarrow.compute as pc
+import pyarrow.csv as arrow_csv
 import pyarrow.parquet as pq
 
-from .contract import REQUIRED_TABLES, TABLES, TableSpec, schema
-from .errors import InputError
+from .contract import (
+    ARROW_TYPES,
+    CONVERSION_RULES,
+    REQUIRED_TABLES,
+    TABLES,
+    TableSpec,
+    conversion_schema,
+    schema,
+)
+from .errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 2_000_000
 MAX_ROWS_SHOWN = 5
+CSV_BLOCK_BYTES = 32 << 20
+COMPRESSION = "zstd"
+ALL_TABLES = (*REQUIRED_TABLES, "rollout")
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 @dataclass
 class StudyPeriod:
-    """Dates bounding an analysis (inclusive)."""
+    """Dates bounding an analysis (inclusive), written ``YYYY-MM-DD``."""
 
     study_start: str
     study_end: str
     programme: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("study_start", "study_end"):
+            value = str(getattr(self, name))
+            try:
+                parsed = date.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is None or len(value) != 10:
+                raise ConfigError(f"{name} must be a date written YYYY-MM-DD, not {value!r}")
+            setattr(self, name, value)
+        if self.study_start > self.study_end:
+            raise ConfigError(f"study_start ({self.study_start}) is after study_end "
+                              f"({self.study_end})")
+
 
 def find_table(folder: Path, table: str) -> Path | None:
     """The file holding ``table`` in ``folder`` (``.parquet`` or ``.csv``), or None."""
+    folder = Path(folder)
     found = [folder / f"{table}.{ext}" for ext in ("parquet", "csv") if
              (folder / f"{table}.{ext}").exists()]
     if len(found) > 1:
-        raise InputError(str(found[0].parent / table),
+        raise InputError(f"{table}.csv and {table}.parquet",
                          "both a .csv and a .parquet file exist for this table; keep one")
     return found[0] if found else None
 
@@ -59,6 +91,10 @@ def find_table(folder: Path, table: str) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # Layer 1: files
 # ---------------------------------------------------------------------------------------------
+
+_EXPECTED = {"id": "text", "string": "text", "date": "dates (date, timestamp or YYYY-MM-DD text)",
+             "integer": "whole numbers", "number": "numbers"}
+
 
 def _check_header(path: Path, spec: TableSpec, columns: list[str]) -> None:
     seen = set()
@@ -85,86 +121,201 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(path, exc) from None
+    except UnicodeDecodeError:
+        raise _encoding_error(path) from None
     if not header or all(not h.strip() for h in header):
         raise InputError(path.name, "file is empty: expected a header row")
-    return [h.strip().lstrip("\ufeff") for h in header]
+    return [h.strip().lstrip("\ufeff").strip() for h in header]
 
 
-def _encoding_error(path: Path, exc: UnicodeDecodeError) -> InputError:
+def _encoding_error(path: Path) -> InputError:
+    """Locate the first byte that is not UTF-8, reading the file in blocks."""
+    line, carry = 0, b""
     with open(path, "rb") as fh:
-        data = fh.read()
-    # The byte offset is within the chunk decoded; search the file for the first bad byte.
-    try:
-        data.decode("utf-8")
-        offset = exc.start
-    except UnicodeDecodeError as full:
-        offset = full.start
-    line = data.count(b"\n", 0, offset)
-    return InputError(path.name, "file is not UTF-8 encoded (save it as UTF-8)",
-                      rows=[line] if line > 0 else None)
+        while True:
+            block = fh.read(1 << 22)
+            data = carry + block
+            if not data:
+                break
+            try:
+                data.decode("utf-8")
+                line += data.count(b"\n")
+                carry = b""
+            except UnicodeDecodeError as exc:
+                if block and exc.reason == "unexpected end of data":
+                    # A character split across two blocks: decode it with the next block.
+                    line += data.count(b"\n", 0, exc.start)
+                    carry = data[exc.start:]
+                    continue
+                line += data.count(b"\n", 0, exc.start)
+                break
+            if not block:
+                break
+    rule = "file is not UTF-8 encoded (save it as UTF-8)"
+    if line == 0:
+        return InputError(path.name, rule + "; the first bad character is in the header")
+    return InputError(path.name, rule, rows=[line])
 
 
-def _iter_csv(path: Path, spec: TableSpec) -> Iterator[pd.DataFrame]:
+def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
     header = _csv_header(path)
     _check_header(path, spec, header)
+    bad_rows: list[tuple[int, int, int | None, str]] = []
+
+    def on_bad_row(row) -> str:
+        bad_rows.append((row.expected_columns, row.actual_columns, row.number, row.text))
+        return "error"
+
+    reader = None
     try:
-        reader = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8",
-            chunksize=CHUNK_ROWS, skipinitialspace=False, engine="c",
+        reader = arrow_csv.open_csv(
+            path,
+            read_options=arrow_csv.ReadOptions(column_names=header, skip_rows=1,
+                                               block_size=CSV_BLOCK_BYTES),
+            # Blank lines are kept as rows so that row numbers match the file's lines.
+            parse_options=arrow_csv.ParseOptions(invalid_row_handler=on_bad_row,
+                                                 ignore_empty_lines=False),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types={name: arrow.string() for name in header},
+                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
+            ),
         )
-        offset = 0
-        for chunk in reader:
-            chunk.columns = [c.strip().lstrip("\ufeff") for c in chunk.columns]
-            chunk.index = pd.RangeIndex(offset + 1, offset + 1 + len(chunk))
-            offset += len(chunk)
-            yield chunk
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(path, exc) from None
-    except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if match:
-            expected, line, saw = (int(g) for g in match.groups())
-            raise InputError(path.name,
-                             f"row has {saw} fields but the header has {expected}",
-                             rows=[line - 1]) from None
+        for batch in reader:
+            yield arrow.Table.from_batches([batch])
+    except arrow.ArrowInvalid as exc:
+        if bad_rows:
+            expected, actual, number, text = bad_rows[0]
+            rows = [number - 1] if number else None
+            rule = (f"row has {actual} fields but the header has {expected}" if text.strip()
+                    else f"row is blank but the header has {expected} fields")
+            raise InputError(path.name, rule, rows=rows) from None
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):
+            raise _encoding_error(path) from None
         raise InputError(path.name, f"not a well-formed CSV file ({exc})") from None
+    finally:
+        if reader is not None:
+            reader.close()
 
 
-def _iter_parquet(path: Path, spec: TableSpec) -> Iterator[pd.DataFrame]:
+def _parquet_file(path: Path) -> pq.ParquetFile:
     try:
-        handle = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(path.name, f"not a readable Parquet file ({exc})") from None
-    columns = handle.schema_arrow.names
-    _check_header(path, spec, columns)
-    offset = 0
-    for batch in handle.iter_batches(batch_size=CHUNK_ROWS):
-        table = pa_arrow.Table.from_batches([batch])
-        for name in spec.date_columns:
-            if name in table.column_names:
-                table = _date_as_text(table, name)
-        frame = table.to_pandas()
-        frame.index = pd.RangeIndex(offset + 1, offset + 1 + len(frame))
-        offset += len(frame)
-        yield frame
-    if offset == 0:
-        yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _date_as_text(table: pa_arrow.Table, name: str) -> pa_arrow.Table:
-    col = table[name]
-    if pa_arrow.types.is_timestamp(col.type):
-        col = col.cast(pa_arrow.date32())
-    if pa_arrow.types.is_date(col.type):
-        col = col.cast(pa_arrow.string())
-    return table.set_column(table.column_names.index(name), name, col)
+def _check_parquet_types(path: Path, spec: TableSpec, fields: arrow.Schema) -> None:
+    for fld in fields:
+        kind = spec.column(fld.name).kind
+        t = fld.type.value_type if arrow.types.is_dictionary(fld.type) else fld.type
+        text = _is_text(t) or arrow.types.is_null(t)
+        ok = {
+            "id": text, "string": text,
+            "date": text or arrow.types.is_date(t) or arrow.types.is_timestamp(t),
+            "integer": text or arrow.types.is_integer(t) or arrow.types.is_floating(t),
+            "number": (text or arrow.types.is_integer(t) or arrow.types.is_floating(t)
+                       or arrow.types.is_decimal(t)),
+        }[kind]
+        if not ok:
+            raise InputError(path.name,
+                             f"Parquet column has type {fld.type} but the contract expects "
+                             f"{_EXPECTED[kind]}", column=fld.name)
+
+
+def _is_text(t: arrow.DataType) -> bool:
+    return (arrow.types.is_string(t) or arrow.types.is_large_string(t)
+            or arrow.types.is_string_view(t))
+
+
+def _iter_parquet(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
+    handle = _parquet_file(path)
+    # pandas writes a non-default index as extra columns; they are not data.
+    names = [n for n in handle.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
+    fields = arrow.schema([handle.schema_arrow.field(n) for n in names])
+    _check_header(path, spec, names)
+    _check_parquet_types(path, spec, fields)
+    try:
+        for batch in handle.iter_batches(batch_size=CHUNK_ROWS, columns=names):
+            yield arrow.Table.from_batches([batch])
+    except (OSError, arrow.ArrowException) as exc:
+        raise InputError(path.name, f"not a readable Parquet file ({exc})") from None
+    finally:
+        handle.close()
+
+
+def _rechunk(tables: Iterable[arrow.Table], size: int) -> Iterator[arrow.Table]:
+    """Regroup a stream of tables into tables of exactly ``size`` rows (the last may be short)."""
+    pending: list[arrow.Table] = []
+    n_pending = 0
+    for table in tables:
+        while len(table):
+            take = min(size - n_pending, len(table))
+            pending.append(table.slice(0, take))
+            n_pending += take
+            table = table.slice(take)
+            if n_pending == size:
+                yield arrow.concat_tables(pending).combine_chunks()
+                pending, n_pending = [], 0
+    if pending:
+        yield arrow.concat_tables(pending).combine_chunks()
 
 
 # ---------------------------------------------------------------------------------------------
 # Layer 2: rows
 # ---------------------------------------------------------------------------------------------
+
+def _normalise(col: arrow.ChunkedArray, kind: str) -> arrow.ChunkedArray:
+    """Lossless, check-free conversions towards the contract's type."""
+    target = ARROW_TYPES[kind]
+    t = col.type
+    if arrow.types.is_dictionary(t):
+        col, t = col.cast(t.value_type), t.value_type
+    if arrow.types.is_null(t):
+        return col.cast(target)
+    if arrow.types.is_large_string(t) or arrow.types.is_string_view(t):
+        return col.cast(arrow.string())
+    if kind == "date" and (arrow.types.is_timestamp(t) or arrow.types.is_date64(t)):
+        return col.cast(arrow.date32())
+    if arrow.types.is_floating(t):
+        # NaN is how pandas writes a missing number.
+        col = pc.if_else(pc.is_nan(col), arrow.scalar(None, type=t), col)
+        if kind == "number":
+            return col.cast(arrow.float64())
+    return col
+
+
+def _typed_chunk(path: Path, spec: TableSpec, table: arrow.Table, offset: int) -> arrow.Table:
+    """Validate one chunk (rows ``offset+1 ...``) and return it in the contract's types."""
+    index = pd.RangeIndex(offset + 1, offset + 1 + len(table))
+    columns = {}
+    to_convert = []
+    for name in table.column_names:
+        kind = spec.column(name).kind
+        columns[name] = _normalise(table[name], kind)
+        if columns[name].type != ARROW_TYPES[kind]:
+            to_convert.append(name)
+    if to_convert:
+        raw = arrow.table({name: columns[name] for name in to_convert})
+        _validate(path, spec, conversion_schema(spec.name, tuple(to_convert)), raw, index)
+        for name in to_convert:
+            columns[name] = columns[name].cast(ARROW_TYPES[spec.column(name).kind])
+    typed = arrow.table({
+        col.name: columns.get(col.name, arrow.nulls(len(table), type=ARROW_TYPES[col.kind]))
+        for col in spec.columns
+    })
+    _validate(path, spec, schema(spec.name), typed, index)
+    return typed
+
+
+def _validate(path: Path, spec: TableSpec, checks: pa.DataFrameSchema, table: arrow.Table,
+              index: pd.RangeIndex) -> None:
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame.index = index
+    try:
+        checks.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        raise _schema_error(path, spec, frame, err) from None
+
 
 def _schema_error(path: Path, spec: TableSpec, frame: pd.DataFrame,
                   err: pa.errors.SchemaErrors) -> InputError:
@@ -177,13 +328,14 @@ def _schema_error(path: Path, spec: TableSpec, frame: pd.DataFrame,
     same = cases[(cases["column"] == column) & (cases["check"] == first["check"])]
     rows = sorted({int(i) for i in same["index"].dropna()})
     rule = _rule_text(check, column, spec)
-    key_col = spec.key or "patient_id"
     keys = None
+    key_col = _key_column(spec)
     if key_col in frame.columns and rows:
         keys = [f"{key_col}={frame.at[r, key_col]}" for r in rows[:MAX_ROWS_SHOWN]]
-    values = same["failure_case"].head(3).tolist()
-    if values and check not in ("not_nullable",):
-        rule += f" (found {', '.join(repr(v) for v in values)})"
+    if check not in ("not_nullable", "multiple_fields_uniqueness", "field_uniqueness"):
+        values = list(dict.fromkeys(str(v) for v in same["failure_case"]))[:3]
+        if values:
+            rule += f" (found {', '.join(repr(v) for v in values)})"
     return InputError(path.name, rule, column=column, rows=rows[:MAX_ROWS_SHOWN], keys=keys,
                       n_failing=len(rows))
 
@@ -191,83 +343,56 @@ def _schema_error(path: Path, spec: TableSpec, frame: pd.DataFrame,
 def _rule_text(check: str, column: str, spec: TableSpec) -> str:
     if check == "not_nullable":
         return "value is missing but the column is required"
-    if check == "multiple_fields_uniqueness" or check == "field_uniqueness":
+    if check in ("multiple_fields_uniqueness", "field_uniqueness"):
         return "duplicate key: values must be unique"
     if check.startswith("coerce_dtype") or check.startswith("dtype"):
-        kind = next(c.kind for c in spec.columns if c.name == column)
-        return {"integer": "must be a whole number", "number": "must be a number"}.get(
-            kind, "must be text")
+        return CONVERSION_RULES[spec.column(column).kind]
     return check
 
 
-def _validate_frame(path: Path, spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    try:
-        return schema(spec.name).validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        raise _schema_error(path, spec, frame, err) from None
-
-
-def _typed(spec: TableSpec, frame: pd.DataFrame) -> pa_arrow.Table:
-    out = {}
-    for col in spec.columns:
-        if col.name not in frame.columns:
-            out[col.name] = pa_arrow.nulls(len(frame), type=_arrow_type(col.kind))
-            continue
-        s = frame[col.name]
-        if col.kind == "date":
-            out[col.name] = pa_arrow.array(
-                pd.to_datetime(s, format="%Y-%m-%d", errors="coerce").dt.date,
-                type=pa_arrow.date32(), from_pandas=True)
-        elif col.kind == "integer":
-            out[col.name] = pa_arrow.array(s, type=pa_arrow.int64(), from_pandas=True)
-        elif col.kind == "number":
-            out[col.name] = pa_arrow.array(s, type=pa_arrow.float64(), from_pandas=True)
-        else:
-            out[col.name] = pa_arrow.array(s.astype(object).where(s.notna(), None),
-                                           type=pa_arrow.string())
-    out["_row"] = pa_arrow.array(frame.index.to_numpy(), type=pa_arrow.int64())
-    return pa_arrow.table(out)
-
-
-def _arrow_type(kind: str):
-    return {"date": pa_arrow.date32(), "integer": pa_arrow.int64(),
-            "number": pa_arrow.float64()}.get(kind, pa_arrow.string())
+def _key_column(spec: TableSpec) -> str:
+    """The column that identifies a row to the person fixing the file."""
+    if spec.key:
+        return spec.key
+    return "patient_id" if "patient_id" in spec.column_names else spec.column_names[0]
 
 
 def load_table(folder: Path, table: str, staging: Path) -> Path | None:
-    """Validate one table row by row and stage it as typed Parquet with a ``_row`` column."""
+    """Validate one table row by row and stage it as typed Parquet in ``staging``.
+
+    Returns the staged file (rows in the input's order, the contract's columns and types), or
+    None for an optional table that is absent.
+    """
     spec = TABLES[table]
+    folder = Path(folder)
     path = find_table(folder, table)
     if path is None:
         if spec.optional_table:
             return None
-        raise InputError(str(folder / f"{table}.csv"),
-                         "required file not found (expected <table>.csv or <table>.parquet)")
-    frames = _iter_parquet(path, spec) if path.suffix == ".parquet" else _iter_csv(path, spec)
-    target = staging / f"{table}.parquet"
+        raise InputError(f"{table}.csv",
+                         f"required file not found in {folder} "
+                         f"(expected {table}.csv or {table}.parquet)")
+    chunks = _iter_parquet(path, spec) if path.suffix == ".parquet" else _iter_csv(path, spec)
+    target = Path(staging) / f"{table}.parquet"
     writer = None
-    seen_keys: set | None = set() if spec.key else None
     n_rows = 0
-    for frame in frames:
-        frame = _validate_frame(path, spec, frame)
-        if seen_keys is not None and len(frame):
-            dup = frame[spec.key].isin(seen_keys)
-            if dup.any():
-                rows = frame.index[dup].tolist()
-                raise InputError(path.name, "duplicate key: values must be unique",
-                                 column=spec.key, rows=rows[:MAX_ROWS_SHOWN],
-                                 keys=frame.loc[dup, spec.key].head(MAX_ROWS_SHOWN).tolist(),
-                                 n_failing=len(rows))
-            seen_keys.update(frame[spec.key])
-        typed = _typed(spec, frame)
+    try:
+        for chunk in _rechunk(chunks, CHUNK_ROWS):
+            typed = _typed_chunk(path, spec, chunk, n_rows)
+            if writer is None:
+                writer = pq.ParquetWriter(target, typed.schema, compression=COMPRESSION)
+            writer.write_table(typed, row_group_size=CHUNK_ROWS)
+            n_rows += len(typed)
         if writer is None:
-            writer = pq.ParquetWriter(target, typed.schema, compression="zstd")
-        writer.write_table(typed)
-        n_rows += len(frame)
-    if writer is not None:
-        writer.close()
+            empty = arrow.table({c.name: arrow.array([], type=ARROW_TYPES[c.kind])
+                                 for c in spec.columns})
+            pq.write_table(empty, target, compression=COMPRESSION)
+    finally:
+        if writer is not None:
+            writer.close()
     if n_rows == 0 and table in ("practices", "patients"):
         raise InputError(path.name, "file has a header but no rows")
+    log.info("%s: %d rows meet the row rules", path.name, n_rows)
     return target
 
 
@@ -275,119 +400,239 @@ def load_table(folder: Path, table: str, staging: Path) -> Path | None:
 # Layer 3: rules across rows and tables
 # ---------------------------------------------------------------------------------------------
 
-# (table, column, rule, FROM/WHERE clause over staged views; t = the table checked, p = patients)
+# Key columns that must be unique within a table, and the rule broken when they are not.
+UNIQUE_RULES: dict[str, tuple[tuple[str, ...], str]] = {
+    "practices": (("practice_id",), "duplicate key: values must be unique"),
+    "patients": (("patient_id",), "duplicate key: values must be unique"),
+    "admissions": (("spell_id",), "duplicate key: values must be unique"),
+    "rollout": (("pcn_id", "practice_id", "programme"),
+                "duplicate roll-out row: one start_date per programme and pcn_id (or practice_id)"),
+}
+
+# (table, column, rule, condition). In a condition ``t`` is the row checked and ``p`` its patient
+# (NULL when the patient_id is unknown).
 CROSS_TABLE_RULES: list[tuple[str, str, str, str]] = [
     ("patients", "practice_id", "practice_id is not in practices",
-     "patients t WHERE t.practice_id NOT IN (SELECT practice_id FROM practices)"),
-    ("patients", "registration_start", "registration starts before date_of_birth",
-     "patients t WHERE t.registration_start < t.date_of_birth"),
+     "t.practice_id NOT IN (SELECT practice_id FROM practices)"),
+    ("patients", "registration_start", "registration_start is before date_of_birth",
+     "t.registration_start < t.date_of_birth"),
     ("patients", "registration_end", "registration_end is before registration_start",
-     "patients t WHERE t.registration_end < t.registration_start"),
+     "t.registration_end < t.registration_start"),
     ("patients", "date_of_death", "date_of_death is before date_of_birth",
-     "patients t WHERE t.date_of_death < t.date_of_birth"),
-    ("events", "patient_id", "patient_id is not in patients",
-     "events t ANTI JOIN patients p USING (patient_id)"),
+     "t.date_of_death < t.date_of_birth"),
+    ("events", "patient_id", "patient_id is not in patients", "p.patient_id IS NULL"),
     ("events", "date", "event date is before the patient's date_of_birth",
-     "events t JOIN patients p USING (patient_id) WHERE t.date < p.date_of_birth"),
+     "t.date < p.date_of_birth"),
     ("events", "date", "event date is after the patient's date_of_death",
-     "events t JOIN patients p USING (patient_id) WHERE t.date > p.date_of_death"),
-    ("admissions", "patient_id", "patient_id is not in patients",
-     "admissions t ANTI JOIN patients p USING (patient_id)"),
+     "t.date > p.date_of_death"),
+    ("admissions", "patient_id", "patient_id is not in patients", "p.patient_id IS NULL"),
     ("admissions", "discharge_date", "discharge_date is before admission_date",
-     "admissions t WHERE t.discharge_date < t.admission_date"),
+     "t.discharge_date < t.admission_date"),
     ("admissions", "admission_date", "admission_date is before the patient's date_of_birth",
-     "admissions t JOIN patients p USING (patient_id) WHERE t.admission_date < p.date_of_birth"),
+     "t.admission_date < p.date_of_birth"),
+    ("admissions", "admission_date", "admission_date is after the patient's date_of_death",
+     "t.admission_date > p.date_of_death"),
     ("admissions", "discharge_date",
      "discharge_date is more than one day after the patient's date_of_death",
-     "admissions t JOIN patients p USING (patient_id) "
-     "WHERE t.discharge_date > p.date_of_death + INTERVAL 1 DAY"),
-    ("interventions", "patient_id", "patient_id is not in patients",
-     "interventions t ANTI JOIN patients p USING (patient_id)"),
+     "t.discharge_date > p.date_of_death + INTERVAL 1 DAY"),
+    ("interventions", "patient_id", "patient_id is not in patients", "p.patient_id IS NULL"),
     ("interventions", "end_date", "end_date is before enrolment_date",
-     "interventions t WHERE t.end_date < t.enrolment_date"),
-    ("interventions", "enrolment_date", "enrolment_date is before the patient's date_of_birth",
-     "interventions t JOIN patients p USING (patient_id) "
-     "WHERE t.enrolment_date < p.date_of_birth"),
+     "t.end_date < t.enrolment_date"),
+    ("interventions", "enrolment_date",
+     "enrolment_date is before the patient's registration_start",
+     "t.enrolment_date < p.registration_start"),
+    ("interventions", "enrolment_date", "enrolment_date is after the patient's date_of_death",
+     "t.enrolment_date > p.date_of_death"),
     ("rollout", "pcn_id", "pcn_id is not in practices",
-     "rollout t WHERE t.pcn_id NOT IN (SELECT pcn_id FROM practices)"),
+     "t.pcn_id NOT IN (SELECT pcn_id FROM practices)"),
     ("rollout", "practice_id", "practice_id is not in practices",
-     "rollout t WHERE t.practice_id IS NOT NULL "
-     "AND t.practice_id NOT IN (SELECT practice_id FROM practices)"),
+     "t.practice_id NOT IN (SELECT practice_id FROM practices)"),
+    ("rollout", "practice_id", "practice_id belongs to another pcn_id in practices",
+     "t.pcn_id <> (SELECT x.pcn_id FROM practices x WHERE x.practice_id = t.practice_id)"),
 ]
+
+
+def _sql_text(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _rules_for(table: str, study_end: str) -> list[tuple[str, str, str]]:
+    rules = [(c, r, cond) for t, c, r, cond in CROSS_TABLE_RULES if t == table]
+    for col in TABLES[table].date_columns:
+        rules.append((col, f"date is after the study end ({study_end})",
+                      f"t.{col} > DATE {_sql_text(study_end)}"))
+    return rules
+
+
+def _from_clause(table: str) -> str:
+    if table != "patients" and "patient_id" in TABLES[table].column_names:
+        return f"{table} t LEFT JOIN patients p ON t.patient_id = p.patient_id"
+    return f"{table} t"
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection, table: str, file_name: str) -> None:
+    if table not in UNIQUE_RULES:
+        return
+    keys, rule = UNIQUE_RULES[table]
+    cols = ", ".join(keys)
+    n_dup = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY ALL "
+                        f"HAVING count(*) > 1)").fetchone()[0]
+    if n_dup:
+        key = _key_column(TABLES[table])
+        found = con.execute(
+            f"SELECT _row, {key}, count(*) OVER () FROM (SELECT _row, {key}, "
+            f"count(*) OVER (PARTITION BY {cols}) AS c FROM {table}) WHERE c > 1 "
+            f"ORDER BY _row LIMIT {MAX_ROWS_SHOWN}"
+        ).fetchall()
+        raise InputError(file_name, rule, column=keys[0], rows=[r[0] for r in found],
+                         keys=[f"{key}={r[1]}" for r in found], n_failing=int(found[0][2]))
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, table: str, file_name: str,
+                study_end: str) -> None:
+    rules = _rules_for(table, study_end)
+    if not rules:
+        return
+    source = _from_clause(table)
+    # One pass counts every rule; only a broken rule costs a second query for its rows.
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for _, _, cond in rules)
+        + f" FROM {source}"
+    ).fetchone()
+    for (column, rule, cond), n in zip(rules, counts, strict=True):
+        if n:
+            key = _key_column(TABLES[table])
+            found = con.execute(f"SELECT t._row, t.{key} FROM {source} WHERE {cond} "
+                                f"ORDER BY t._row LIMIT {MAX_ROWS_SHOWN}").fetchall()
+            raise InputError(file_name, rule, column=column, rows=[r[0] for r in found],
+                             keys=[f"{key}={r[1]}" for r in found], n_failing=int(n))
 
 
 def _check_cross_table(con: duckdb.DuckDBPyConnection, files: dict[str, Path],
                        names: dict[str, str], study_end: str) -> None:
-    present = set(files)
-    for table, column, rule, clause in CROSS_TABLE_RULES:
-        if table not in present:
-            continue
-        _raise_if_rows(con, names[table], table, column, rule, clause)
-    for table in present:
-        for col in TABLES[table].date_columns:
-            clause = f"{table} t WHERE t.{col} > DATE '{study_end}'"
-            _raise_if_rows(con, names[table], table, col,
-                           f"date is after the study end ({study_end})", clause)
-
-
-def _raise_if_rows(con, file_name: str, table: str, column: str, rule: str, clause: str) -> None:
-    key = TABLES[table].key or "patient_id"
-    key_expr = f"t.{key}" if key in TABLES[table].column_names else "NULL"
-    sql = (f"SELECT t._row, {key_expr} AS k, count(*) OVER () AS n FROM {clause} "
-           f"ORDER BY t._row LIMIT {MAX_ROWS_SHOWN}")
-    found = con.execute(sql).fetchall()
-    if found:
-        raise InputError(file_name, rule, column=column, rows=[r[0] for r in found],
-                         keys=[f"{key}={r[1]}" for r in found], n_failing=int(found[0][2]))
+    # Keys first: the joins of the later rules assume one row per patient.
+    for table in files:
+        _check_unique(con, table, names[table])
+    for table in files:
+        _check_rows(con, table, names[table], study_end)
 
 
 # ---------------------------------------------------------------------------------------------
 # Scope and output
 # ---------------------------------------------------------------------------------------------
 
-def _scope(con, files: dict[str, Path], period: StudyPeriod) -> list[dict]:
-    """Create in-scope views and return the flow table rows."""
+def _write_filtered(staged: Path, target: Path, keep) -> tuple[int, int]:
+    """Copy the rows of ``staged`` for which ``keep(batch)`` is true; return (read, kept)."""
+    handle = pq.ParquetFile(staged)
+    n_read = n_kept = 0
+    writer = pq.ParquetWriter(target, handle.schema_arrow, compression=COMPRESSION)
+    try:
+        for batch in handle.iter_batches(batch_size=CHUNK_ROWS):
+            kept = batch.filter(keep(batch))
+            writer.write_batch(kept)
+            n_read += batch.num_rows
+            n_kept += kept.num_rows
+    finally:
+        writer.close()
+        handle.close()
+    return n_read, n_kept
+
+
+def _write_outputs(files: dict[str, Path], period: StudyPeriod, out: Path) -> list[dict]:
+    """Write the in-scope rows of every table to ``out`` and return the flow table rows."""
     flow: list[dict] = []
 
-    def count(sql: str) -> int:
-        return int(con.execute(sql).fetchone()[0])
+    def step(table: str, step: str, reason: str, n: int) -> None:
+        flow.append({"table": table, "step": step, "reason": reason, "n": int(n)})
 
-    n_pat = count("SELECT count(*) FROM patients")
-    flow.append({"table": "patients", "step": "read", "reason": "rows in file",
-                 "n": n_pat})
-    con.execute(
-        f"""CREATE VIEW patients_in AS SELECT * FROM patients
-        WHERE coalesce(registration_end, DATE '9999-12-31') >= DATE '{period.study_start}'
-          AND coalesce(date_of_death, DATE '9999-12-31') >= DATE '{period.study_start}'"""
-    )
-    n_in = count("SELECT count(*) FROM patients_in")
-    flow.append({"table": "patients", "step": "exclude",
-                 "reason": "registration ended or died before the study start", "n": n_pat - n_in})
-    flow.append({"table": "patients", "step": "kept", "reason": "study population", "n": n_in})
+    start = arrow.scalar(date.fromisoformat(period.study_start), type=arrow.date32())
+    far = arrow.scalar(date.max, type=arrow.date32())
+
+    def in_study(batch) -> arrow.Array:
+        left = pc.fill_null(batch.column("registration_end"), far)
+        died = pc.fill_null(batch.column("date_of_death"), far)
+        return pc.and_(pc.greater_equal(left, start), pc.greater_equal(died, start))
+
+    n_read, n_kept = _write_filtered(files["patients"], out / "patients.parquet", in_study)
+    step("patients", "read", "rows in file", n_read)
+    step("patients", "exclude", "registration ended or died before the study start",
+         n_read - n_kept)
+    step("patients", "kept", "study population", n_kept)
+    population = pq.read_table(out / "patients.parquet", columns=["patient_id"])["patient_id"]
+
+    def in_population(batch) -> arrow.Array:
+        return pc.is_in(batch.column("patient_id"), value_set=population)
+
+    def in_programme(batch) -> arrow.Array:
+        return pc.equal(batch.column("programme"), period.programme)
+
     for table in ("events", "admissions", "interventions"):
-        if table not in files:
-            continue
-        n_all = count(f"SELECT count(*) FROM {table}")
-        flow.append({"table": table, "step": "read", "reason": "rows in file", "n": n_all})
-        where = "patient_id IN (SELECT patient_id FROM patients_in)"
+        target = out / f"{table}.parquet"
         if table == "interventions" and period.programme:
-            n_other = count(f"SELECT count(*) FROM {table} WHERE programme <> "
-                            f"'{period.programme}'")
-            flow.append({"table": table, "step": "exclude",
-                         "reason": f"programme other than '{period.programme}'", "n": n_other})
-            where += f" AND programme = '{period.programme}'"
-            n_all -= n_other
-        con.execute(f"CREATE VIEW {table}_in AS SELECT * FROM {table} WHERE {where}")
-        n_keep = count(f"SELECT count(*) FROM {table}_in")
-        flow.append({"table": table, "step": "exclude",
-                     "reason": "patient not in the study population", "n": n_all - n_keep})
-        flow.append({"table": table, "step": "kept", "reason": "in scope", "n": n_keep})
+            programme = period.programme
+            staged = files[table].with_suffix(".programme.parquet")
+            n_read, n_prog = _write_filtered(files[table], staged, in_programme)
+            step(table, "read", "rows in file", n_read)
+            step(table, "exclude", f"programme other than '{programme}'", n_read - n_prog)
+            _, n_kept = _write_filtered(staged, target, in_population)
+            n_read = n_prog
+        else:
+            n_read, n_kept = _write_filtered(files[table], target, in_population)
+            step(table, "read", "rows in file", n_read)
+        step(table, "exclude", "patient not in the study population", n_read - n_kept)
+        step(table, "kept", "in scope", n_kept)
     for table in ("practices", "rollout"):
         if table in files:
-            con.execute(f"CREATE VIEW {table}_in AS SELECT * FROM {table}")
-            flow.append({"table": table, "step": "kept", "reason": "rows in file",
-                         "n": count(f"SELECT count(*) FROM {table}")})
+            n = pq.ParquetFile(files[table]).metadata.num_rows
+            files[table].rename(out / f"{table}.parquet")
+            step(table, "read", "rows in file", n)
+            step(table, "kept", "rows in file", n)
     return flow
+
+
+def _run(source: Path, destination: Path | None, period: StudyPeriod,
+         staging: Path) -> pd.DataFrame | None:
+    files: dict[str, Path] = {}
+    names: dict[str, str] = {}
+    for table in ALL_TABLES:
+        staged = load_table(source, table, staging)
+        if staged is not None:
+            files[table] = staged
+            names[table] = find_table(source, table).name
+    con = duckdb.connect(config={"temp_directory": str(staging / "duckdb.tmp")})
+    try:
+        for table, path in files.items():
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * EXCLUDE (file_row_number), "
+                f"file_row_number + 1 AS _row "
+                f"FROM read_parquet({_sql_text(path)}, file_row_number = true)"
+            )
+        _check_cross_table(con, files, names, period.study_end)
+    finally:
+        con.close()
+    if destination is None:
+        return None
+    out = staging / "out"
+    out.mkdir()
+    flow = pd.DataFrame(_write_outputs(files, period, out), columns=["table", "step", "reason",
+                                                                      "n"])
+    flow.to_csv(out / "flow.csv", index=False)
+    _replace(out, destination)
+    return flow
+
+
+def _replace(new: Path, destination: Path) -> None:
+    """Move ``new`` to ``destination``, keeping the old folder until the move has succeeded."""
+    old = None
+    if destination.exists():
+        old = new.parent / "previous"
+        destination.rename(old)
+    try:
+        new.rename(destination)
+    except BaseException:
+        if old is not None:
+            old.rename(destination)
+        raise
 
 
 def ingest(source: str | Path, destination: str | Path, period: StudyPeriod) -> pd.DataFrame:
@@ -400,7 +645,7 @@ def ingest(source: str | Path, destination: str | Path, period: StudyPeriod) -> 
         (and optionally ``rollout``) as CSV or Parquet (see ``docs/data-contract.md``).
     destination : path
         Folder to write ``<table>.parquet`` and ``flow.csv`` to. Written only if every rule
-        passes: on error nothing is created there.
+        passes: on error nothing is created there, and an existing folder is left as it was.
     period : StudyPeriod
         Study dates; records after ``study_end`` break the contract, people who left before
         ``study_start`` are excluded with a counted reason.
@@ -408,7 +653,8 @@ def ingest(source: str | Path, destination: str | Path, period: StudyPeriod) -> 
     Returns
     -------
     pandas.DataFrame
-        The flow table (table, step, reason, n).
+        The flow table (table, step, reason, n): for every table, rows read minus rows
+        excluded equals rows kept.
 
     Raises
     ------
@@ -419,35 +665,10 @@ def ingest(source: str | Path, destination: str | Path, period: StudyPeriod) -> 
     if not source.is_dir():
         raise InputError(str(source), "input folder not found")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # Staging next to the destination makes the final move a rename on one file system.
     staging = Path(tempfile.mkdtemp(prefix=".ingest-", dir=destination.parent))
     try:
-        files: dict[str, Path] = {}
-        names: dict[str, str] = {}
-        for table in (*REQUIRED_TABLES, "rollout"):
-            staged = load_table(source, table, staging)
-            if staged is not None:
-                files[table] = staged
-                names[table] = find_table(source, table).name
-        con = duckdb.connect()
-        for table, path in files.items():
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
-        _check_cross_table(con, files, names, period.study_end)
-        flow = _scope(con, files, period)
-        out = staging / "out"
-        out.mkdir()
-        for table in files:
-            columns = ", ".join(TABLES[table].column_names)
-            con.execute(
-                f"COPY (SELECT {columns} FROM {table}_in ORDER BY _row) TO "
-                f"'{out / (table + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)"
-            )
-        con.close()
-        flow_df = pd.DataFrame(flow, columns=["table", "step", "reason", "n"])
-        flow_df.to_csv(out / "flow.csv", index=False)
-        if destination.exists():
-            shutil.rmtree(destination)
-        out.rename(destination)
-        return flow_df
+        return _run(source, destination, period, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -455,9 +676,21 @@ def ingest(source: str | Path, destination: str | Path, period: StudyPeriod) -> 
 def validate(source: str | Path, study_end: str | None = None) -> None:
     """Check an input folder against the contract without writing anything.
 
-    Raises :class:`InputError` on the first problem.
+    Parameters
+    ----------
+    source : path
+        The input folder.
+    study_end : str, optional
+        ``YYYY-MM-DD``; no date may be later. Without it, dates are not bounded above.
+
+    Raises
+    ------
+    InputError
+        On the first problem found.
     """
     source = Path(source)
-    end = study_end or "9999-12-31"
-    with tempfile.TemporaryDirectory() as tmp:
-        ingest(source, Path(tmp) / "out", StudyPeriod("1900-01-01", end))
+    if not source.is_dir():
+        raise InputError(str(source), "input folder not found")
+    period = StudyPeriod("1900-01-01", study_end or "9999-12-31")
+    with tempfile.TemporaryDirectory(prefix="phm-eval-validate-") as tmp:
+        _run(source, None, period, Path(tmp))
