@@ -137,6 +137,7 @@ def test_develop_writes_model_card(tmp_path, small, config):
         "## Limitations",
     ):
         assert heading in card, heading
+    assert "- Binary flags: ltc_flag_00" in card
     c_val = report.temporal.validation.metrics["c_statistic"]
     assert f"{c_val:.3f}" in card
     for name in ("calibration.png", "roc.png", "decision_curve.png", "coefficients.png"):
@@ -150,3 +151,16 @@ def test_develop_writes_model_card(tmp_path, small, config):
         "temporal validation",
     ]
     assert (tmp_path / "risk_model_report.json").exists()
+
+
+def test_gradient_boosting_report_lists_flags_and_importance(tmp_path):
+    data = example_risk_features(3000, random_state=13)
+    cfg = {"model": "gradient_boosting", "n_bootstrap": 0, "n_optimism_bootstrap": 0}
+    report = develop_risk_model(data, cfg, output_dir=tmp_path, run_iecv=False)
+    card = (tmp_path / "model_card.md").read_text()
+    assert "- Binary flags: ltc_flag_00, ltc_flag_01" in card
+    assert (tmp_path / "feature_importance.png").stat().st_size > 1000
+    assert report.iecv is None and report.optimism is None
+    # 3,000 patients is below the Riley minimum for ~37 parameters: the card must say so
+    assert not report.sample_size.is_adequate(report.n)
+    assert "does **not** meet" in card

@@ -748,6 +748,7 @@ class RiskModelReport:
     missing: pd.DataFrame
     n: int
     events: int
+    feature_sets: dict[str, list[str]] = field(default_factory=dict)
     development_frame: pd.DataFrame | None = field(default=None, repr=False)
 
     def summary(self) -> pd.DataFrame:
@@ -768,6 +769,7 @@ class RiskModelReport:
             "n": self.n,
             "events": self.events,
             "n_parameters": self.n_parameters,
+            "features": self.feature_sets,
             "sample_size": self.sample_size.to_dict(),
             "missing": _records(self.missing),
             "apparent": self.apparent.to_dict(),
@@ -926,6 +928,7 @@ def develop_risk_model(
         missing=missing_data_summary(features, config),
         n=len(features),
         events=int(y.sum()),
+        feature_sets=_resolve_features(features, config),
         development_frame=features,
     )
     if output_dir is not None:

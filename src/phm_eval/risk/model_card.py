@@ -167,15 +167,19 @@ def render_model_card(
             f"the outcome ({100 * v['observed_risk']:.2f}%)."
         )
     lines += ["", "## Outcome", "", outcome_definition, "", "## Predictors", ""]
+    sets = report.feature_sets or {
+        "numeric": list(cfg.numeric_features),
+        "spline": list(cfg.spline_features),
+        "categorical": list(cfg.categorical_features),
+        "binary": [] if cfg.binary_features == "auto" else list(cfg.binary_features),
+    }
+    continuous = [c for c in sets["numeric"] if c not in sets["spline"]]
+    binary = sets["binary"]
     lines += [
-        f"- Continuous/count: {', '.join(c for c in cfg.numeric_features if c not in cfg.spline_features) or 'none'}",
-        f"- Modelled with a cubic spline: {', '.join(cfg.spline_features) or 'none'}",
-        f"- Categorical: {', '.join(cfg.categorical_features) or 'none'}",
+        f"- Continuous/count: {', '.join(continuous) or 'none'}",
+        f"- Modelled with a cubic spline: {', '.join(sets['spline']) or 'none'}",
+        f"- Categorical: {', '.join(sets['categorical']) or 'none'}",
     ]
-    binary = cfg.binary_features
-    if binary == "auto" and hasattr(report.model, "named_steps"):
-        feats = report.model.named_steps["features"]
-        binary = [c for name, _, cols in feats.transformers_ if name == "binary" for c in cols]
     lines += [f"- Binary flags: {', '.join(binary) if binary else 'none'}", ""]
     ss = report.sample_size
     adequate = ss.is_adequate(report.n)
