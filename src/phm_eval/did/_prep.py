@@ -156,16 +156,22 @@ def prepare(
     w = _numeric(data, weightsname, "the weights") if weightsname else None
     Xrows, names = _design(data, rhs)
 
-    ok = np.isfinite(y.astype(float)) & np.isfinite(t.astype(float)) & ~pd.isna(g)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(y)
+    if t.dtype.kind == "f":
+        ok &= np.isfinite(t)
+    if g.dtype.kind == "f":
+        ok &= ~np.isnan(g)
     if w is not None:
-        ok &= np.isfinite(w.astype(float))
+        w = np.asarray(w, dtype=float)
+        ok &= np.isfinite(w)
     if Xrows is not None:
         ok &= np.isfinite(Xrows).all(axis=1)
     ids = data[idname].to_numpy() if idname else None
-    if ids is not None:
+    if ids is not None and ids.dtype.kind not in "iub":
         ok &= ~pd.isna(ids)
     clus = data[extra_cluster].to_numpy() if extra_cluster else None
-    if clus is not None:
+    if clus is not None and clus.dtype.kind not in "iub":
         ok &= ~pd.isna(clus)
     if not ok.all():
         n_bad = int((~ok).sum())
@@ -178,7 +184,6 @@ def prepare(
         clus = clus[ok] if clus is not None else None
     if len(y) == 0:
         raise InputError(_TABLE, "no rows left after dropping missing values")
-    g = g.astype(float)
     if np.any(g < 0):
         bad = g < 0
         raise InputError(_TABLE, "first treated period must be 0 (never treated) or positive",
@@ -186,9 +191,15 @@ def prepare(
     if w is not None and (np.any(w < 0) or not np.mean(w) > 0):
         raise InputError(_TABLE, "weights must be non-negative with a positive mean",
                          column=weightsname)
-    y = y.astype(float)
+    if panel and len(flow) == 1:
+        layout = _sorted_balanced(ids, t)
+        if layout is not None:
+            return _panel_fast(layout, y=y, g=g, w=w, Xrows=Xrows, names=names, clus=clus,
+                               gname=gname, tname=tname, control_group=control_group,
+                               anticipation=anticipation, flow=flow,
+                               extra_cluster=extra_cluster, weightsname=weightsname)
 
-    tlist = np.unique(pd.unique(t))
+    tlist = _uniq(t)
     if not np.all(np.equal(np.mod(tlist, 1), 0)):
         raise InputError(_TABLE, "time periods must be whole numbers (e.g. 1, 2, 3 or 2004)",
                          column=tname)
@@ -219,7 +230,7 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
               control_group, anticipation, panel, allow_unbalanced_panel, flow,
               extra_cluster, weightsname) -> DidData:
     T = len(tlist)
-    glist = np.unique(g)
+    glist = _uniq(g)
     first = tlist[0]
 
     if not np.any(glist == 0):
@@ -237,9 +248,9 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
         Xrows = Xrows[keep] if Xrows is not None else None
         ids = ids[keep] if ids is not None else None
         clus = clus[keep] if clus is not None else None
-        tlist = np.unique(t)
+        tlist = _uniq(t)
         T = len(tlist)
-        glist = np.unique(g)
+        glist = _uniq(g)
         glist = glist[glist < latest]
         if T < 2:
             raise EstimationError("fewer than two periods remain after dropping periods "
@@ -258,9 +269,9 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
         Xrows = Xrows[keep] if Xrows is not None else None
         ids = ids[keep] if ids is not None else None
         clus = clus[keep] if clus is not None else None
-        tlist = np.unique(t)
+        tlist = _uniq(t)
         T = len(tlist)
-    glist = np.unique(g)
+    glist = _uniq(g)
     glist = glist[(glist > 0) & (glist > tlist[0] + anticipation)]
     if control_group != "nevertreated" and not np.any(g == 0):
         glist = glist[glist < g.max()] if len(glist) else glist
@@ -274,7 +285,165 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
                               true_rc=True, extra_cluster=extra_cluster)
 
     # ---- panel: map rows to (unit, period) ------------------------------------------
-    uid, uinv, tcode, n_units = _codes(ids, t, tlist)
+    scattered = _scatter_panel(y, t, g, w, Xrows, ids, clus, tlist, idname, gname,
+                               extra_cluster, allow_unbalanced_panel, flow)
+    if scattered[0] == "unbalanced":  # allowed: observation-level path
+        return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names,
+                              ids=scattered[1:], clus=clus, tlist=tlist, glist=glist,
+                              flow=flow, true_rc=False, extra_cluster=extra_cluster)
+    uid, unit_g, Yw, wmat, Xw, unit_clus, n_units = scattered
+
+    return _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
+                         weightsname)
+
+
+def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
+                  weightsname) -> DidData:
+    """Sort units by cohort and store the arrays used by the estimators."""
+    n_units, T = Yw.shape
+    cohorts = _uniq(unit_g)
+    ucode = np.searchsorted(cohorts, unit_g).astype(np.int16)
+    if np.all(ucode[1:] >= ucode[:-1]):
+        order = None
+    else:
+        order = np.argsort(ucode, kind="stable")
+    take = (lambda a: a) if order is None else (lambda a: a[order])
+    unit_g = take(unit_g)
+    Y = np.ascontiguousarray(take(Yw), dtype=float)
+    weights = np.ones(n_units)
+    if wmat is not None:
+        if np.any(np.abs(wmat - wmat[:, :1]) > 1e-8 * np.maximum(1.0, np.abs(wmat[:, :1]))):
+            raise InputError(_TABLE, "sampling weights must be constant within a unit for "
+                             "panel data", column=weightsname)
+        weights = take(wmat[:, 0]).astype(float)
+    X = Xbp = None
+    if Xw is not None:
+        if np.all(Xw == Xw[:, :1, :]):
+            X = np.ascontiguousarray(take(Xw[:, 0, :]))
+        else:
+            Xbp = np.ascontiguousarray(np.transpose(take(Xw), (1, 0, 2)))
+    data = DidData(
+        panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
+        blocks=_blocks(unit_g, cohorts), unit_cohort=unit_g,
+        unit_weight=weights, unit_ids=take(np.asarray(uid)), covariate_names=names, Y=Y, X=X,
+        X_by_period=Xbp, flow=flow,
+    )
+    if unit_clus is not None:
+        data.unit_cluster, data.n_clusters = _recode(take(unit_clus))
+    flow.append(("units analysed", n_units, f"{T} periods, balanced panel"))
+    return data
+
+
+def _uniq(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (hash-based, faster than a full sort for long columns)."""
+    return np.sort(pd.unique(a))
+
+
+def _sorted_balanced(ids, t):
+    """(unit ids, periods) when rows are sorted by unit then period and balanced."""
+    N = len(t)
+    if N == 0:
+        return None
+    change = ids != ids[0]
+    T = int(np.argmax(change)) if change.any() else N
+    if N % T:
+        return None
+    tlist = t[:T]
+    if T > 1 and not np.all(tlist[1:] > tlist[:-1]):
+        return None
+    n = N // T
+    if not (t.reshape(n, T) == tlist).all():
+        return None
+    idm = ids.reshape(n, T)
+    if not (idm == idm[:, :1]).all():
+        return None
+    first = idm[:, 0]
+    try:
+        increasing = bool(np.all(first[1:] > first[:-1]))
+    except TypeError:
+        return None
+    return (first, np.asarray(tlist, dtype=float)) if increasing else None
+
+
+def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,
+                anticipation, flow, extra_cluster, weightsname) -> DidData:
+    """Balanced panel already sorted by unit and period: work on units x periods views."""
+    uid, tlist = layout
+    if not np.all(np.equal(np.mod(tlist, 1), 0)):
+        raise InputError(_TABLE, "time periods must be whole numbers (e.g. 1, 2, 3 or 2004)",
+                         column=tname)
+    n, T = len(uid), len(tlist)
+    gm = g.reshape(n, T)
+    _check_rows_constant(gm, gname, uid,
+                         "first treated period must be the same in every period for a unit")
+    unit_g = gm[:, 0].astype(float)
+    unit_g[unit_g > tlist[-1] + anticipation] = 0.0
+    Yw = y.reshape(n, T)
+    wmat = w.reshape(n, T) if w is not None else None
+    Xw = Xrows.reshape(n, T, -1) if Xrows is not None else None
+    unit_clus = None
+    if clus is not None:
+        ccode = pd.factorize(clus)[0].reshape(n, T)
+        _check_rows_constant(ccode, extra_cluster, uid,
+                             "cluster variable must not change over time within a unit")
+        unit_clus = ccode[:, 0]
+    cols = slice(None)
+    glist = _uniq(unit_g)
+    if not np.any(glist == 0):
+        latest = glist.max()
+        if control_group == "nevertreated":
+            raise EstimationError(
+                "no never-treated units (first treated period 0, or later than the last "
+                "period) are available as the comparison group; use "
+                "control_group='notyettreated'")
+        keep_t = tlist < latest - anticipation
+        flow.append(("dropped rows from periods with no not-yet-treated comparison units",
+                     int((~keep_t).sum()) * n, f"periods >= {latest - anticipation}"))
+        if keep_t.sum() < 2:
+            raise EstimationError("fewer than two periods remain after dropping periods "
+                                  "without not-yet-treated comparison units")
+        cols = np.flatnonzero(keep_t)
+        tlist = tlist[cols]
+        Yw = Yw[:, cols]
+        wmat = wmat[:, cols] if wmat is not None else None
+        Xw = Xw[:, cols] if Xw is not None else None
+    early = (unit_g > 0) & (unit_g <= tlist[0] + anticipation)
+    if early.any():
+        logger.warning("dropped %d units already treated in the first period", int(early.sum()))
+        flow.append(("dropped units treated in the first period", int(early.sum()),
+                     f"first treated period <= {tlist[0] + anticipation}"))
+        keep = ~early
+        uid, unit_g, Yw = uid[keep], unit_g[keep], Yw[keep]
+        wmat = wmat[keep] if wmat is not None else None
+        Xw = Xw[keep] if Xw is not None else None
+        unit_clus = unit_clus[keep] if unit_clus is not None else None
+    glist = _uniq(unit_g)
+    glist = glist[(glist > 0) & (glist > tlist[0] + anticipation)]
+    if control_group != "nevertreated" and not np.any(unit_g == 0):
+        glist = glist[glist < unit_g.max()]
+    if len(glist) == 0:
+        raise InputError(_TABLE, "no treated cohorts to estimate: the group variable must hold "
+                         "the first treated period (0 for never treated)", column=gname)
+    return _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
+                         weightsname)
+
+
+def _check_rows_constant(mat, column, uid, rule):
+    bad = ~(mat == mat[:, :1]).all(axis=1)
+    if bad.any():
+        raise InputError(_TABLE, rule, column=column, keys=[str(u) for u in uid[bad][:5]],
+                         n_failing=int(bad.sum()))
+
+
+def _scatter_panel(y, t, g, w, Xrows, ids, clus, tlist, idname, gname, extra_cluster,
+                   allow_unbalanced_panel, flow):
+    """General panel reshape (any row order); drops unbalanced units unless allowed."""
+    T = len(tlist)
+    uinv, uid = pd.factorize(ids, sort=True)
+    uid = np.asarray(uid)
+    uinv = uinv.astype(np.int64)
+    n_units = len(uid)
+    tcode = np.searchsorted(tlist, t).astype(np.int64)
     key_counts = np.bincount(uinv * T + tcode, minlength=n_units * T)
     if key_counts.max() > 1:
         dup = np.flatnonzero(key_counts > 1)[:5]
@@ -284,16 +453,13 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
     _check_constant(g, uinv, n_units, gname, uid,
                     "first treated period must be the same in every period for a unit")
     if clus is not None:
-        ccode, _ = pd.factorize(clus)
+        ccode = pd.factorize(clus)[0]
         _check_constant(ccode.astype(float), uinv, n_units, extra_cluster, uid,
                         "cluster variable must not change over time within a unit")
     per_unit = np.bincount(uinv, minlength=n_units)
-    balanced = bool(np.all(per_unit == T))
-    if not balanced and allow_unbalanced_panel:
-        return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names, ids=(uid, uinv),
-                              clus=clus, tlist=tlist, glist=glist, flow=flow, true_rc=False,
-                              extra_cluster=extra_cluster)
-    if not balanced:
+    if not np.all(per_unit == T):
+        if allow_unbalanced_panel:
+            return "unbalanced", uid, uinv
         full = per_unit == T
         n_drop = int((~full).sum())
         logger.warning("dropped %d units not observed in every period (balanced panel)", n_drop)
@@ -303,80 +469,30 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
         if not keep.any():
             raise EstimationError("no unit is observed in every period; set "
                                   "allow_unbalanced_panel=True or panel=False")
-        y, t, g, tcode = y[keep], t[keep], g[keep], tcode[keep]
+        y, g, tcode = y[keep], g[keep], tcode[keep]
         w = w[keep] if w is not None else None
         Xrows = Xrows[keep] if Xrows is not None else None
         clus = clus[keep] if clus is not None else None
-        old = uinv[keep]
-        remap = np.cumsum(full) - 1
-        uinv = remap[old]
+        uinv = (np.cumsum(full) - 1)[uinv[keep]]
         uid = uid[full]
         n_units = len(uid)
-
-    # unit cohort and sort units by cohort (stable, so ids keep their order within)
     unit_g = np.empty(n_units)
     unit_g[uinv] = g
-    cohorts = np.unique(unit_g)
-    ucode = np.searchsorted(cohorts, unit_g)
-    order = np.argsort(ucode, kind="stable")
-    rank = np.empty(n_units, dtype=np.int64)
-    rank[order] = np.arange(n_units)
-    row_unit = rank[uinv]
-
-    Y = np.empty((n_units, T))
-    Y[row_unit, tcode] = y
-    weights = np.ones(n_units)
+    Yw = np.empty((n_units, T))
+    Yw[uinv, tcode] = y
+    wmat = None
     if w is not None:
         wmat = np.empty((n_units, T))
-        wmat[row_unit, tcode] = w
-        if np.any(np.abs(wmat - wmat[:, :1]) > 1e-8 * np.maximum(1.0, np.abs(wmat[:, :1]))):
-            raise InputError(_TABLE, "sampling weights must be constant within a unit for "
-                             "panel data", column=weightsname)
-        weights = wmat[:, 0].copy()
-    X = Xbp = None
+        wmat[uinv, tcode] = w
+    Xw = None
     if Xrows is not None:
-        p = Xrows.shape[1]
-        Xbp = np.empty((T, n_units, p))
-        Xbp[tcode, row_unit, :] = Xrows
-        if np.all(Xbp == Xbp[:1]):
-            X, Xbp = Xbp[0].copy(), None
-    data = DidData(
-        panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
-        blocks=_blocks(unit_g[order], cohorts), unit_cohort=unit_g[order],
-        unit_weight=weights, unit_ids=uid[order], covariate_names=names, Y=Y, X=X,
-        X_by_period=Xbp, flow=flow,
-    )
+        Xw = np.empty((n_units, T, Xrows.shape[1]))
+        Xw[uinv, tcode, :] = Xrows
+    unit_clus = None
     if clus is not None:
-        cc = np.empty(n_units, dtype=np.int64)
-        cc[row_unit] = pd.factorize(clus)[0]
-        data.unit_cluster, data.n_clusters = _recode(cc)
-    flow.append(("units analysed", n_units, f"{T} periods, balanced panel"))
-    return data
-
-
-def _codes(ids, t, tlist):
-    """Unit and period codes, with a fast path for data sorted by id then period."""
-    T = len(tlist)
-    N = len(t)
-    if N % T == 0 and N > 0:
-        n = N // T
-        tt = t.reshape(n, T)
-        if np.array_equal(tt[0], tlist) and (tt == tlist).all():
-            idm = ids.reshape(n, T)
-            if (idm == idm[:, :1]).all():
-                first = idm[:, 0]
-                ok = False
-                try:
-                    ok = bool(np.all(first[1:] > first[:-1]))
-                except TypeError:
-                    ok = False
-                if ok:
-                    uinv = np.repeat(np.arange(n), T)
-                    tcode = np.tile(np.arange(T), n)
-                    return first, uinv, tcode, n
-    uinv, uid = pd.factorize(ids, sort=True)
-    tcode = np.searchsorted(tlist, t)
-    return np.asarray(uid), uinv.astype(np.int64), tcode.astype(np.int64), len(uid)
+        unit_clus = np.empty(n_units, dtype=np.int64)
+        unit_clus[uinv] = pd.factorize(clus)[0]
+    return uid, unit_g, Yw, wmat, Xw, unit_clus, n_units
 
 
 def _check_constant(values, uinv, n_units, column, uid, rule):
@@ -415,8 +531,8 @@ def _cross_section(*, y, t, g, w, Xrows, names, ids, clus, tlist, glist, flow, t
         n_units = len(uid)
         unit_g = np.empty(n_units)
         unit_g[unit_of_row] = g
-    cohorts = np.unique(unit_g)
-    order = np.argsort(np.searchsorted(cohorts, unit_g), kind="stable")
+    cohorts = _uniq(unit_g)
+    order = np.argsort(np.searchsorted(cohorts, unit_g).astype(np.int16), kind="stable")
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
     row_unit = rank[unit_of_row]

@@ -151,19 +151,20 @@ def att_gt(
         _estimate_rc(dd, cells, est_method, att, infl)
 
     n = dd.n
+    cluster_sums = None
     if dd.unit_cluster is not None and not bstrap:
-        Sc = infl.cluster_sums(dd.unit_cluster, dd.n_clusters)
-        V = Sc.T @ Sc / n
+        cluster_sums = infl.cluster_sums(dd.unit_cluster, dd.n_clusters)
+        sumsq = np.sum(cluster_sums**2, axis=0)
     else:
-        V = infl.gram() / n
-    se = np.sqrt(np.maximum(np.diag(V), 0) / n)
+        sumsq = infl.column_sumsq()
+    se = np.sqrt(sumsq) / n
     se[se <= _TINY] = np.nan
     zero_na = np.isnan(se)
 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     res = AttGtResult(
         group=np.array([c.g for c in cells]), time=dd.tlist[[c.c for c in cells]],
-        att=att, se=se, crit_val=norm.ppf(1 - alp / 2), alp=alp, n=n, V=V,
+        att=att, se=se, crit_val=norm.ppf(1 - alp / 2), alp=alp, n=n,
         cells=cells, data=dd, influence=infl, bstrap=bstrap, biters=biters, cband=cband,
         multiplier=multiplier, rng=rng,
         config=dict(yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
@@ -172,6 +173,7 @@ def att_gt(
                     weightsname=weightsname, clustervars=clustervars, panel=panel,
                     allow_unbalanced_panel=allow_unbalanced_panel, bstrap=bstrap,
                     biters=biters, cband=cband, alp=alp, multiplier=multiplier),
+        cluster_sums=cluster_sums,
     )
     if bstrap:
         draws = res.bootstrap_draws()
@@ -246,40 +248,75 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
         key = (cell.g, cell.controls, cell.cov_period if dd.X_by_period is not None else -1)
         groups.setdefault(key, []).append(cell)
     n = dd.n
+    no_covariates = dd.X is None and dd.X_by_period is None
     for (g, controls, cov_period), cl in groups.items():
         members = [g, *controls]
         slices = [dd.blocks[c] for c in members]
         sizes = [s.stop - s.start for s in slices]
         n_tr, n_co = sizes[0], sum(sizes[1:])
+        where = _where(cl[0], dd.tlist)
         if n_tr == 0:
-            raise EstimationError(f"no units in {_where(cl[0], dd.tlist)}")
+            raise EstimationError(f"no units in {where}")
         if n_co == 0:
-            raise EstimationError(f"no comparison units for {_where(cl[0], dd.tlist)}")
+            raise EstimationError(f"no comparison units for {where}")
         cs = np.array([c.c for c in cl])
         bs = np.array([c.base for c in cl])
+        cols = [c.col for c in cl]
+        n1 = n_tr + n_co
+        if no_covariates:
+            att[cols] = _difference_in_means(dd, members, slices, cs, bs, cols, n / n1, infl,
+                                             where)
+            continue
         dY = np.concatenate([dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices])
-        D = np.zeros(n_tr + n_co)
+        D = np.zeros(n1)
         D[:n_tr] = 1.0
         w = np.concatenate([dd.unit_weight[s] for s in slices])
         if dd.X is not None:
             X = _with_intercept(np.concatenate([dd.X[s] for s in slices]))
-        elif dd.X_by_period is not None:
-            X = _with_intercept(np.concatenate([dd.X_by_period[cov_period][s] for s in slices]))
         else:
-            X = np.ones((n_tr + n_co, 1))
-        n1 = n_tr + n_co
-        need = X.shape[1]
-        if n_tr < 1 or n_co < need:
-            raise EstimationError(f"too few units in {_where(cl[0], dd.tlist)}: {n_tr} treated, "
-                                  f"{n_co} comparison")
-        a, psi = panel_2x2(dY, D, X, w, method, where=_where(cl[0], dd.tlist))
-        cols = [c.col for c in cl]
+            X = _with_intercept(np.concatenate([dd.X_by_period[cov_period][s] for s in slices]))
+        if n_co < X.shape[1]:
+            raise EstimationError(f"too few comparison units for {where}: {n_co} units for "
+                                  f"{X.shape[1]} regression coefficients")
+        a, psi = panel_2x2(dY, D, X, w, method, where=where)
         att[cols] = a
         psi *= n / n1
         start = 0
         for c, size in zip(members, sizes, strict=True):
             infl.add(c, cols, psi[start:start + size])
             start += size
+
+
+def _difference_in_means(dd, members, slices, cs, bs, cols, scale, infl, where):
+    """Closed form shared by all estimators without covariates.
+
+    With an intercept-only design the outcome regression is the comparison
+    group's weighted mean change, the propensity score is the treated share,
+    and DR, IPW and REG all reduce to the difference in weighted mean changes
+    with influence function ``w (dY - mean_tr) / mean(w D)`` for treated and
+    ``-w (dY - mean_co) / mean(w (1 - D))`` for comparison units.
+    """
+    n1 = sum(s.stop - s.start for s in slices)
+    parts = [dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices]
+    ws = [dd.unit_weight[s] for s in slices]
+    sw_tr = ws[0].sum()
+    sw_co = sum(w.sum() for w in ws[1:])
+    if sw_tr <= 0 or sw_co <= 0:
+        raise EstimationError(f"no treated or comparison units with positive weight in {where}")
+    if sw_tr / (sw_tr + sw_co) >= 0.995:
+        # DRDID trims comparison units whose propensity score reaches the 0.995 limit
+        raise EstimationError(f"comparison group too small relative to the treated cohort in "
+                              f"{where} (treated share >= 0.995)")
+    mean_tr = ws[0] @ parts[0] / sw_tr
+    mean_co = sum(w @ p for w, p in zip(ws[1:], parts[1:], strict=True)) / sw_co
+    wbar = (sw_tr + sw_co) / n1  # mean weight in the 2x2 sample (DRDID normalises by it)
+    c_tr = scale * wbar / (sw_tr / n1)
+    c_co = -scale * wbar / (sw_co / n1)
+    for k, (c, p, w) in enumerate(zip(members, parts, ws, strict=True)):
+        p -= mean_tr if k == 0 else mean_co
+        p *= ((c_tr if k == 0 else c_co) / wbar) * w[:, None]
+        infl.add(c, cols, p)
+    return mean_tr - mean_co
 
 
 def _with_intercept(X: np.ndarray) -> np.ndarray:
@@ -327,7 +364,7 @@ def _wald(res: AttGtResult, zero_na: np.ndarray, dd: DidData):
     if len(pre) == 0:
         return None, None, None
     b = res.att[pre]
-    Vp = res.V[np.ix_(pre, pre)]
+    Vp = res.covariance(pre)
     if np.any(~np.isfinite(Vp)) or 1.0 / np.linalg.cond(Vp, 1) <= np.finfo(float).eps:
         warnings.warn("Wald pre-test not reported: singular covariance matrix", stacklevel=3)
         return None, None, None

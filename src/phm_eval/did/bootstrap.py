@@ -2,9 +2,11 @@
 
 For ``B`` draws of i.i.d. multipliers ``v`` (mean 0, variance 1) per unit (or
 per cluster), the bootstrap sums are ``S = V @ psi`` (B x k).  They are formed
-in chunks of draws, block by block (see :class:`~.influence.BlockInfluence`),
-in single precision (the bootstrap's own Monte Carlo error is far larger than
-float32 rounding), so memory stays at one chunk of multipliers.
+chunk by chunk of draws and tile by tile of units: multiplier bits are
+expanded to a single-precision tile small enough to stay in cache and
+multiplied by the matching rows of ``psi`` (single-threaded BLAS in up to two
+worker threads).  The bootstrap's own Monte Carlo error is far larger than
+float32 rounding.  Memory stays at one chunk of packed bits.
 
 Multipliers are Rademacher by default, as in R's ``did`` (which draws them in
 ``BMisc::multiplier_bootstrap``); Mammen's two-point distribution is offered
@@ -16,8 +18,12 @@ normal standard deviation, and the uniform band's critical value is the
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
 _TINY = np.sqrt(np.finfo(float).eps) * 10
 _IQR_NORMAL = norm.ppf(0.75) - norm.ppf(0.25)
@@ -31,74 +37,104 @@ def multiplier_sums(
     biters: int,
     rng: np.random.Generator,
     kind: str = "rademacher",
-    max_chunk_bytes: int = 48 * 2**20,
+    chunk_draws: int = 256,
+    tile_rows: int = 4096,
+    n_threads: int | None = None,
 ) -> np.ndarray:
     """Bootstrap sums ``S[b, j] = sum_i v[b, i] * M[i, j]``.
 
     Parameters
     ----------
-    blocks : list of (slice, cols, matrix)
-        Rows ``slice`` of the multiplier matrix, the global columns ``cols`` the
-        block contributes to, and its (rows x len(cols)) values.
+    blocks : list of (rows, cols, matrix)
+        The block's rows (index array; only its length is used), the global
+        columns ``cols`` it contributes to, and its (rows x len(cols)) values.
+        Multipliers are i.i.d. over rows, so each block draws its own.
     n_rows : int
-        Total number of rows (units or clusters); one multiplier per row and draw.
+        Total number of rows (units or clusters).
     n_cols : int
         Total number of columns of ``S``.
     biters : int
         Number of bootstrap draws.
     rng : numpy.random.Generator
     kind : {"rademacher", "mammen"}
-    max_chunk_bytes : int
-        Memory bound for one chunk of single-precision multipliers.
+        Mammen's points are used with probabilities rounded to 1/65536 and
+        re-solved so the multipliers keep mean 0 and variance 1 exactly.
+    chunk_draws, tile_rows : int
+        Draws per chunk and rows per tile.
+    n_threads : int, optional
+        Worker threads (default: up to 2); the sums do not depend on it.
 
     Returns
     -------
     (biters x n_cols) float64 array.
     """
-    prepared = []
-    colsum = np.zeros(n_cols)
-    for sl, cols, mat in blocks:
-        m32 = np.ascontiguousarray(mat, dtype=np.float32)
-        prepared.append((sl, np.asarray(cols), m32))
-        np.add.at(colsum, cols, mat.sum(axis=0))
     if kind == "rademacher":
         # v = 2u - 1 with u a fair bit: S = 2 (U @ M) - colsum(M)
         low, high = -1.0, 1.0
     elif kind == "mammen":
-        q = 1 - _MAMMEN_THRESHOLD / 65536  # P(v = high) after 16-bit discretisation
+        q = 1 - _MAMMEN_THRESHOLD / 65536  # P(v = high)
         low, high = -np.sqrt(q / (1 - q)), np.sqrt((1 - q) / q)
     else:
         raise ValueError(f"unknown multiplier distribution {kind!r}")
-    per_draw = max(n_rows * 4, 1)
-    chunk = int(max(8, min(biters, max_chunk_bytes // per_draw)))
-    chunk -= chunk % 8 if chunk > 8 else 0
+    tile_rows = max(8, tile_rows - tile_rows % 8)
+    prepared = []
+    colsum = np.zeros(n_cols)
+    byte_off = 0
+    tiles = []
+    for bi, (_rows, cols, mat) in enumerate(blocks):
+        m32 = np.ascontiguousarray(mat, dtype=np.float32)
+        cols = np.asarray(cols)
+        np.add.at(colsum, cols, np.asarray(mat, dtype=float).sum(axis=0))
+        nb = m32.shape[0]
+        prepared.append((cols, m32, byte_off))
+        for a in range(0, nb, tile_rows):
+            tiles.append((bi, a, min(a + tile_rows, nb)))
+        # Rademacher bits are packed 8 rows per byte; Mammen uses 2 bytes per row
+        byte_off += (nb + 7) // 8 if kind == "rademacher" else 2 * nb
+    if n_threads is None:
+        n_threads = min(2, os.cpu_count() or 1)
+    n_threads = max(1, min(n_threads, len(tiles)))
+    # a fixed, contiguous assignment of tiles to workers keeps the sums reproducible
+    bounds = np.linspace(0, len(tiles), n_threads + 1).astype(int)
+    work = [tiles[bounds[j]:bounds[j + 1]] for j in range(n_threads)]
+
+    def run(my_tiles, raw, m):
+        acc = np.zeros((m, n_cols))
+        for bi, a, b in my_tiles:
+            cols, m32, off = prepared[bi]
+            if kind == "rademacher":
+                packed = raw[:, off + a // 8: off + (b + 7) // 8]
+                U = np.unpackbits(packed, axis=1, count=b - a).astype(np.float32)
+            else:
+                r16 = np.ascontiguousarray(raw[:, off + 2 * a: off + 2 * b]).view(np.uint16)
+                U = (r16 >= _MAMMEN_THRESHOLD).astype(np.float32)
+            acc[:, cols] += U @ m32[a:b]
+        return acc
+
     out = np.empty((biters, n_cols))
     bitgen = rng.bit_generator
-    done = 0
-    while done < biters:
-        m = min(chunk, biters - done)
-        U = _bits(bitgen, m, n_rows) if kind == "rademacher" else _mammen_bits(bitgen, m, n_rows)
-        acc = np.zeros((m, n_cols))
-        for sl, cols, m32 in prepared:
-            acc[:, cols] += U[:, sl] @ m32
-        out[done:done + m] = low * colsum + (high - low) * acc
-        done += m
+    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+    try:
+        with threadpool_limits(1):
+            done = 0
+            while done < biters:
+                m = min(chunk_draws, biters - done)
+                words = (m * byte_off + 7) // 8
+                raw = bitgen.random_raw(words).view(np.uint8)[: m * byte_off]
+                raw = raw.reshape(m, byte_off)
+                if pool is None:
+                    acc = run(work[0], raw, m)
+                else:
+                    futures = [pool.submit(run, wk, raw, m) for wk in work]
+                    acc = futures[0].result()
+                    for f in futures[1:]:
+                        acc += f.result()
+                out[done:done + m] = low * colsum + (high - low) * acc
+                done += m
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out
-
-
-def _bits(bitgen, m: int, n: int) -> np.ndarray:
-    """(m x n) float32 matrix of fair 0/1 bits."""
-    nbytes = (n + 7) // 8
-    words = (m * nbytes + 7) // 8
-    raw = bitgen.random_raw(words).view(np.uint8)[: m * nbytes].reshape(m, nbytes)
-    return np.unpackbits(raw, axis=1, count=n).astype(np.float32)
-
-
-def _mammen_bits(bitgen, m: int, n: int) -> np.ndarray:
-    """(m x n) float32 indicators of the upper Mammen point."""
-    words = (m * n + 3) // 4
-    raw = bitgen.random_raw(words).view(np.uint16)[: m * n].reshape(m, n)
-    return (raw >= _MAMMEN_THRESHOLD).astype(np.float32)
 
 
 def type1_quantile(x: np.ndarray, p: float, axis: int = 0) -> np.ndarray:

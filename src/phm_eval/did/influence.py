@@ -70,11 +70,19 @@ class BlockInfluence:
             s[cols] += np.einsum("ij,ij->j", mat, mat)
         return s
 
-    def gram(self) -> np.ndarray:
-        """``psi' psi`` (k x k)."""
-        G = np.zeros((self.k, self.k))
+    def gram(self, cells=None) -> np.ndarray:
+        """``psi' psi`` over the given cells (all by default)."""
+        cells = np.arange(self.k) if cells is None else np.asarray(cells)
+        pos = np.full(self.k, -1)
+        pos[cells] = np.arange(len(cells))
+        G = np.zeros((len(cells), len(cells)))
         for cols, mat in self.built.values():
-            G[np.ix_(cols, cols)] += mat.T @ mat
+            keep = pos[cols] >= 0
+            if not keep.any():
+                continue
+            sub = mat[:, keep] if not keep.all() else mat
+            p = pos[cols[keep]]
+            G[np.ix_(p, p)] += sub.T @ sub
         return G
 
     def combine(self, A: np.ndarray) -> np.ndarray:

@@ -20,8 +20,6 @@ class AttGtResult:
     group, time, att, se : arrays, one entry per cell
     crit_val : float
         Critical value for the (uniform, when bootstrapped) confidence band.
-    V : (k x k) array
-        Analytic covariance of ``sqrt(n) (att - ATT)``, as R's ``V_analytical``.
     wald_stat, wald_df, wald_pvalue : pre-test of parallel trends (None if unavailable)
     n : int
         Number of units (influence-function rows).
@@ -34,7 +32,6 @@ class AttGtResult:
     crit_val: float
     alp: float
     n: int
-    V: np.ndarray
     cells: list
     data: object
     influence: object
@@ -47,9 +44,24 @@ class AttGtResult:
     wald_stat: float | None = None
     wald_df: int | None = None
     wald_pvalue: float | None = None
+    cluster_sums: np.ndarray | None = field(default=None, repr=False)
     _draws: np.ndarray | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ basics
+    @property
+    def V(self) -> np.ndarray:
+        """Analytic covariance of ``sqrt(n) (att - ATT)`` (R's ``V_analytical``)."""
+        return self.covariance()
+
+    def covariance(self, cells=None) -> np.ndarray:
+        """``psi' psi / n`` for the given cells (all by default); cluster sums when
+        clustered without the bootstrap, as R's ``did``."""
+        idx = np.arange(len(self.cells)) if cells is None else np.asarray(cells)
+        if self.cluster_sums is not None:
+            S = self.cluster_sums[:, idx]
+            return S.T @ S / self.n
+        return self.influence.gram(idx) / self.n
+
     @property
     def post(self) -> np.ndarray:
         return np.array([c.post for c in self.cells])
@@ -134,7 +146,7 @@ def _draws(res: AttGtResult) -> np.ndarray:
             sl = d.blocks[g]
             np.add.at(M[:, k + j], cl[sl], d.unit_weight[sl])
         M[:, ones_col] = np.bincount(cl, minlength=ncl)
-        blocks = [(slice(0, ncl), np.arange(ncols), M)]
+        blocks = [(np.arange(ncl), np.arange(ncols), M)]
         n_rows = ncl
     else:
         blocks = []
