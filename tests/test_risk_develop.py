@@ -27,6 +27,15 @@ from phm_eval.risk.validation import c_statistic
 Y = "emergency_admission_12m"
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    # BLAS and OpenMP threads spin on a busy shared machine
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
     return example_risk_features(4000, random_state=5, n_practices=12, practices_per_pcn=3)
