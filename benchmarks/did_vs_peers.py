@@ -95,14 +95,11 @@ def run_differences(df, cov):
                   control_group="never_treated", boot_iterations=999 if cov else 0,
                   random_state=1, progress_bar=False)
         m.aggregate("event" if cov else "simple")
-    r = r.reset_index()
-    cols = {c.lower(): c for c in r.columns}
-    gcol = [c for c in r.columns if "cohort" in str(c).lower()][0]
-    tcol = [c for c in r.columns if str(c).lower() in ("time", "t")][0]
-    acol = [c for c in r.columns if "att" in str(c).lower()][0]
-    del cols
-    return pd.Series(r[acol].to_numpy(float), index=pd.MultiIndex.from_arrays(
-        [r[gcol].astype(int), r[tcol].astype(int)]))
+    table = r.to_pandas()
+    att = table[[c for c in table.columns if c[-1] == "ATT"][0]]
+    idx = att.index
+    return pd.Series(att.to_numpy(float), index=pd.MultiIndex.from_arrays(
+        [idx.get_level_values("cohort").astype(int), idx.get_level_values("time").astype(int)]))
 
 
 def run_moderndid(df, cov):
