@@ -103,8 +103,7 @@ def plot_grid(
                 counts[i, j] = pd.to_numeric(idx.loc[(age, need), "n_patients"], errors="coerce")
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 4.8))
-    cmap = plt.get_cmap("cividis").copy()
-    cmap.set_bad("#DDDDDD")
+    cmap = plt.get_cmap("cividis").with_extremes(bad="#DDDDDD")
     finite = rate[np.isfinite(rate)]
     vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     image = ax.imshow(np.ma.masked_invalid(rate), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
