@@ -165,8 +165,20 @@ def test_develop_writes_model_card(tmp_path, small, config):
 def test_gradient_boosting_report_lists_flags_and_importance(tmp_path):
     data = example_risk_features(3000, random_state=13)
     cfg = {"model": "gradient_boosting", "n_bootstrap": 0, "n_optimism_bootstrap": 0}
-    report = develop_risk_model(data, cfg, output_dir=tmp_path, run_iecv=False)
+
+    def redact(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(n_flagged="[redacted]") if "n_flagged" in frame else frame
+
+    report = develop_risk_model(
+        data,
+        cfg,
+        output_dir=tmp_path,
+        run_iecv=False,
+        model_card_options={"disclose": redact, "title": "Test card"},
+    )
     card = (tmp_path / "model_card.md").read_text()
+    assert card.startswith("# Test card")
+    assert card.count("[redacted]") == 3  # one per risk tier
     assert "- Binary flags: ltc_flag_00, ltc_flag_01" in card
     assert (tmp_path / "feature_importance.png").stat().st_size > 1000
     assert report.iecv is None and report.optimism is None

@@ -144,3 +144,18 @@ def test_bad_names_rejected():
         make_model("penalised_logistic", ["sex"], ["sex"])
     with pytest.raises(ConfigError):
         make_model("penalised_logistic", NUMERIC, CATEGORICAL, C="lots")
+
+
+def test_nullable_dtypes_and_integer_coded_categories(frames):
+    dev, _ = frames
+    data = dev.head(3000).copy()
+    data["imd_quintile"] = pd.to_numeric(data["imd_quintile"]).astype("Int64")
+    data["n_ltc"] = data["n_ltc"].astype("Int64")
+    data.loc[data.index[:5], "n_ltc"] = pd.NA
+    data["ltc_flag_00"] = data["ltc_flag_00"].astype("boolean")
+    for name in ("penalised_logistic", "gradient_boosting"):
+        model = make_model(name, NUMERIC, CATEGORICAL, binary_features=FLAGS, random_state=0)
+        model.fit(data, data[Y])
+        assert np.isfinite(model.predict_proba(data)[:, 1]).all()
+    levels = model.named_steps["features"].named_transformers_["categorical"][-1].categories_
+    assert list(levels[2]) == ["1", "2", "3", "4", "5", "missing"]  # not "1.0", "2.0", ...

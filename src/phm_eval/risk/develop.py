@@ -204,7 +204,7 @@ def _resolve_features(df: pd.DataFrame, config: RiskModelConfig) -> dict[str, li
     spline = [f for f in config.spline_features if f in numeric or f not in categorical]
     if config.binary_features == "auto":
         listed = set(numeric) | set(categorical) | set(spline) | {config.outcome}
-        binary = [c for c in df.columns if df[c].dtype == bool and c not in listed]
+        binary = [c for c in df.columns if pd.api.types.is_bool_dtype(df[c]) and c not in listed]
     else:
         binary = list(config.binary_features)
     wanted = dict.fromkeys(numeric + categorical + spline + binary)
@@ -866,6 +866,7 @@ def develop_risk_model(
     output_dir: str | Path | None = None,
     run_iecv: bool = True,
     anticipated_c_statistic: float = 0.75,
+    model_card_options: Mapping[str, Any] | None = None,
 ) -> RiskModelReport:
     """Develop the risk model and validate it by every design the data allow.
 
@@ -884,6 +885,9 @@ def develop_risk_model(
         Run internal-external cross-validation when ``config.cluster`` is in the data.
     anticipated_c_statistic : float, default 0.75
         For the Riley sample-size check (routine-data admission models report 0.7-0.8).
+    model_card_options : mapping, optional
+        Keyword arguments for :func:`phm_eval.risk.model_card.render_model_card` (free text,
+        and ``disclose`` to apply disclosure control to tables of counts).
 
     Returns
     -------
@@ -932,7 +936,7 @@ def develop_risk_model(
         development_frame=features,
     )
     if output_dir is not None:
-        report.write(output_dir)
+        report.write(output_dir, **dict(model_card_options or {}))
     return report
 
 

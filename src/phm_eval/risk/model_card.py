@@ -6,14 +6,15 @@ performance by subgroup (fairness); limitations. Numbers come from a
 :class:`~phm_eval.risk.develop.RiskModelReport`; free text (data source, setting, intended
 use, limitations) from the caller.
 
-Counts in subgroup and tier tables are shown unrounded: apply the project's disclosure
-control before releasing a card built from patient records.
+Counts in the subgroup, risk-tier and per-cluster tables are shown as computed unless a
+``disclose`` function is given (e.g. one applying the project's disclosure-control policy):
+pass one before releasing a card built from patient records.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,7 @@ def render_model_card(
     eligibility: str = "Patients registered at the index date.",
     figures: Mapping[str, str] | None = None,
     limitations: Sequence[str] = (),
+    disclose: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> str:
     """Markdown text of the model card.
 
@@ -131,7 +133,11 @@ def render_model_card(
         ``feature_importance``, ``calibration_by_<column>``) to a path relative to the card.
     limitations : sequence of str
         Added to the default limitations.
+    disclose : callable, optional
+        Applied to every table with patient counts (subgroups, risk tiers, clusters) before
+        it is rendered; it receives and returns a DataFrame with the same columns.
     """
+    protect = disclose or (lambda frame: frame)
     figures = dict(figures or {})
     cfg = report.config
     main = report.primary_validation()
@@ -257,7 +263,7 @@ def render_model_card(
             f"{meta['k']} clusters, I2 = {100 * meta['i2']:.0f}%).",
             "",
             _table(
-                report.iecv.per_cluster,
+                protect(report.iecv.per_cluster),
                 {
                     "cluster": "Cluster",
                     "n": "n",
@@ -305,7 +311,7 @@ def render_model_card(
         "Performance when the top of the risk distribution is flagged:",
         "",
         _table(
-            main.tiers,
+            protect(main.tiers),
             {
                 "tier": "Tier",
                 "n_flagged": "Flagged",
@@ -322,7 +328,7 @@ def render_model_card(
     if len(main.subgroups):
         lines += [
             _table(
-                main.subgroups,
+                protect(main.subgroups),
                 {
                     "variable": "Variable",
                     "group": "Group",

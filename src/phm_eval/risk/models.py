@@ -49,13 +49,23 @@ __all__ = ["MODEL_NAMES", "make_model", "model_coefficients", "feature_importanc
 
 
 def _to_float(X: Any) -> Any:
-    return np.asarray(X, dtype=float)
+    # via pandas so nullable Int64/boolean columns turn pd.NA into NaN
+    return pd.DataFrame(X).astype("float64").to_numpy()
+
+
+def _category_labels(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(column):
+        present = column.dropna()
+        if len(present) and bool(np.all(np.mod(present, 1) == 0)):
+            # 3.0 and 3 are the same category (integer codes read back with missing values)
+            column = column.astype("Int64")
+    return column.astype("object").where(column.notna(), "missing").astype(str)
 
 
 def _to_str_object(X: Any) -> Any:
     frame = pd.DataFrame(X)
     # missing categories become their own level; everything else compared as text
-    return frame.astype("object").where(frame.notna(), "missing").astype(str).to_numpy()
+    return frame.apply(_category_labels).to_numpy()
 
 
 def _check_names(
