@@ -31,6 +31,7 @@ rule ingest:
         admissions="results/data/admissions.parquet",
         interventions="results/data/interventions.parquet",
         practices="results/data/practices.parquet",
+        rollout="results/data/rollout.parquet",
     params:
         stage="data.ingest_inputs",
         source=input_folder(),

@@ -6,6 +6,9 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..ingest import StudyPeriod, find_table, ingest
 from ..provenance import write_manifest
 from ..synth import simulate as simulate_population
@@ -26,6 +29,14 @@ def ingest_inputs(smk) -> None:
     study = smk.config["study"]
     period = StudyPeriod(study["study_start"], study["study_end"], study.get("programme"))
     flow = ingest(smk.params.source, Path(smk.output.flow).parent, period)
+    rollout = Path(smk.output.rollout)
+    if not rollout.exists():
+        # The roll-out table is optional; an empty one keeps later stages' inputs uniform.
+        empty = pa.table({"pcn_id": pa.array([], pa.string()),
+                          "practice_id": pa.array([], pa.string()),
+                          "programme": pa.array([], pa.string()),
+                          "start_date": pa.array([], pa.date32())})
+        pq.write_table(empty, rollout)
     log.info("ingested inputs:\n%s", flow.to_string(index=False))
 
 

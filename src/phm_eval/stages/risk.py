@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 INDEX_DATE_KEYS = {"development": ("risk", "development_index_date"),
                    "validation": ("risk", "validation_index_date"),
                    "current": ("segment", "index_date")}
+COUNT_COLUMNS = ("n", "events", "n_flagged", "flagged", "true_positives", "n_events",
+                 "events_flagged")
 # Columns that identify people or describe the outcome window, never model inputs.
 NOT_FEATURES = ("efi_category", "index_date", "died_12m", "died_without_admission",
                 "emergency_admission_or_death_12m")
@@ -48,8 +50,21 @@ def model(smk) -> None:
         settings["cluster"] = "practice_id"
     drop = [c for c in NOT_FEATURES if c in dev.columns]
     out_dir = output(smk, "metrics.json").parent
+    pol = policy(smk)
+
+    def disclose(frame: pd.DataFrame) -> pd.DataFrame:
+        counts = [c for c in frame.columns if c in COUNT_COLUMNS]
+        if not counts:
+            return frame
+        numeric = [c for c in frame.select_dtypes("number").columns if c not in counts]
+        base = "events" if "events" in counts else counts[0]
+        out = apply_disclosure(frame.reset_index(drop=True), pol, count_cols=counts,
+                               stat_cols={c: base for c in numeric})
+        return out.formatted(decimals=3)
+
     report = develop_risk_model(dev.drop(columns=drop), settings,
-                                validation_features=val.drop(columns=drop), output_dir=out_dir)
+                                validation_features=val.drop(columns=drop), output_dir=out_dir,
+                                model_card_options={"disclose": disclose})
     full = report.to_dict()
     validation = full["temporal"]["validation"] if full.get("temporal") else full["apparent"]
     metrics = {
