@@ -1,0 +1,235 @@
+"""Building blocks of a report section: paragraphs, tables and figures as plain dictionaries.
+
+A section is a list of blocks; each block is a JSON-ready ``dict`` with a
+``kind`` (``"p"``, ``"callout"``, ``"list"``, ``"table"``, ``"figure"``,
+``"details"``, ``"missing"``).  The HTML templates lay them out and the
+manuscript reads the same values, so both say the same thing.
+
+Tables read from stage outputs pass the disclosure check again before they are
+shown (:func:`table_from_csv`); one that fails is withheld with the reason,
+never shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..disclosure import DisclosurePolicy, check_report_folder
+from .results import FIGURES, ResultsFolder, png_description
+
+logger = logging.getLogger(__name__)
+
+NOT_AVAILABLE = "Not available in this run"
+
+#: Column headings for the column names stages write.  Headings keep a word that
+#: tells a disclosure checker what the column is ("per", "ratio", "CI"...), since
+#: the report's own tables are checked from their headings alone.
+COLUMN_LABELS: dict[str, str] = {
+    "n": "Patients",
+    "events": "Events",
+    "count": "Count",
+    "F": "Female",
+    "M": "Male",
+    "I": "Indeterminate",
+    "U": "Unknown",
+    "age_band": "Age band",
+    "age_group": "Age group",
+    "financial_year": "Financial year",
+    "condition": "Condition",
+    "n_with_condition": "Patients with the condition",
+    "n_registered": "Registered patients",
+    "n_enrolled": "Enrolled patients",
+    "prevalence_percent": "Prevalence (per cent)",
+    "percent": "Per cent",
+    "emergency_admissions": "Emergency admissions",
+    "person_years": "Person-years",
+    "per_1000_person_years": "Per 1,000 person-years",
+    "per_1000": "Per 1,000 patients",
+    "enrolled_per_1000": "Enrolled per 1,000 registered",
+    "target_low": "Target from (per 1,000)",
+    "target_high": "Target up to (per 1,000)",
+    "efi_category": "eFI category",
+    "subgroup": "Subgroup",
+    "level": "Group",
+    "c_statistic": "c-statistic",
+    "calibration_slope": "Calibration slope",
+    "calibration_intercept": "Calibration intercept",
+    "oe_ratio": "O/E ratio",
+    "brier": "Brier score",
+    "generally_well": "Generally well",
+    "long_term_conditions": "Long-term conditions",
+    "complex_needs": "Complex needs",
+    "comparison": "Comparison",
+    "before_per_1000": "Before (per 1,000 a year)",
+    "after_per_1000": "After (per 1,000 a year)",
+    "change_per_1000": "Change (per 1,000 a year)",
+    "estimate": "Estimate",
+    "ci_low": "95% CI from",
+    "ci_high": "95% CI to",
+    "covariate": "Characteristic",
+    "smd_before": "SMD before matching",
+    "smd_after": "SMD after matching",
+    "metric": "Measure",
+    "group": "Group",
+}
+
+_FLOAT = re.compile(r"^-?\d+\.\d{4,}$")
+_BIG_INT = re.compile(r"^-?\d{4,}$")
+#: Words in a column name that mean its whole numbers are labels, not quantities.
+_LABEL_WORDS = ("year", "date", "code", "id", "decile", "quintile", "seed", "version")
+
+
+def _thousands(column: str, values: pd.Series) -> pd.Series:
+    """Thousands separators for whole numbers, except in columns of years, codes and the like."""
+    if any(word in str(column).lower() for word in _LABEL_WORDS):
+        return values
+    return values.map(lambda v: f"{int(v):,}" if _BIG_INT.match(v) else v)
+
+
+def column_label(name: str) -> str:
+    """A heading for a column name: from :data:`COLUMN_LABELS`, else ``snake_case`` in words."""
+    if name in COLUMN_LABELS:
+        return COLUMN_LABELS[name]
+    words = str(name).replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    if _FLOAT.match(text):
+        return f"{float(text):.3f}"
+    return text.replace("_", " ") if re.fullmatch(r"[a-z_]+", text) else text
+
+
+def paragraph(text: str) -> dict[str, Any]:
+    return {"kind": "p", "text": text}
+
+
+def callout(text: str, tone: str = "note", title: str | None = None) -> dict[str, Any]:
+    """A highlighted paragraph; ``tone`` is ``"note"``, ``"good"``, ``"neutral"`` or ``"warning"``."""
+    return {"kind": "callout", "text": text, "tone": tone, "title": title}
+
+
+def bullet_list(items: Sequence[str], ordered: bool = False) -> dict[str, Any]:
+    return {"kind": "list", "items": list(items), "ordered": ordered}
+
+
+def missing(what: str, files: Sequence[str]) -> dict[str, Any]:
+    """A visible gap: what is not available and which files would provide it."""
+    return {"kind": "missing", "text": f"{what}: {NOT_AVAILABLE.lower()}.", "files": list(files)}
+
+
+def table(
+    caption: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    source: str | None = None,
+    notes: Sequence[str] = (),
+    row_headers: bool = True,
+    numeric: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """A table block; ``row_headers`` marks the first column as row headings."""
+    rows = [[_cell(v) for v in row] for row in rows]
+    if numeric is None:
+        numeric = [
+            bool(rows) and all(re.fullmatch(r"[-−]?[\d,.]+|\*|", r[j] or "") for r in rows)
+            for j in range(len(columns))
+        ]
+    return {
+        "kind": "table",
+        "caption": caption,
+        "columns": list(columns),
+        "rows": rows,
+        "numeric": list(numeric),
+        "source": source,
+        "notes": list(notes),
+        "row_headers": row_headers,
+    }
+
+
+def details(summary: str, blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Blocks folded away under a summary line (``<details>`` in HTML)."""
+    return {"kind": "details", "summary": summary, "blocks": list(blocks)}
+
+
+def preformatted(text: str, label: str) -> dict[str, Any]:
+    return {"kind": "pre", "text": text, "label": label}
+
+
+def disclosure_problems(results: ResultsFolder, relative: str,
+                        policy: DisclosurePolicy) -> list[str]:
+    """Errors the disclosure check finds in one output file (its ``.sdc.json`` roles apply)."""
+    path = results.root / relative
+    problems = [v for v in check_report_folder(path, policy) if v.severity == "error"]
+    return [str(v) for v in problems]
+
+
+def table_from_csv(
+    results: ResultsFolder,
+    relative: str,
+    caption: str,
+    policy: DisclosurePolicy,
+    notes: Sequence[str] = (),
+    frame: pd.DataFrame | None = None,
+    drop: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A table block from a disclosure-controlled CSV, or a block saying why it is not shown.
+
+    Parameters
+    ----------
+    results : ResultsFolder
+    relative : str
+        Path of the CSV inside the results folder.
+    caption : str
+    policy : DisclosurePolicy
+        The CSV is checked against it; a table that breaks it is withheld.
+    notes : sequence of str
+        Footnotes.
+    frame : DataFrame, optional
+        The table to show instead of the file's contents (e.g. with a derived
+        column); the file is still the one checked.
+    drop : sequence of str
+        Columns meant for machines, not readers (e.g. ``kind``).
+    """
+    data = results.csv(relative) if frame is None else frame
+    if data is None:
+        return missing(caption.rstrip("."), [relative])
+    problems = disclosure_problems(results, relative, policy)
+    if problems:
+        logger.warning("withholding %s from the report: %s", relative, "; ".join(problems))
+        return {
+            "kind": "withheld",
+            "caption": caption,
+            "source": relative,
+            "text": f"{caption.rstrip('.')}: withheld because {relative} fails the disclosure "
+            f"check ({len(problems)} problem(s); run phm-eval check-outputs for details).",
+        }
+    data = data.drop(columns=[c for c in drop if c in data.columns]).astype(str)
+    data = data.apply(lambda col: _thousands(col.name, col))
+    columns = [column_label(c) for c in data.columns]
+    return table(caption, columns, data.to_numpy().tolist(), source=relative, notes=notes)
+
+
+def figure(results: ResultsFolder, relative: str, caption: str | None = None) -> dict[str, Any]:
+    """A figure block (the image is embedded by the renderer), or a gap if the PNG is missing."""
+    caption = caption or FIGURES.get(relative, relative)
+    path = results.path(relative)
+    if path is None:
+        return missing(f"Figure: {caption.rstrip('.')}", [relative])
+    alt = png_description(path) or caption
+    return {"kind": "figure", "path": relative, "caption": caption, "alt": alt}
+
+
+def has_content(blocks: Sequence[dict[str, Any]]) -> bool:
+    """True when at least one block shows results (not only gaps)."""
+    for block in blocks:
+        if block["kind"] in ("table", "figure", "withheld"):
+            return True
+        if block["kind"] == "details" and has_content(block["blocks"]):
+            return True
+    return False

@@ -1,0 +1,102 @@
+"""The last check before outputs leave the analysis: disclosure rules and patient identifiers.
+
+``phm-eval check-outputs FOLDER --patients FILE`` calls
+:func:`check_report_outputs`, which scans every CSV, JSON, HTML, Markdown and
+SVG file in the folder with
+:func:`phm_eval.disclosure.check_report_folder`, looking for every
+``patient_id`` of the patients table as well as for small or unrounded counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..disclosure import DisclosurePolicy, IdentifierIndex, check_report_folder
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def patient_identifiers(patients_path: str | os.PathLike[str]) -> pd.Series:
+    """Every ``patient_id`` in a patients table (Parquet or CSV, or a folder holding one)."""
+    path = Path(patients_path)
+    if path.is_dir():
+        from ..ingest import find_table  # the input validator is heavy to import
+
+        found = find_table(path, "patients")
+        if found is None:
+            raise InputError(str(path), "no patients.parquet or patients.csv in this folder")
+        path = found
+    if not path.is_file():
+        raise InputError(str(path), "patients file not found")
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path, columns=["patient_id"])
+        else:
+            frame = pd.read_csv(path, usecols=["patient_id"], dtype=str,
+                                keep_default_na=False)
+    except (KeyError, ValueError) as exc:
+        raise InputError(str(path), f"cannot read column 'patient_id': {exc}",
+                         column="patient_id") from exc
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read: {exc}") from exc
+    return frame["patient_id"].astype(str)
+
+
+def check_report_outputs(
+    report_dir: str | os.PathLike[str],
+    patients_path: str | os.PathLike[str],
+    policy: DisclosurePolicy | Mapping[str, Any] | None = None,
+    include_warnings: bool = False,
+) -> list[str]:
+    """Problems that stop a folder of outputs from being released, in words.
+
+    Parameters
+    ----------
+    report_dir : path
+        The folder to check (or one file).  Every CSV/TSV, JSON, HTML, Markdown
+        and SVG file in it and its sub-folders is read.  PNG and PDF files are
+        not read: figures and the manuscript are checked through the tables and
+        JSON they are drawn from.
+    patients_path : path
+        The patients table (Parquet or CSV with a ``patient_id`` column, or a
+        folder holding ``patients.parquet``/``patients.csv``); none of its
+        identifiers may appear in any output.
+    policy : DisclosurePolicy or mapping, optional
+        The disclosure rules (a ``disclosure`` configuration section is
+        accepted); NHS Digital rules by default.
+    include_warnings : bool, default False
+        Also return warnings (e.g. 0% or 100% cells), which call for judgement
+        rather than fail a release.
+
+    Returns
+    -------
+    list of str
+        One line per problem, naming the file, column and row; empty when the
+        folder passes.
+    """
+    folder = Path(report_dir)
+    if not folder.exists():
+        raise InputError(str(folder), "folder to check not found")
+    if not isinstance(policy, DisclosurePolicy):
+        policy = DisclosurePolicy.from_config(policy)
+    identifiers = IdentifierIndex(patient_identifiers(patients_path))
+    problems: list[str] = []
+    if identifiers.n_skipped:
+        short = (f"[warning] {identifiers.n_skipped} patient identifiers are shorter than 6 "
+                 "characters and were not searched for; check the outputs for them by hand")
+        if include_warnings:
+            problems.append(short)
+        logger.warning(short)
+    for violation in check_report_folder(folder, policy, identifiers):
+        if violation.severity == "error" or include_warnings:
+            problems.append(str(violation))
+        else:
+            logger.warning("%s", violation)
+    return problems

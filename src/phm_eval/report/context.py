@@ -1,0 +1,728 @@
+"""What the report says: every section built from a results folder as JSON-ready blocks.
+
+:func:`build_context` reads the folder once and returns a dictionary that the
+HTML templates (:mod:`phm_eval.report.render`) and the manuscript
+(:mod:`phm_eval.report.manuscript`) both use, so the two never disagree about
+the headline.  Every section is optional: a missing output becomes a visible
+"not available in this run" note.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..disclosure import DisclosurePolicy, apply_disclosure
+from ..errors import InputError
+from . import blocks as b
+from .effects import (
+    SCALE_NAMES,
+    Effect,
+    change_words,
+    describe_headline,
+    disclosed_count,
+    fmt_number,
+    fmt_ratio,
+    fmt_signed,
+    interval_words,
+    pick_headline,
+    read_effects,
+)
+from .results import ResultsFolder
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TITLE = "Population health management: evaluation report"
+
+
+def _section(section_id: str, title: str, blocks: list[dict[str, Any]],
+             intro: str | None = None, synthetic: bool = False) -> dict[str, Any]:
+    available = b.has_content(blocks) or any(
+        blk["kind"] in ("p", "callout", "list") for blk in blocks
+    )
+    return {
+        "id": section_id,
+        "title": title,
+        "intro": intro,
+        "blocks": blocks,
+        "available": available,
+        "synthetic": synthetic,
+    }
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _metric(value: Any) -> tuple[float, float | None, float | None] | None:
+    if isinstance(value, Mapping) and "estimate" in value:
+        est = value.get("estimate")
+        if est is None:
+            return None
+        low, high = value.get("ci_low"), value.get("ci_high")
+        return (float(est), None if low is None else float(low),
+                None if high is None else float(high))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), None, None
+    return None
+
+
+def _ci(low: float | None, high: float | None, digits: int = 3) -> str:
+    if low is None or high is None:
+        return "not estimated"
+    return f"{fmt_signed(low, digits)} to {fmt_signed(high, digits)}"
+
+
+# --------------------------------------------------------------------------- headline
+def headline_section(results: ResultsFolder, effects: list[Effect] | None,
+                     config: Mapping[str, Any], policy: DisclosurePolicy
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The lead message and its wording (also returned on its own for the manuscript)."""
+    effect = pick_headline(effects or [])
+    if effect is None:
+        blocks = [b.missing("The estimated effect of the programme", ["evaluate/effects.json"])]
+        return _section("headline", "What the programme changed", blocks), None
+    unit_cost = (config.get("report") or {}).get("unit_cost_emergency_admission")
+    head = describe_headline(effect, unit_cost=unit_cost, policy=policy)
+    tone = {"reduction": "good", "increase": "warning", "no_evidence": "neutral"}[head.verdict]
+    blocks = [
+        {"kind": "headline", "title": head.title, "text": head.sentence, "tone": tone,
+         "label": effect.label},
+    ]
+    if head.money:
+        blocks.append(b.paragraph(head.money))
+    if head.reach:
+        blocks.append(b.paragraph(head.reach))
+    blocks.append(b.paragraph(f"How this was estimated: {head.estimate}"))
+    if head.conversion:
+        blocks.append(b.paragraph(head.conversion))
+    if head.verdict == "no_evidence":
+        blocks.append(b.paragraph(
+            "A result like this does not prove the programme has no effect; it means any "
+            "effect was too small for this evaluation to detect. Other benefits the programme "
+            "may bring (patient experience, care planning) are not measured here."))
+    return _section("headline", "What the programme changed", blocks), head.to_dict()
+
+
+# --------------------------------------------------------------------------- robustness
+def _rtm_paragraphs(rtm: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if rtm is None or "change_per_1000" not in rtm.columns:
+        return []
+    kinds = rtm.get("kind", pd.Series([""] * len(rtm))).str.lower()
+
+    def change(kind: str) -> tuple[float, float | None, float | None] | None:
+        rows = rtm[kinds == kind]
+        if rows.empty:
+            return None
+        row = rows.iloc[0]
+        try:
+            est = float(row["change_per_1000"])
+        except ValueError:
+            return None
+        low = pd.to_numeric(pd.Series([row.get("ci_low")]), errors="coerce").iloc[0]
+        high = pd.to_numeric(pd.Series([row.get("ci_high")]), errors="coerce").iloc[0]
+        return est, (None if pd.isna(low) else float(low)), (None if pd.isna(high) else float(high))
+
+    naive, comp, ctrl = change("naive"), change("comparators"), change("controlled")
+    text = []
+    if naive is not None:
+        text.append(
+            "Comparing enrolled patients' admissions before and after enrolment, with no "
+            f"comparison group, shows {change_words(naive[0])} emergency admissions per 1,000 "
+            "patients a year.")
+    if comp is not None:
+        text.append(
+            f"Matched patients who were not enrolled had {change_words(comp[0])} per 1,000 a "
+            "year over the same months. Patients picked because they were recently unwell tend "
+            "to be admitted less later anyway (regression to the mean), so an uncontrolled "
+            "before-and-after comparison overstates what a programme achieves.")
+    if ctrl is not None:
+        ci = (f" (95% CI {interval_words(ctrl[1], ctrl[2])})"
+              if ctrl[1] is not None and ctrl[2] is not None else "")
+        text.append(f"The controlled estimate, which removes this, is {change_words(ctrl[0])} "
+                    f"per 1,000 a year{ci}.")
+        if naive is not None and naive[0] < 0 and ctrl[0] < 0 and naive[0] / ctrl[0] >= 1.5:
+            text.append(f"The uncontrolled comparison would have overstated the effect about "
+                        f"{naive[0] / ctrl[0]:.0f}-fold.")
+        elif naive is not None and naive[0] < 0 <= ctrl[0]:
+            text.append("The apparent fall disappears once patients are compared with similar "
+                        "patients who were not enrolled.")
+    return [b.paragraph(" ".join(text))] if text else []
+
+
+def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
+    if not isinstance(pretrend, Mapping) or pretrend.get("p_value") is None:
+        return None
+    p = float(pretrend["p_value"])
+    stat = pretrend.get("statistic")
+    df = pretrend.get("df")
+    detail = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    if stat is not None and df is not None:
+        detail = f"chi-squared {float(stat):.2f} on {int(df)} degrees of freedom, {detail}"
+    if p >= 0.05:
+        return b.callout(
+            "Before the programme started, admissions among the patients and areas it later "
+            f"reached followed the same trend as among the comparisons (test of parallel "
+            f"pre-trends: {detail}). This supports, but cannot prove, the assumption the "
+            "controlled estimate rests on.", tone="note", title="Parallel trends check")
+    return b.callout(
+        "Admissions among the patients and areas the programme later reached were already "
+        f"moving differently from the comparisons before it started (test of parallel "
+        f"pre-trends: {detail}). The controlled estimate may be biased: read it with caution.",
+        tone="warning", title="Parallel trends check failed")
+
+
+def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
+                       policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    rtm = results.csv("evaluate/rtm.csv")
+    blocks += _rtm_paragraphs(rtm)
+    pre = _pretrend_block(results.json("evaluate/pretrend.json"))
+    if pre is not None:
+        blocks.append(pre)
+    else:
+        blocks.append(b.missing("Test of parallel pre-trends", ["evaluate/pretrend.json"]))
+    blocks.append(b.figure(results, "evaluate/rtm.png"))
+    blocks.append(b.table_from_csv(
+        results, "evaluate/rtm.csv",
+        "Change in emergency admissions per 1,000 patients a year: uncontrolled, comparators "
+        "and controlled.", policy, drop=("kind",)))
+    overall = [e for e in (effects or []) if not e.subgroup]
+    if overall:
+        rows = [[_capital(e.label or e.outcome), e.method, SCALE_NAMES[e.scale], e.estimate_text(),
+                 e.short_words()] for e in overall]
+        blocks.append(b.table(
+            "The same question answered by different methods.",
+            ["Outcome", "Method", "Scale", "Estimate (95% CI)", "In words"], rows,
+            source="evaluate/effects.json",
+            notes=["Ratios below 1 and negative differences mean fewer admissions. Hazard "
+                   "ratios from time-to-first-admission models are usually closer to 1 than "
+                   "rate ratios of all admissions."],
+        ))
+    else:
+        blocks.append(b.missing("Estimates from other methods", ["evaluate/effects.json"]))
+    blocks.append(b.figure(results, "evaluate/event_study.png"))
+    blocks.append(b.figure(results, "evaluate/km.png"))
+    blocks.append(b.figure(results, "evaluate/cif.png"))
+    balance_notes = ["Standardised mean differences (SMD) below 0.1 are usually taken to show "
+                     "good balance."]
+    blocks.append(b.details("How alike were the enrolled patients and their comparators?", [
+        b.figure(results, "evaluate/love_plot.png"),
+        b.table_from_csv(results, "evaluate/balance.csv",
+                         "Balance of characteristics before and after matching.", policy,
+                         notes=balance_notes),
+    ]))
+    return _section(
+        "robustness", "How sure can we be?", blocks,
+        intro="Whether the headline survives other ways of asking the question, and whether "
+        "the comparison is fair.")
+
+
+# --------------------------------------------------------------------------- subgroups
+def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
+                     policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [b.figure(results, "evaluate/forest.png")]
+    groups = [e for e in (effects or []) if e.subgroup]
+    if groups:
+        rows = []
+        for e in groups:
+            rows.append([e.subgroup, f"{SCALE_NAMES[e.scale]} {e.estimate_text()}",
+                         e.short_words(), disclosed_count(e.n_treated, policy) or "*"])
+        blocks.append(b.table(
+            "Effect on emergency admissions by subgroup.",
+            ["Subgroup", "Estimate (95% CI)", "In words", "Enrolled patients"], rows,
+            source="evaluate/effects.json",
+            notes=["Subgroups are smaller than the whole, so their intervals are wider; a "
+                   "difference between subgroups needs its own test before it is acted on."],
+        ))
+    else:
+        blocks.append(b.missing("Effects by subgroup", ["evaluate/effects.json"]))
+    blocks.append(b.table_from_csv(
+        results, "segment/core20plus5.csv",
+        "Core20PLUS5: reach of the programme in groups facing health inequalities.", policy,
+        notes=["Core20: people living in the most deprived 20% of neighbourhoods in England "
+               "(IMD deciles 1-2)."]))
+    return _section("who-benefits", "Who benefits?", blocks,
+                    intro="Whether the effect differs between groups of patients, and whether "
+                    "the programme reaches the groups that NHS England's Core20PLUS5 approach "
+                    "prioritises.")
+
+
+# --------------------------------------------------------------------------- population
+def population_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    for stem, caption in (
+        ("population_pyramid", "Registered patients by age band and sex."),
+        ("ltc_prevalence", "Recorded prevalence of long-term conditions."),
+        ("emergency_admission_rates", "Emergency admissions per 1,000 person-years."),
+    ):
+        blocks.append(b.figure(results, f"describe/{stem}.png"))
+        tbl = b.table_from_csv(results, f"describe/{stem}.csv", caption, policy)
+        blocks.append(b.details(f"Table: {caption.rstrip('.').lower()}", [tbl]))
+    blocks.append(b.figure(results, "frailty/efi_distribution.png"))
+    blocks.append(b.table_from_csv(
+        results, "frailty/efi_summary.csv",
+        "Electronic Frailty Index categories, people aged 65 and over.", policy,
+        notes=["eFI categories (Clegg et al. 2016): fit up to 0.12, mild over 0.12 to 0.24, "
+               "moderate over 0.24 to 0.36, severe over 0.36."]))
+    return _section("population", "The population", blocks,
+                    intro="Who is registered, which long-term conditions are recorded, how "
+                    "frail the older population is, and how often people are admitted as an "
+                    "emergency.")
+
+
+# --------------------------------------------------------------------------- risk model
+METRIC_LABELS = {
+    "c_statistic": "c-statistic (discrimination)",
+    "calibration_slope": "Calibration slope",
+    "calibration_intercept": "Calibration-in-the-large (intercept)",
+    "oe_ratio": "Observed/expected ratio",
+    "brier": "Brier score",
+}
+
+
+METRIC_DIGITS = {"c_statistic": 3, "brier": 4}
+
+
+def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    metrics = results.json("risk/metrics.json")
+    if isinstance(metrics, Mapping) and metrics:
+        found = {k: m for k, v in metrics.items() if (m := _metric(v)) is not None
+                 and k not in ("n", "events")}
+        words = []
+        if isinstance(metrics.get("outcome"), str):
+            words.append(f"The model predicts {metrics['outcome']}.")
+        if isinstance(metrics.get("design"), str):
+            words.append(f"It was checked by {metrics['design']}.")
+        n = disclosed_count(_num(metrics.get("n")), policy)
+        events = disclosed_count(_num(metrics.get("events")), policy)
+        if n and events:
+            words.append(f"The check used {n} patients, {events} of whom had the outcome.")
+        c = found.get("c_statistic")
+        if c is not None:
+            words.append(
+                "Given one patient who was admitted and one who was not, the model gives the "
+                f"admitted patient the higher risk {c[0] * 100:.0f}% of the time (c-statistic "
+                f"{c[0]:.3f}, 95% CI {_ci(c[1], c[2])}; 0.5 is chance, 1 is perfect; published "
+                "admission-risk models reach about 0.70 to 0.80).")
+        slope = found.get("calibration_slope")
+        if slope is not None:
+            words.append(_slope_words(*slope))
+        oe = found.get("oe_ratio")
+        if oe is not None:
+            words.append(_oe_words(*oe))
+        if words:
+            blocks.append(b.paragraph(" ".join(words)))
+        rows = []
+        for key, (est, low, high) in found.items():
+            digits = METRIC_DIGITS.get(key, 2)
+            rows.append([METRIC_LABELS.get(key, b.column_label(key)),
+                         fmt_signed(est, digits), _ci(low, high, digits)])
+        if rows:
+            blocks.append(b.table("Performance of the admission risk model.",
+                                  ["Measure", "Estimate", "95% CI"], rows,
+                                  source="risk/metrics.json"))
+    else:
+        blocks.append(b.missing("Risk model performance", ["risk/metrics.json"]))
+    blocks.append(b.figure(results, "risk/roc.png"))
+    blocks.append(b.figure(results, "risk/calibration.png"))
+    blocks.append(b.figure(results, "risk/decision_curve.png"))
+    blocks.append(b.table_from_csv(
+        results, "risk/subgroup_metrics.csv",
+        "Risk model performance by sex, age and deprivation.", policy,
+        notes=["Lower c-statistics within age bands are expected: age itself separates "
+               "patients less well inside a narrow band."]))
+    card = results.text("risk/model_card.md")
+    if card is not None:
+        blocks.append(b.details("The model card", [b.preformatted(card, "Model card")]))
+    return _section("risk-model", "Finding the patients at risk", blocks,
+                    intro="How well the risk model used to find patients for proactive care "
+                    "picks out those who go on to have an emergency admission.")
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _slope_words(est: float, low: float | None, high: float | None) -> str:
+    ci = f", 95% CI {_ci(low, high, 2)}" if low is not None and high is not None else ""
+    text = f"The calibration slope is {est:.2f}{ci} (1 is ideal"
+    if low is not None and high is not None and low <= 1 <= high:
+        return text + "): predicted risks are about as spread out as observed risks."
+    if est < 1:
+        return text + "): predictions are too extreme, high risks too high and low too low."
+    return text + "): predictions are too cautious, bunched towards the average."
+
+
+def _oe_words(est: float, low: float | None, high: float | None) -> str:
+    ci = f", 95% CI {_ci(low, high, 2)}" if low is not None and high is not None else ""
+    text = f"Observed admissions were {est:.2f} times those expected{ci}"
+    if low is not None and high is not None and low <= 1 <= high:
+        return text + ": the model predicts the overall number of admissions well."
+    if est > 1:
+        return text + ": the model under-predicts the number of admissions."
+    return text + ": the model over-predicts the number of admissions."
+
+
+# --------------------------------------------------------------------------- segmentation, DES
+def segmentation_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks = [
+        b.paragraph("The 3x3 grid groups patients by stage of life (rows) and by need "
+                    "(columns): generally well, living with long-term conditions, or with "
+                    "complex needs such as frailty. Each cell calls for a different kind of "
+                    "care; the complex-needs column is the small group proactive care is "
+                    "meant for."),
+        b.figure(results, "segment/grid_3x3.png"),
+        b.table_from_csv(results, "segment/grid_3x3.csv",
+                         "Registered patients in each cell of the 3x3 segmentation grid.",
+                         policy),
+    ]
+    section = _section("segmentation", "Segmenting the population", blocks)
+    section["available"] = b.has_content(blocks)
+    return section
+
+
+def _target_status(row: pd.Series) -> str:
+    value = pd.to_numeric(pd.Series([row.get("per_1000")]), errors="coerce").iloc[0]
+    low = pd.to_numeric(pd.Series([row.get("target_low")]), errors="coerce").iloc[0]
+    high = pd.to_numeric(pd.Series([row.get("target_high")]), errors="coerce").iloc[0]
+    if pd.isna(value) or (pd.isna(low) and pd.isna(high)):
+        return "No target"
+    if not pd.isna(low) and value < low:
+        return "Below target"
+    if not pd.isna(high) and value > high:
+        return "Above target range"
+    return "Meets target" if pd.isna(high) else "Within target range"
+
+
+def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [b.figure(results, "segment/des_funnel.png")]
+    des = results.csv("segment/des_metrics.csv")
+    frame = None
+    if des is not None and "per_1000" in des.columns and (
+        "target_low" in des.columns or "target_high" in des.columns
+    ):
+        frame = des.copy()
+        frame["against target"] = [_target_status(r) for _, r in des.iterrows()]
+        below = frame[frame["against target"] == "Below target"]
+        if not below.empty:
+            names = sorted(set(below.iloc[:, 0]))
+            blocks.insert(0, b.paragraph(
+                "Below the Network Contract DES target in at least one year: "
+                + "; ".join(names) + "."))
+        else:
+            blocks.insert(0, b.paragraph("Every measured DES activity meets its target."))
+    blocks.append(b.table_from_csv(
+        results, "segment/des_metrics.csv",
+        "Network Contract DES personalised-care activity against targets.", policy,
+        notes=["Targets per 1,000 registered patients from the Network Contract DES "
+               "personalised care specification."], frame=frame))
+    return _section("des", "Personalised care against DES targets", blocks)
+
+
+# --------------------------------------------------------------------------- data quality
+def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    flow = results.csv("data/flow.csv")
+    if flow is not None:
+        if "n" not in flow.columns:
+            raise InputError(str(results.root / "data/flow.csv"), "needs a column 'n'")
+        true = flow.copy()
+        true["n"] = pd.to_numeric(true["n"], errors="coerce")
+        if true["n"].isna().any():
+            raise InputError(str(results.root / "data/flow.csv"), "column 'n' must be numbers",
+                             column="n")
+        disclosed = apply_disclosure(true, policy, count_cols=["n"]).formatted()
+        rows = []
+        for _, row in disclosed.iterrows():
+            n = row["n"]
+            rows.append([row.get("table", ""), row.get("step", ""), row.get("reason", ""),
+                         n if n == policy.marker else f"{int(float(n)):,}"])
+        blocks.append(b.paragraph(
+            "Every input file was checked against the data contract before analysis. Records "
+            "that were valid but outside the study (for example, registered only after it "
+            "ended) were set aside and counted here, never dropped silently."))
+        blocks.append(b.table(
+            "Records read, excluded and kept, by input file.",
+            ["Input", "Step", "Reason", "Records"], rows, source="data/flow.csv",
+            notes=[f"Disclosure control: {policy.describe()}"]))
+    else:
+        blocks.append(b.missing("Flow of records through the analysis", ["data/flow.csv"]))
+    return _section("data-quality", "Data quality", blocks)
+
+
+def completeness_block(results: ResultsFolder) -> dict[str, Any]:
+    gaps = [m for m in results.missing if not m.startswith("synthetic/")]
+    if not gaps:
+        return b.paragraph("Every output this report looks for was available in this run.")
+    return b.details(
+        f"{len(gaps)} output(s) were not available in this run",
+        [b.bullet_list(gaps)],
+    )
+
+
+# --------------------------------------------------------------------------- methods
+def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict[str, Any]:
+    study = config.get("study") or {}
+    items = []
+    source = (config.get("input") or {}).get("source")
+    if study.get("study_start") and study.get("study_end"):
+        where = ("a synthetic population with a known programme effect"
+                 if source == "synthetic" else "the practices' own records")
+        items.append(
+            f"Data: primary-care records and hospital spells from {where}, "
+            f"{study['study_start']} to {study['study_end']}. Emergency admissions are hospital "
+            "spells with an emergency admission method (ADMIMETH 2x).")
+    frailty = config.get("frailty") or {}
+    if frailty:
+        items.append(
+            "Frailty: the electronic Frailty Index (eFI; Clegg et al. 2016), counting 36 "
+            f"deficits in coded records, for people aged {frailty.get('min_age', 65)} and over "
+            f"on {frailty.get('index_date', 'the index date')}.")
+    risk = config.get("risk") or {}
+    if risk:
+        model = str(risk.get("model", "a prediction model")).replace("_", " ")
+        items.append(
+            f"Risk model: {model} predicting an emergency admission within 12 months, "
+            f"developed on {risk.get('development_index_date', '?')} and checked on later data "
+            f"({risk.get('validation_index_date', '?')}), with bootstrap correction for "
+            "optimism and internal-external cross-validation by "
+            f"{str(risk.get('cluster', 'PCN')).replace('_id', '').upper()}.")
+    seg = config.get("segment") or {}
+    if seg:
+        tiers = seg.get("risk_tiers")
+        tier_text = (" and risk tiers (top " + ", ".join(f"{100 * t:g}%" for t in tiers) + ")"
+                     if tiers else "")
+        items.append(f"Segmentation: the 3x3 grid{tier_text} on {seg.get('index_date', '?')}.")
+    ev = config.get("evaluate") or {}
+    if ev:
+        match = ev.get("matching") or {}
+        exact = ", ".join(match.get("exact") or []) or "nothing"
+        items.append(
+            f"Evaluation: each enrolled patient was matched to {match.get('ratio', 1)} similar "
+            f"patient(s) not (yet) enrolled, on a propensity score (caliper "
+            f"{match.get('caliper', '?')} standard deviations; exactly on {exact}), using the "
+            f"{ev.get('lookback_days', 365)} days before enrolment. Emergency admissions were "
+            f"followed for {ev.get('follow_up_days', 365)} days, with death as a competing "
+            "risk. Staggered roll-out across PCNs was analysed with difference-in-differences "
+            "(Callaway and Sant'Anna), checking trends before roll-out.")
+    items.append(f"Disclosure control: {policy.describe()}")
+    return _section("methods", "Methods in brief", [b.bullet_list(items)])
+
+
+# --------------------------------------------------------------------------- truth
+def truth_section(results: ResultsFolder, effects: list[Effect] | None,
+                  config: Mapping[str, Any]) -> dict[str, Any] | None:
+    synthetic = (config.get("input") or {}).get("source") == "synthetic"
+    truth = results.json("synthetic/truth/truth.json")
+    if truth is None:
+        if not synthetic:
+            return None
+        return _section("truth", "Synthetic data: truth against estimate",
+                        [b.missing("The known truth", ["synthetic/truth/truth.json"])],
+                        synthetic=True)
+    true_effect = truth.get("true_effect") or {}
+    realised = truth.get("realised") or {}
+    overall = [e for e in (effects or []) if not e.subgroup]
+
+    def first(scales: tuple[str, ...]) -> Effect | None:
+        return next((e for e in overall if e.scale in scales), None)
+
+    rows = []
+    for label, value, scales, fmt in (
+        ("Hazard ratio set in the simulation", true_effect.get("hazard_ratio"), ("HR",),
+         fmt_ratio),
+        ("Realised rate ratio of admissions, 12 months", realised.get("realised_rate_ratio_12m"),
+         ("RR",), fmt_ratio),
+        ("Realised change in admissions per 1,000 person-years, 12 months",
+         realised.get("att_admissions_per_1000_person_years_12m"), ("ATT", "difference"),
+         fmt_number),
+    ):
+        if value is None:
+            continue
+        effect = first(scales)
+        if effect is None:
+            rows.append([label, fmt(float(value)), "not estimated", "", ""])
+            continue
+        factor = 1.0 if effect.is_ratio else 1000.0 / effect.per
+        low, high = effect.ci_low * factor, effect.ci_high * factor
+        covers = "Yes" if low <= float(value) <= high else "No"
+        rows.append([label, fmt(float(value)), effect.estimate_text(), effect.method, covers])
+    blocks = [b.callout(
+        "These results come from a synthetic population generated by phm-eval, not from real "
+        "patients. Because the true effect of the programme is known, this section checks "
+        "that the analysis recovers it.", tone="warning", title="Synthetic data")]
+    if rows:
+        blocks.append(b.table(
+            "Known truth of the simulation against the estimates.",
+            ["Quantity", "Truth", "Estimate (95% CI)", "Estimated by", "Interval contains the truth?"],
+            rows,
+            source="synthetic/truth/truth.json",
+            notes=["A Cox model of time to first admission estimates a marginal hazard ratio, "
+                   "which unobserved frailty pulls towards 1; rate ratios of all admissions "
+                   "estimate the simulated ratio itself."]))
+    else:
+        blocks.append(b.paragraph("The truth file holds no effect to compare with."))
+    return _section("truth", "Synthetic data: truth against estimate", blocks, synthetic=True)
+
+
+# --------------------------------------------------------------------------- provenance
+def readable_time(moment: Any) -> str | None:
+    """``2024-05-01T09:31:47Z`` -> ``1 May 2024, 09:31 UTC`` (other text unchanged)."""
+    if not moment:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        return str(moment)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC)
+    zone = " UTC" if parsed.tzinfo is not None else ""
+    return f"{parsed.day} {parsed:%B %Y, %H:%M}{zone}"
+
+
+def _size(n: Any) -> str:
+    try:
+        size = float(n)
+    except (TypeError, ValueError):
+        return "missing"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def provenance_section(results: ResultsFolder) -> dict[str, Any]:
+    manifest = results.json("manifest.json")
+    if not isinstance(manifest, Mapping):
+        return _section("provenance", "Provenance",
+                        [b.missing("The run manifest", ["manifest.json"])])
+    git = manifest.get("git") or {}
+    commit = git.get("commit")
+    facts = [
+        ("Run started", readable_time(manifest.get("started_at")) or "not recorded"),
+        ("Run finished", readable_time(manifest.get("finished_at")) or "not recorded"),
+        ("Code version (git commit)",
+         f"{commit[:12]}{' with uncommitted changes' if git.get('dirty') else ''}"
+         if commit else "not recorded"),
+        ("Random seed", str(manifest.get("seed")) if manifest.get("seed") is not None
+         else "none (real data)"),
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"kind": "facts", "items": [{"term": t, "value": v} for t, v in facts]},
+    ]
+    packages = manifest.get("packages") or {}
+    if packages:
+        blocks.append(b.table("Software versions.", ["Package", "Version"],
+                              [[k, v or "not installed"] for k, v in packages.items()],
+                              source="manifest.json"))
+    inputs = manifest.get("inputs") or []
+    if inputs:
+        rows = [[str(i.get("path", "")).split("/")[-1], _size(i.get("bytes")),
+                 (i.get("sha256") or "missing")[:16]] for i in inputs]
+        blocks.append(b.table("Input files and their SHA-256 fingerprints (first 16 "
+                              "characters).", ["File", "Size", "SHA-256"], rows,
+                              source="manifest.json", numeric=[False, True, False]))
+    config = manifest.get("config")
+    if config:
+        blocks.append(b.details("The configuration this run used", [
+            b.preformatted(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+                           "Configuration")]))
+    return _section("provenance", "Provenance", blocks,
+                    intro="What ran, on which inputs, with which software: enough to run it "
+                    "again and get the same report.")
+
+
+# --------------------------------------------------------------------------- all
+def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a results folder and build every section of the report.
+
+    Parameters
+    ----------
+    results_dir : path
+        The workflow's ``results/`` folder.
+    config : mapping, optional
+        The run's configuration (uses ``report``, ``disclosure``, ``study``,
+        ``input`` and the stage sections).  Defaults to the configuration stored
+        in ``manifest.json``, if any.
+
+    Returns
+    -------
+    dict
+        ``title``, ``subtitle``, ``synthetic``, ``headline`` (the wording, or None),
+        ``sections`` (list of sections, each with ``id``, ``title``, ``blocks``,
+        ``available``) and ``missing`` (outputs not found).
+    """
+    results = ResultsFolder(results_dir)
+    if config is None:
+        manifest = results.json("manifest.json") if results.has("manifest.json") else None
+        config = (manifest or {}).get("config") or {}
+    config = dict(config)
+    policy = DisclosurePolicy.from_config(config.get("disclosure"))
+    raw_effects = results.json("evaluate/effects.json")
+    effects = read_effects(raw_effects) if raw_effects is not None else None
+
+    headline, wording = headline_section(results, effects, config, policy)
+    sections = [
+        headline,
+        robustness_section(results, effects, policy),
+        subgroup_section(results, effects, policy),
+        population_section(results, policy),
+        risk_section(results, policy),
+        segmentation_section(results, policy),
+        des_section(results, policy),
+        data_quality_section(results, policy),
+        methods_section(config, policy),
+    ]
+    truth = truth_section(results, effects, config)
+    if truth is not None:
+        sections.append(truth)
+    sections.append(provenance_section(results))
+    # Listed last so it names every output any section looked for.
+    next(s for s in sections if s["id"] == "data-quality")["blocks"].append(
+        completeness_block(results))
+
+    report_cfg = config.get("report") or {}
+    study = config.get("study") or {}
+    synthetic = (config.get("input") or {}).get("source") == "synthetic" or results.has(
+        "synthetic/truth/truth.json")
+    period = (f"{study['study_start']} to {study['study_end']}"
+              if study.get("study_start") and study.get("study_end") else None)
+    return {
+        "title": report_cfg.get("title") or DEFAULT_TITLE,
+        "programme": str(study.get("programme") or "the programme").replace("_", " "),
+        "period": period,
+        "synthetic": bool(synthetic),
+        "headline": wording,
+        "sections": sections,
+        "missing": list(results.missing),
+        "disclosure": policy.describe(),
+        "disclosure_policy": policy.to_dict(),
+        "generated": readable_time((results.json("manifest.json") or {}).get("finished_at")
+                                   if results.has("manifest.json") else None),
+        "finished_at": ((results.json("manifest.json") or {}).get("finished_at")
+                        if results.has("manifest.json") else None),
+        "unit_cost": report_cfg.get("unit_cost_emergency_admission"),
+        "n_figures": int(np.sum([_count_figures(s["blocks"]) for s in sections])),
+    }
+
+
+def _count_figures(blocks: list[dict[str, Any]]) -> int:
+    total = 0
+    for block in blocks:
+        if block["kind"] == "figure":
+            total += 1
+        elif block["kind"] == "details":
+            total += _count_figures(block["blocks"])
+    return total

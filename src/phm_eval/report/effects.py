@@ -1,0 +1,442 @@
+"""Effect estimates in plain words: per 1,000 patients a year, and in pounds.
+
+Conventions
+-----------
+* Ratio scales (``HR``, ``SHR``, ``RR``): below 1 means fewer events with the
+  programme.  A ratio is turned into a change per 1,000 patients a year with the
+  comparison group's rate, ``baseline_rate_per_1000 x (ratio - 1)``, applied to
+  the estimate and to both ends of its interval (the baseline rate is treated as
+  known).  For hazard ratios this treats the hazard ratio as a ratio of rates,
+  which is close when events are spread evenly over the year.
+* Difference scales (``ATT``, ``difference``): the estimate is a difference in
+  events per ``per`` person-years (default 1,000), negative meaning fewer.
+* An interval that includes no change (1 for ratios, 0 for differences) is
+  reported as "no evidence" of an effect, whatever the point estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..disclosure import DisclosurePolicy, disclose_counts
+from ..errors import InputError
+
+RATIO_SCALES = ("HR", "SHR", "RR")
+DIFFERENCE_SCALES = ("ATT", "difference")
+SCALE_NAMES = {
+    "HR": "hazard ratio",
+    "SHR": "subdistribution hazard ratio",
+    "RR": "rate ratio",
+    "ATT": "average effect on the enrolled (difference per 1,000 person-years)",
+    "difference": "difference per 1,000 person-years",
+}
+
+Verdict = Literal["reduction", "increase", "no_evidence"]
+
+
+MINUS = "\u2212"
+
+
+def fmt_number(value: float, decimals: int | None = None) -> str:
+    """A number for prose: thousands separators, a true minus sign; whole numbers from 1 up.
+
+    Effects per 1,000 patients a year are shown to the nearest whole admission:
+    more digits would claim a precision the intervals do not have.
+    """
+    if decimals is None:
+        decimals = 0 if abs(value) >= 1 else 1
+    text = f"{abs(value):,.{decimals}f}"
+    return text if value >= 0 or float(text.replace(",", "")) == 0 else MINUS + text
+
+
+def fmt_ratio(value: float) -> str:
+    """Ratios to two decimals (three below 0.1, where two would hide the estimate)."""
+    return f"{value:.3f}" if abs(value) < 0.1 else f"{value:.2f}"
+
+
+def fmt_signed(value: float, decimals: int = 0) -> str:
+    """A signed number with a true minus sign, e.g. for differences in tables."""
+    return fmt_number(value, decimals)
+
+
+def fmt_gbp(value: float) -> str:
+    """Pounds, rounded to the nearest 1,000 from 10,000 up (100 from 1,000, else 10)."""
+    size = abs(value)
+    step = 1000 if size >= 10_000 else 100 if size >= 1000 else 10
+    # round() first so that 97,499.99999 from floating-point arithmetic counts as 97,500.
+    rounded = step * math.floor(round(size / step, 9) + 0.5)
+    return f"£{rounded:,.0f}"
+
+
+def change_words(value: float, unit: str = "") -> str:
+    """``-67`` -> ``"67 fewer"``; ``30`` -> ``"30 more"``; rounding to zero -> ``"no change"``."""
+    shown = fmt_number(abs(value))
+    if float(shown.replace(",", "")) == 0:
+        return "no change"
+    suffix = f" {unit}" if unit else ""
+    return f"{shown}{suffix} {'fewer' if value < 0 else 'more'}"
+
+
+def interval_words(low: float, high: float) -> str:
+    """An interval of changes in words: ``"24 to 106 fewer"``, ``"40 fewer to 20 more"``."""
+    if high <= 0 and low <= 0 and change_words(high) != "no change":
+        return f"{fmt_number(abs(high))} to {fmt_number(abs(low))} fewer"
+    if low >= 0 and high >= 0 and change_words(low) != "no change":
+        return f"{fmt_number(low)} to {fmt_number(high)} more"
+    return f"{change_words(low)} to {change_words(high)}"
+
+
+def _number(record: Mapping[str, Any], key: str, where: str, required: bool = True) -> float | None:
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise InputError(where, f"'{key}' is missing")
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(where, f"'{key}' must be a number, got {value!r}") from None
+    if math.isnan(number):
+        if required:
+            raise InputError(where, f"'{key}' is not a number (NaN)")
+        return None
+    return number
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One effect estimate from ``evaluate/effects.json``.
+
+    Attributes
+    ----------
+    outcome, method : str
+        What was measured and how, in words.
+    estimate, ci_low, ci_high : float
+        The estimate and its 95% confidence interval on ``scale``.
+    scale : {"HR", "SHR", "RR", "ATT", "difference"}
+    n_treated, n_control : float, optional
+        Patients in each group (disclosed before they are shown).
+    label, subgroup : str, optional
+    headline : bool
+        The record the report leads with.
+    baseline_rate_per_1000 : float, optional
+        The comparison group's event rate per 1,000 patients a year, for ratios.
+    per : float
+        Person-years the difference scales refer to (default 1,000).
+    """
+
+    outcome: str
+    method: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    scale: str
+    n_treated: float | None = None
+    n_control: float | None = None
+    label: str | None = None
+    subgroup: str | None = None
+    headline: bool = False
+    baseline_rate_per_1000: float | None = None
+    per: float = 1000.0
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], where: str = "effects.json") -> Effect:
+        """Build from one JSON record, naming the file and record in any error."""
+        if not isinstance(record, Mapping):
+            raise InputError(where, "each effect must be a JSON object")
+        scale = str(record.get("scale", ""))
+        if scale not in RATIO_SCALES + DIFFERENCE_SCALES:
+            raise InputError(
+                where, f"'scale' must be one of {list(RATIO_SCALES + DIFFERENCE_SCALES)}, "
+                f"got {record.get('scale')!r}"
+            )
+        estimate = _number(record, "estimate", where)
+        low = _number(record, "ci_low", where)
+        high = _number(record, "ci_high", where)
+        if not low <= estimate <= high:
+            raise InputError(where, "the estimate must lie within [ci_low, ci_high]")
+        if scale in RATIO_SCALES and low <= 0:
+            raise InputError(where, "ratios and their confidence limits must be positive")
+        per = _number(record, "per", where, required=False) or 1000.0
+        return cls(
+            outcome=str(record.get("outcome") or "emergency admissions"),
+            method=str(record.get("method") or "not stated"),
+            estimate=estimate,
+            ci_low=low,
+            ci_high=high,
+            scale=scale,
+            n_treated=_number(record, "n_treated", where, required=False),
+            n_control=_number(record, "n_control", where, required=False),
+            label=record.get("label"),
+            subgroup=record.get("subgroup"),
+            headline=bool(record.get("headline", False)),
+            baseline_rate_per_1000=_number(record, "baseline_rate_per_1000", where,
+                                           required=False),
+            per=per,
+        )
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.scale in RATIO_SCALES
+
+    @property
+    def null_value(self) -> float:
+        """The value meaning "no change": 1 for ratios, 0 for differences."""
+        return 1.0 if self.is_ratio else 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        """``"reduction"`` or ``"increase"`` when the interval excludes no change."""
+        if self.ci_high < self.null_value:
+            return "reduction"
+        if self.ci_low > self.null_value:
+            return "increase"
+        return "no_evidence"
+
+    def change_per_1000(self) -> tuple[float, float, float] | None:
+        """(estimate, low, high) change in events per 1,000 patients a year; None if unknown."""
+        values = np.array([self.estimate, self.ci_low, self.ci_high])
+        if self.is_ratio:
+            if self.baseline_rate_per_1000 is None:
+                return None
+            values = self.baseline_rate_per_1000 * (values - 1.0)
+        else:
+            values = values * 1000.0 / self.per
+        est, low, high = (float(v) for v in values)
+        return est, low, high
+
+    def estimate_text(self) -> str:
+        """The estimate on its own scale: ``"0.86 (95% CI 0.78 to 0.95)"``."""
+        if self.is_ratio:
+            parts = [fmt_ratio(v) for v in (self.estimate, self.ci_low, self.ci_high)]
+        else:
+            factor = 1000.0 / self.per
+            parts = [fmt_number(v * factor) for v in (self.estimate, self.ci_low, self.ci_high)]
+        return f"{parts[0]} (95% CI {parts[1]} to {parts[2]})"
+
+    def short_words(self) -> str:
+        """One phrase for tables: the verdict and, when known, the change per 1,000."""
+        change = self.change_per_1000()
+        verdict = {
+            "reduction": "Reduction",
+            "increase": "Increase",
+            "no_evidence": "No clear evidence of a change",
+        }[self.verdict]
+        if change is None:
+            return verdict
+        return (f"{verdict}: {change_words(change[0])} per 1,000 a year "
+                f"(95% CI {interval_words(change[1], change[2])})")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["verdict"] = self.verdict
+        out["change_per_1000"] = self.change_per_1000()
+        return out
+
+
+def read_effects(records: Any, where: str = "evaluate/effects.json") -> list[Effect]:
+    """Parse the list of effect records (see :class:`Effect`)."""
+    if not isinstance(records, list):
+        raise InputError(where, "must hold a JSON list of effect records")
+    return [Effect.from_record(r, f"{where} record {i + 1}") for i, r in enumerate(records)]
+
+
+def pick_headline(effects: Sequence[Effect]) -> Effect | None:
+    """The record marked ``headline``; else the first without a subgroup; else the first."""
+    if not effects:
+        return None
+    for effect in effects:
+        if effect.headline:
+            return effect
+    overall = [e for e in effects if not e.subgroup]
+    return overall[0] if overall else effects[0]
+
+
+def disclosed_count(value: float | None, policy: DisclosurePolicy) -> str | None:
+    """A count for display under the policy (``None`` if missing or suppressed)."""
+    if value is None:
+        return None
+    shown, suppressed = disclose_counts(np.array([value]), policy)
+    if suppressed[0] or np.isnan(shown[0]):
+        return None
+    return f"{shown[0]:,.0f}"
+
+
+@dataclass
+class Headline:
+    """The report's lead message, in words and numbers.
+
+    Attributes
+    ----------
+    title : str
+        A short answer: "Fewer emergency admissions", "No evidence of a reduction ...".
+    verdict : {"reduction", "increase", "no_evidence"}
+    sentence : str
+        The effect per 1,000 patients a year (or as a percentage) with its interval.
+    estimate : str
+        The estimate on its own scale, with the method and group sizes.
+    conversion : str or None
+        How a ratio was turned into admissions per 1,000 patients a year.
+    money : str or None
+        The effect in pounds, or why it cannot be given.
+    reach : str or None
+        What the effect means for the patients enrolled.
+    change_per_1000 : tuple or None
+        (estimate, low, high), negative = fewer.
+    saving_per_1000_gbp : tuple or None
+        (estimate, low, high) hospital costs avoided per 1,000 patients a year;
+        positive = saving.
+    """
+
+    title: str
+    verdict: Verdict
+    sentence: str
+    estimate: str
+    conversion: str | None
+    money: str | None
+    reach: str | None
+    change_per_1000: tuple[float, float, float] | None
+    saving_per_1000_gbp: tuple[float, float, float] | None
+    effect: Effect
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["effect"] = self.effect.to_dict()
+        return out
+
+
+def describe_headline(
+    effect: Effect,
+    unit_cost: float | None = None,
+    policy: DisclosurePolicy | None = None,
+) -> Headline:
+    """Turn the headline effect into plain words for commissioners.
+
+    Parameters
+    ----------
+    effect : Effect
+    unit_cost : float, optional
+        Cost of one emergency admission in pounds (``report.unit_cost_emergency_admission``).
+    policy : DisclosurePolicy, optional
+        Rules for the group sizes quoted (NHS Digital by default).
+
+    Returns
+    -------
+    Headline
+    """
+    policy = policy or DisclosurePolicy()
+    outcome = effect.outcome
+    verdict = effect.verdict
+    change = effect.change_per_1000()
+    title = {
+        "reduction": f"Fewer {outcome}",
+        "increase": f"More {outcome}",
+        "no_evidence": f"No evidence of a reduction in {outcome}",
+    }[verdict]
+
+    if change is not None:
+        est, low, high = change
+        per = "per 1,000 patients a year"
+        if verdict == "no_evidence":
+            sentence = (
+                f"The best estimate is {change_words(est)} {outcome} {per}, but the 95% "
+                f"confidence interval runs from {interval_words(low, high)}, which includes no "
+                f"change: there is no evidence that the programme reduced {outcome}."
+            )
+        else:
+            sentence = (
+                f"Patients in the programme had about {change_words(est)} {outcome} {per} than "
+                f"comparable patients without it (95% confidence interval "
+                f"{interval_words(low, high)})."
+            )
+    else:
+        # Only ratios lack a conversion: differences are already per 1,000 person-years.
+        lower = (1 - effect.estimate) * 100
+        size = f"{fmt_number(abs(lower))}% {'lower' if lower > 0 else 'higher'}"
+        native = f"{SCALE_NAMES[effect.scale]} {effect.estimate_text()}"
+        if verdict == "no_evidence":
+            sentence = (
+                f"The best estimate is that the rate of {outcome} was {size} among patients in "
+                f"the programme ({native}), but the interval includes no change: there is no "
+                f"evidence that the programme reduced {outcome}."
+            )
+        else:
+            sentence = (f"The rate of {outcome} was {size} among patients in the programme "
+                        f"({native}).")
+
+    groups = []
+    for n, who in ((effect.n_treated, "enrolled patients"), (effect.n_control, "comparators")):
+        shown = disclosed_count(n, policy)
+        if shown is not None:
+            groups.append(f"{shown} {who}")
+    estimate = f"{SCALE_NAMES[effect.scale].capitalize()} {effect.estimate_text()}"
+    estimate += f", from {effect.method[0].lower() + effect.method[1:]}"
+    estimate += f" ({' and '.join(groups)})." if groups else "."
+
+    conversion = None
+    if effect.is_ratio and change is not None:
+        base = effect.baseline_rate_per_1000
+        ratio = fmt_ratio(effect.estimate)
+        arithmetic = (f"{fmt_number(base)} × (1 − {ratio})" if effect.estimate < 1
+                      else f"{fmt_number(base)} × ({ratio} − 1)")
+        conversion = (
+            f"The {SCALE_NAMES[effect.scale]} was turned into {outcome} per 1,000 patients a "
+            f"year with the comparison group's rate of {fmt_number(base)} per 1,000 a year: "
+            f"{arithmetic} ≈ {change_words(change[0])}. The interval was converted the same "
+            "way, treating the comparison group's rate as known"
+        )
+        if effect.scale in ("HR", "SHR"):
+            conversion += ", and the hazard ratio as a ratio of admission rates"
+        conversion += "."
+    elif effect.is_ratio:
+        conversion = (
+            "The effect cannot be given per 1,000 patients a year because the comparison "
+            "group's admission rate (baseline_rate_per_1000) was not recorded with it."
+        )
+
+    money = None
+    saving = None
+    if change is not None and unit_cost and "admission" in outcome.lower():
+        saving = tuple(-v * float(unit_cost) for v in change)
+        s_est, s_low, s_high = saving
+        cost = f"At {fmt_gbp(unit_cost)} per emergency admission"
+        if verdict == "reduction":
+            money = (f"{cost}, that is about {fmt_gbp(s_est)} a year of hospital costs avoided "
+                     f"per 1,000 patients (95% CI {fmt_gbp(s_high)} to {fmt_gbp(s_low)}).")
+        elif verdict == "increase":
+            money = (f"{cost}, that is about {fmt_gbp(-s_est)} a year of extra hospital costs "
+                     f"per 1,000 patients (95% CI {fmt_gbp(-s_low)} to {fmt_gbp(-s_high)}).")
+        else:
+            ends = [f"{fmt_gbp(v)} {'saved' if v >= 0 else 'extra cost'}" for v in (s_low, s_high)]
+            money = (f"{cost}, the interval runs from {ends[0]} to {ends[1]} a year per 1,000 "
+                     "patients, so no saving is shown.")
+        money += " This counts hospital costs only, not the cost of running the programme."
+        saving = (float(s_est), float(s_low), float(s_high))
+    elif change is not None and "admission" in outcome.lower():
+        money = ("No cost per admission was configured (report.unit_cost_emergency_admission), "
+                 "so the effect is not given in pounds.")
+
+    reach = None
+    enrolled = disclosed_count(effect.n_treated, policy)
+    if change is not None and enrolled is not None and verdict != "no_evidence":
+        per_year = abs(change[0]) * float(enrolled.replace(",", "")) / 1000
+        reach = (f"For the {enrolled} patients enrolled, that is about {fmt_number(per_year)} "
+                 f"{'fewer' if change[0] < 0 else 'more'} {outcome} a year.")
+
+    return Headline(
+        title=title[0].upper() + title[1:],
+        verdict=verdict,
+        sentence=sentence,
+        estimate=estimate,
+        conversion=conversion,
+        money=money,
+        reach=reach,
+        change_per_1000=change,
+        saving_per_1000_gbp=saving,
+        effect=effect,
+    )

@@ -1,0 +1,210 @@
+"""The manuscript: a STROBE/TRIPOD-shaped paper compiled with Typst from a results folder.
+
+The Typst source (``manuscript/manuscript.typ`` in the project) reads the
+results' JSON, CSV and PNG files itself.  Typst cannot ask whether a file
+exists, so :func:`build_manuscript` first copies the outputs the paper uses
+into a build folder and writes ``report.json`` beside them, listing which are
+available and holding the wording shared with the HTML report (the headline,
+the disclosed flow table, the methods summary).  A CSV that fails the
+disclosure check is neither copied nor shown.  The paths reach Typst through
+``sys.inputs`` (``data`` and ``results``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..disclosure import DisclosurePolicy
+from ..errors import PhmEvalError
+from ..paths import PROJECT_ROOT
+from . import blocks as b
+from .context import build_context
+from .results import FIGURES, ResultsFolder
+
+logger = logging.getLogger(__name__)
+
+#: The Typst source shipped with the project.
+MANUSCRIPT_SOURCE = PROJECT_ROOT / "manuscript" / "manuscript.typ"
+
+#: Outputs the manuscript reads (besides the figures in :data:`FIGURES`).
+MANUSCRIPT_DATA = (
+    "manifest.json",
+    "describe/population_pyramid.csv",
+    "describe/ltc_prevalence.csv",
+    "describe/emergency_admission_rates.csv",
+    "frailty/efi_summary.csv",
+    "risk/metrics.json",
+    "risk/subgroup_metrics.csv",
+    "segment/grid_3x3.csv",
+    "segment/core20plus5.csv",
+    "segment/des_metrics.csv",
+    "evaluate/effects.json",
+    "evaluate/rtm.csv",
+    "evaluate/balance.csv",
+    "evaluate/pretrend.json",
+)
+
+
+def _texts(section: Mapping[str, Any] | None, kinds: tuple[str, ...] = ("p",)) -> list[str]:
+    if section is None:
+        return []
+    return [blk["text"] for blk in section["blocks"] if blk["kind"] in kinds]
+
+
+def _first_table(section: Mapping[str, Any] | None, source: str) -> dict[str, Any] | None:
+    if section is None:
+        return None
+    for blk in section["blocks"]:
+        if blk["kind"] == "table" and blk.get("source") == source:
+            return {k: blk[k] for k in ("caption", "columns", "rows", "notes", "numeric")}
+    return None
+
+
+def manuscript_data(results_dir: str | os.PathLike[str],
+                    config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``report.json`` holds for the Typst source: availability and shared wording."""
+    results = ResultsFolder(Path(results_dir))
+    context = build_context(results.root, config)
+    sections = {s["id"]: s for s in context["sections"]}
+    policy = DisclosurePolicy.from_config(context["disclosure_policy"])
+    available, withheld = [], {}
+    for relative in (*MANUSCRIPT_DATA, *FIGURES):
+        if not results.has(relative):
+            continue
+        if relative.endswith(".csv"):
+            problems = b.disclosure_problems(results, relative, policy)
+            if problems:
+                withheld[relative] = f"{len(problems)} disclosure problem(s)"
+                continue
+        available.append(relative)
+    robustness = sections.get("robustness")
+    pretrend = next((blk for blk in (robustness or {}).get("blocks", [])
+                     if blk["kind"] == "callout"), None)
+    methods = sections.get("methods")
+    return {
+        "title": context["title"],
+        "programme": context["programme"],
+        "period": context["period"],
+        "synthetic": context["synthetic"],
+        "generated": context["generated"],
+        "finished_at": context["finished_at"],
+        "headline": context["headline"],
+        "available": available,
+        "withheld": withheld,
+        "labels": b.COLUMN_LABELS,
+        "figures": {k: v for k, v in FIGURES.items()},
+        "flow": _first_table(sections.get("data-quality"), "data/flow.csv"),
+        "methods": (methods["blocks"][0]["items"] if methods else []),
+        "robustness_text": _texts(robustness),
+        "pretrend": ({"text": pretrend["text"], "tone": pretrend["tone"]}
+                     if pretrend is not None else None),
+        "risk_text": _texts(sections.get("risk-model")),
+        "des_text": _texts(sections.get("des")),
+        "truth": _first_table(sections.get("truth"), "synthetic/truth/truth.json"),
+        "subgroups": _first_table(sections.get("who-benefits"), "evaluate/effects.json"),
+        "disclosure": context["disclosure"],
+        "unit_cost": context["unit_cost"],
+    }
+
+
+def _timestamp(generated: str | None) -> int | None:
+    if not generated:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(generated.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+def build_manuscript(
+    results_dir: str | os.PathLike[str],
+    out_pdf: str | os.PathLike[str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    source: str | os.PathLike[str] | None = None,
+    keep_build: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Compile the manuscript PDF from a results folder with Typst.
+
+    Parameters
+    ----------
+    results_dir : path
+        The workflow's ``results/`` folder; every output is optional.
+    out_pdf : path, optional
+        Defaults to ``<results_dir>/manuscript/manuscript.pdf``.
+    config : mapping, optional
+        The run's configuration (as for
+        :func:`~phm_eval.report.render_report`); defaults to the one in
+        ``manifest.json``.
+    source : path, optional
+        A Typst source to use instead of the project's ``manuscript/manuscript.typ``.
+        It reads ``sys.inputs.data`` (the ``report.json`` path) and
+        ``sys.inputs.results`` (the folder of copied outputs, relative to the
+        build root).
+    keep_build : path, optional
+        Copy the build folder (source, ``report.json``, copied outputs) here,
+        for editing the paper by hand or running ``typst watch``.
+
+    Returns
+    -------
+    Path
+        The PDF written.  Its creation date is the run's finish time from the
+        manifest, so the same results give the same PDF.
+
+    Raises
+    ------
+    PhmEvalError
+        If the ``typst`` package is missing or the source does not compile.
+    """
+    try:
+        import typst
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PhmEvalError(
+            "building the manuscript needs the 'typst' package: pip install 'phm-eval[report]'"
+        ) from exc
+    results_dir = Path(results_dir)
+    out = Path(out_pdf) if out_pdf is not None else results_dir / "manuscript" / "manuscript.pdf"
+    source = Path(source) if source is not None else MANUSCRIPT_SOURCE
+    if not source.is_file():
+        raise PhmEvalError(f"manuscript source not found: {source}")
+    data = manuscript_data(results_dir, config)
+
+    with tempfile.TemporaryDirectory(prefix="phm-manuscript-") as tmp:
+        root = Path(tmp)
+        shutil.copy2(source, root / "manuscript.typ")
+        for extra in source.parent.glob("*.typ"):
+            if extra.name != source.name:
+                shutil.copy2(extra, root / extra.name)
+        for relative in data["available"]:
+            target = root / "results" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(results_dir / relative, target)
+        (root / "report.json").write_text(json.dumps(data, indent=2, default=str),
+                                          encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            typst.compile(
+                str(root / "manuscript.typ"),
+                output=str(out),
+                root=str(root),
+                sys_inputs={"data": "/report.json", "results": "/results"},
+                ignore_system_fonts=True,
+                timestamp=_timestamp(data["finished_at"]),
+            )
+        except Exception as exc:  # typst raises its own error types
+            raise PhmEvalError(f"the manuscript did not compile: {exc}") from exc
+        if keep_build is not None:
+            shutil.copytree(root, Path(keep_build), dirs_exist_ok=True)
+    logger.info("wrote %s (%d outputs used, %d withheld)", out, len(data["available"]),
+                len(data["withheld"]))
+    return out
