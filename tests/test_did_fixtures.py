@@ -69,8 +69,8 @@ def test_att_gt_matches_csdid(panel, name):
     if ref["W"] is not None and cfg.get("anticipation", 0) == 0:
         assert res.wald_stat == pytest.approx(ref["W"], rel=1e-6)
 
-    for typ, agg in ref["aggregations"].items():
-        out = res.aggregate(typ, cband=False)
+    for label, agg in ref["aggregations"].items():
+        out = res.aggregate(agg.get("type", label), cband=False, **agg.get("args", {}))
         assert out.overall_att == pytest.approx(agg["overall_att"], abs=ATT_TOL)
         assert out.overall_se == pytest.approx(agg["overall_se"], rel=SE_RTOL)
         if "egt" in agg:
@@ -88,3 +88,5 @@ def test_fixture_covers_the_required_configurations():
                            and k["control_group"] == c and len(k) == 3 for k in cfgs)
     assert any(k.get("anticipation") == 1 for k in cfgs)
     assert any(k.get("base_period") == "universal" for k in cfgs)
+    aggs = REF["control_group=nevertreated|est_method=dr|xformla=~ x"]["result"]["aggregations"]
+    assert {"simple", "dynamic", "group", "calendar", "dynamic_balance"} <= set(aggs)
