@@ -287,7 +287,7 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
     # ---- panel: map rows to (unit, period) ------------------------------------------
     scattered = _scatter_panel(y, t, g, w, Xrows, ids, clus, tlist, idname, gname,
                                extra_cluster, allow_unbalanced_panel, flow)
-    if scattered[0] == "unbalanced":  # allowed: observation-level path
+    if isinstance(scattered[0], str):  # unbalanced and allowed: observation-level path
         return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names,
                               ids=scattered[1:], clus=clus, tlist=tlist, glist=glist,
                               flow=flow, true_rc=False, extra_cluster=extra_cluster)
