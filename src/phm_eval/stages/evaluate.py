@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..disclosure import apply_disclosure
+from ..errors import EstimationError
 from ..evaluate import effects as fx
 from ..evaluate.design import Eligibility, build_cohort
 from ..evaluate.event_study import event_study
@@ -91,9 +92,16 @@ def run(smk) -> None:
                 except Exception as exc:
                     log.warning("subgroup %s=%s not estimable: %s", column, level, exc)
 
-    study_panel = event_study(analysed, inp.admissions, seed=int(ev.get("seed", 1)))
-    records.append(study_panel["effect"])
-    write_json(output(smk, "pretrend.json"), study_panel["pretrend"])
+    try:
+        study_panel = event_study(analysed, inp.admissions, seed=int(ev.get("seed", 1)))
+        records.append(study_panel["effect"])
+        write_json(output(smk, "pretrend.json"), study_panel["pretrend"])
+    except EstimationError as exc:
+        # Too few matched patients for the monthly event study: say so rather than fail.
+        log.warning("event study not estimable: %s", exc)
+        study_panel = None
+        write_json(output(smk, "pretrend.json"), {"statistic": None, "df": None,
+                                                  "p_value": None, "note": str(exc)})
     write_json(output(smk, "effects.json"), records)
 
     # Tables for humans, disclosure-controlled.
@@ -169,7 +177,13 @@ def _figures(smk, result, analysed, records, rtm_out, naive, did, study_panel) -
         save_figure(ax.figure, output(smk, "rtm.png").with_suffix(""), alt_text=alt)
         plt.close(ax.figure)
 
-        ax = study_panel["plot"]()
+        if study_panel is None:
+            fig, ax = plt.subplots(figsize=(6, 2))
+            ax.axis("off")
+            ax.text(0.5, 0.5, "Event study not estimable: too few matched patients",
+                    ha="center", va="center")
+        else:
+            ax = study_panel["plot"]()
         alt = describe_figure(ax.figure, summary="Event study of monthly emergency admissions "
                                                  "relative to the index date.")
         save_figure(ax.figure, output(smk, "event_study.png").with_suffix(""), alt_text=alt)
