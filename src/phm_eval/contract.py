@@ -256,24 +256,26 @@ REQUIRED_TABLES = ("practices", "patients", "events", "admissions", "interventio
 
 
 @cache
-def schema(table: str) -> pa.DataFrameSchema:
+def schema(table: str, columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     """The pandera schema of one typed input table.
 
     Columns are Arrow-backed (``pd.ArrowDtype``): text as ``string``, dates as ``date32``,
     whole numbers as ``int64`` and numbers as ``float64``; every rule is a named check and the
-    table's key must be unique.
+    table's key must be unique. With ``columns``, only those columns are checked.
     """
     spec = TABLES[table]
-    columns = {
+    chosen = spec.columns if columns is None else [spec.column(n) for n in columns]
+    checked = {
         col.name: pa.Column(
             pd.ArrowDtype(ARROW_TYPES[col.kind]),
             checks=list(col.checks),
             nullable=col.nullable,
             required=col.required,
         )
-        for col in spec.columns
+        for col in chosen
     }
-    return pa.DataFrameSchema(columns, strict=True, unique=[spec.key] if spec.key else None,
+    unique = [spec.key] if spec.key and spec.key in checked else None
+    return pa.DataFrameSchema(checked, strict=columns is None, unique=unique,
                               report_duplicates="all")
 
 

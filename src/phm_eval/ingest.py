@@ -50,6 +50,7 @@ CHUNK_ROWS = 2_000_000
 MAX_ROWS_SHOWN = 5
 CSV_BLOCK_BYTES = 32 << 20
 COMPRESSION = "zstd"
+STAGING_COMPRESSION = "none"  # staged files are read once, soon after; speed beats size
 ALL_TABLES = (*REQUIRED_TABLES, "rollout")
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
@@ -184,17 +185,29 @@ def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
             yield arrow.Table.from_batches([batch])
     except arrow.ArrowInvalid as exc:
         if bad_rows:
-            expected, actual, number, text = bad_rows[0]
-            rows = [number - 1] if number else None
+            expected, actual, _, text = bad_rows[0]
             rule = (f"row has {actual} fields but the header has {expected}" if text.strip()
                     else f"row is blank but the header has {expected} fields")
-            raise InputError(path.name, rule, rows=rows) from None
+            raise InputError(path.name, rule, rows=_ragged_row(path, expected)) from None
         if "UTF8" in str(exc) or "UTF-8" in str(exc):
             raise _encoding_error(path) from None
         raise InputError(path.name, f"not a well-formed CSV file ({exc})") from None
     finally:
         if reader is not None:
             reader.close()
+
+
+def _ragged_row(path: Path, expected: int) -> list[int] | None:
+    """The data row number of the first row whose field count differs from the header's.
+
+    Arrow does not always know line numbers when parsing in parallel; this slow re-read runs
+    only once a problem is known.
+    """
+    with open(path, encoding="utf-8", newline="") as fh:
+        for number, row in enumerate(csv.reader(fh)):
+            if number > 0 and len(row) != expected and row:
+                return [number]
+    return None
 
 
 def _parquet_file(path: Path) -> pq.ParquetFile:
@@ -294,32 +307,49 @@ def _typed_chunk(path: Path, spec: TableSpec, table: arrow.Table, offset: int) -
         columns[name] = _normalise(table[name], kind)
         if columns[name].type != ARROW_TYPES[kind]:
             to_convert.append(name)
+    key_col = _key_column(spec)
+    keys = columns.get(key_col)
     if to_convert:
-        raw = arrow.table({name: columns[name] for name in to_convert})
-        _validate(path, spec, conversion_schema(spec.name, tuple(to_convert)), raw, index)
+        raw = _frame({name: columns[name] for name in to_convert}, index)
+        failed = _failures(conversion_schema(spec.name, tuple(to_convert)), raw)
+        if failed is not None:
+            # Report problems in contract column order, whichever stage finds them.
+            rest = tuple(name for name in columns if name not in to_convert)
+            if rest:
+                more = _failures(schema(spec.name, rest),
+                                 _frame({name: columns[name] for name in rest}, index))
+                if more is not None:
+                    failed = pd.concat([failed, more], ignore_index=True)
+            raise _schema_error(path, spec, failed, key_col, keys, offset)
         for name in to_convert:
             columns[name] = columns[name].cast(ARROW_TYPES[spec.column(name).kind])
     typed = arrow.table({
         col.name: columns.get(col.name, arrow.nulls(len(table), type=ARROW_TYPES[col.kind]))
         for col in spec.columns
     })
-    _validate(path, spec, schema(spec.name), typed, index)
+    failed = _failures(schema(spec.name), _frame(typed, index))
+    if failed is not None:
+        raise _schema_error(path, spec, failed, key_col, keys, offset)
     return typed
 
 
-def _validate(path: Path, spec: TableSpec, checks: pa.DataFrameSchema, table: arrow.Table,
-              index: pd.RangeIndex) -> None:
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+def _frame(columns, index: pd.RangeIndex) -> pd.DataFrame:
+    frame = arrow.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
     frame.index = index
+    return frame
+
+
+def _failures(checks: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame | None:
     try:
         checks.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
-        raise _schema_error(path, spec, frame, err) from None
+        return err.failure_cases
+    return None
 
 
-def _schema_error(path: Path, spec: TableSpec, frame: pd.DataFrame,
-                  err: pa.errors.SchemaErrors) -> InputError:
-    cases = err.failure_cases.copy()
+def _schema_error(path: Path, spec: TableSpec, failures: pd.DataFrame, key_col: str,
+                  keys: arrow.ChunkedArray | None, offset: int) -> InputError:
+    cases = failures.copy()
     order = {c: i for i, c in enumerate(spec.column_names)}
     cases["_order"] = cases["column"].map(order).fillna(len(order))
     cases = cases.sort_values(["_order", "index"], kind="stable")
@@ -328,15 +358,15 @@ def _schema_error(path: Path, spec: TableSpec, frame: pd.DataFrame,
     same = cases[(cases["column"] == column) & (cases["check"] == first["check"])]
     rows = sorted({int(i) for i in same["index"].dropna()})
     rule = _rule_text(check, column, spec)
-    keys = None
-    key_col = _key_column(spec)
-    if key_col in frame.columns and rows:
-        keys = [f"{key_col}={frame.at[r, key_col]}" for r in rows[:MAX_ROWS_SHOWN]]
+    shown = None
+    if keys is not None and rows:
+        values = keys.take([r - offset - 1 for r in rows[:MAX_ROWS_SHOWN]]).to_pylist()
+        shown = [f"{key_col}={v}" if v is not None else "" for v in values]
     if check not in ("not_nullable", "multiple_fields_uniqueness", "field_uniqueness"):
         values = list(dict.fromkeys(str(v) for v in same["failure_case"]))[:3]
         if values:
             rule += f" (found {', '.join(repr(v) for v in values)})"
-    return InputError(path.name, rule, column=column, rows=rows[:MAX_ROWS_SHOWN], keys=keys,
+    return InputError(path.name, rule, column=column, rows=rows[:MAX_ROWS_SHOWN], keys=shown,
                       n_failing=len(rows))
 
 
@@ -357,11 +387,55 @@ def _key_column(spec: TableSpec) -> str:
     return "patient_id" if "patient_id" in spec.column_names else spec.column_names[0]
 
 
-def load_table(folder: Path, table: str, staging: Path) -> Path | None:
-    """Validate one table row by row and stage it as typed Parquet in ``staging``.
+def contract_schema(table: str) -> arrow.Schema:
+    """The Arrow schema of a table in the contract's column order and types."""
+    return arrow.schema([(c.name, ARROW_TYPES[c.kind]) for c in TABLES[table].columns])
 
-    Returns the staged file (rows in the input's order, the contract's columns and types), or
-    None for an optional table that is absent.
+
+def _already_typed(path: Path, spec: TableSpec) -> bool:
+    """Whether a Parquet file already has exactly the contract's columns, order and types."""
+    if path.suffix != ".parquet":
+        return False
+    fields = _parquet_file(path).schema_arrow
+    want = contract_schema(spec.name)
+    return [(f.name, f.type) for f in fields] == [(f.name, f.type) for f in want]
+
+
+class _NeedsStaging(Exception):
+    """A typed Parquet file holds values (NaN) that must be rewritten before use."""
+
+
+def _load_chunks(path: Path, spec: TableSpec, target: Path | None) -> int:
+    """Validate every chunk of ``path``; write the typed rows to ``target`` unless it is None."""
+    chunks = _iter_parquet(path, spec) if path.suffix == ".parquet" else _iter_csv(path, spec)
+    floats = [c.name for c in spec.columns if c.kind == "number"]
+    writer = None
+    n_rows = 0
+    try:
+        for chunk in _rechunk(chunks, CHUNK_ROWS):
+            if target is None and any(pc.any(pc.is_nan(chunk[name])).as_py() for name in floats):
+                raise _NeedsStaging
+            typed = _typed_chunk(path, spec, chunk, n_rows)
+            n_rows += len(typed)
+            if target is None:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(target, typed.schema, compression=STAGING_COMPRESSION)
+            writer.write_table(typed, row_group_size=CHUNK_ROWS)
+        if target is not None and writer is None:
+            pq.write_table(contract_schema(spec.name).empty_table(), target)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n_rows
+
+
+def load_table(folder: Path, table: str, staging: Path) -> Path | None:
+    """Validate one table row by row and return a Parquet file of it in the contract's types.
+
+    That file is the input itself when it is a Parquet file already in the contract's columns
+    and types (nothing to convert), otherwise a typed copy written to ``staging``. Rows keep
+    the input's order. Returns None for an optional table that is absent.
     """
     spec = TABLES[table]
     folder = Path(folder)
@@ -372,28 +446,20 @@ def load_table(folder: Path, table: str, staging: Path) -> Path | None:
         raise InputError(f"{table}.csv",
                          f"required file not found in {folder} "
                          f"(expected {table}.csv or {table}.parquet)")
-    chunks = _iter_parquet(path, spec) if path.suffix == ".parquet" else _iter_csv(path, spec)
-    target = Path(staging) / f"{table}.parquet"
-    writer = None
-    n_rows = 0
-    try:
-        for chunk in _rechunk(chunks, CHUNK_ROWS):
-            typed = _typed_chunk(path, spec, chunk, n_rows)
-            if writer is None:
-                writer = pq.ParquetWriter(target, typed.schema, compression=COMPRESSION)
-            writer.write_table(typed, row_group_size=CHUNK_ROWS)
-            n_rows += len(typed)
-        if writer is None:
-            empty = arrow.table({c.name: arrow.array([], type=ARROW_TYPES[c.kind])
-                                 for c in spec.columns})
-            pq.write_table(empty, target, compression=COMPRESSION)
-    finally:
-        if writer is not None:
-            writer.close()
+    result = None
+    if _already_typed(path, spec):
+        try:
+            n_rows = _load_chunks(path, spec, None)
+            result = path
+        except _NeedsStaging:
+            log.info("%s: missing numbers are stored as NaN; converting them", path.name)
+    if result is None:
+        result = Path(staging) / f"{table}.parquet"
+        n_rows = _load_chunks(path, spec, result)
     if n_rows == 0 and table in ("practices", "patients"):
         raise InputError(path.name, "file has a header but no rows")
     log.info("%s: %d rows meet the row rules", path.name, n_rows)
-    return target
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,16 +587,30 @@ def _check_cross_table(con: duckdb.DuckDBPyConnection, files: dict[str, Path],
 # Scope and output
 # ---------------------------------------------------------------------------------------------
 
-def _write_filtered(staged: Path, target: Path, keep) -> tuple[int, int]:
-    """Copy the rows of ``staged`` for which ``keep(batch)`` is true; return (read, kept)."""
-    handle = pq.ParquetFile(staged)
-    n_read = n_kept = 0
-    writer = pq.ParquetWriter(target, handle.schema_arrow, compression=COMPRESSION)
+def _write_filtered(source: Path, target: Path, keep=None, copy: bool = False
+                    ) -> tuple[int, int]:
+    """Write the rows of ``source`` for which ``keep(batch)`` is true (all rows when ``keep``
+    is None) to ``target``; return the numbers of rows read and kept.
+
+    With ``copy`` and no ``keep``, the file is copied byte for byte.
+    """
+    names = pq.read_schema(source).names
+    handle = pq.ParquetFile(source, read_dictionary=[
+        n for n in ("patient_id", "snomed_code", "programme") if n in names])
+    n_read = handle.metadata.num_rows
+    if keep is None and copy:
+        handle.close()
+        shutil.copyfile(source, target)
+        return n_read, n_read
+    n_kept = 0
+    # Reading repeated text as dictionaries makes filtering and writing cheap; the written file
+    # must not record the dictionaries, so that readers see plain text.
+    writer = pq.ParquetWriter(target, handle.schema_arrow, compression=COMPRESSION,
+                              store_schema=False)
     try:
         for batch in handle.iter_batches(batch_size=CHUNK_ROWS):
-            kept = batch.filter(keep(batch))
+            kept = batch if keep is None else batch.filter(keep(batch))
             writer.write_batch(kept)
-            n_read += batch.num_rows
             n_kept += kept.num_rows
     finally:
         writer.close()
@@ -538,8 +618,19 @@ def _write_filtered(staged: Path, target: Path, keep) -> tuple[int, int]:
     return n_read, n_kept
 
 
-def _write_outputs(files: dict[str, Path], period: StudyPeriod, out: Path) -> list[dict]:
-    """Write the in-scope rows of every table to ``out`` and return the flow table rows."""
+def _is_in(column: arrow.Array, values: arrow.Array) -> arrow.Array:
+    if arrow.types.is_dictionary(column.type):
+        return pc.take(pc.is_in(column.dictionary, value_set=values), column.indices)
+    return pc.is_in(column, value_set=values)
+
+
+def _write_outputs(files: dict[str, Path], is_input: set[str], period: StudyPeriod,
+                   out: Path) -> list[dict]:
+    """Write the in-scope rows of every table to ``out`` and return the flow table rows.
+
+    ``is_input`` names the tables whose file in ``files`` is the user's own (already in the
+    contract's form), which may be copied unchanged when nothing is excluded.
+    """
     flow: list[dict] = []
 
     def step(table: str, step: str, reason: str, n: int) -> None:
@@ -558,35 +649,39 @@ def _write_outputs(files: dict[str, Path], period: StudyPeriod, out: Path) -> li
     step("patients", "exclude", "registration ended or died before the study start",
          n_read - n_kept)
     step("patients", "kept", "study population", n_kept)
+    everyone = n_kept == n_read
     population = pq.read_table(out / "patients.parquet", columns=["patient_id"])["patient_id"]
+    programme = arrow.array([period.programme], type=arrow.string())
 
     def in_population(batch) -> arrow.Array:
-        return pc.is_in(batch.column("patient_id"), value_set=population)
+        return _is_in(batch.column("patient_id"), population)
 
-    def in_programme(batch) -> arrow.Array:
-        return pc.equal(batch.column("programme"), period.programme)
+    def in_programme_and_population(batch) -> arrow.Array:
+        return pc.and_(_is_in(batch.column("programme"), programme), in_population(batch))
 
     for table in ("events", "admissions", "interventions"):
         target = out / f"{table}.parquet"
         if table == "interventions" and period.programme:
-            programme = period.programme
-            staged = files[table].with_suffix(".programme.parquet")
-            n_read, n_prog = _write_filtered(files[table], staged, in_programme)
+            listed = pq.read_table(files[table], columns=["programme"])["programme"]
+            n_other = len(listed) - pc.sum(_is_in(listed, programme).cast("int64")).as_py()
+            n_read, n_kept = _write_filtered(files[table], target, in_programme_and_population)
             step(table, "read", "rows in file", n_read)
-            step(table, "exclude", f"programme other than '{programme}'", n_read - n_prog)
-            _, n_kept = _write_filtered(staged, target, in_population)
-            n_read = n_prog
+            step(table, "exclude", f"programme other than '{period.programme}'", n_other)
+            n_read -= n_other
         else:
-            n_read, n_kept = _write_filtered(files[table], target, in_population)
+            # Foreign keys are checked, so with nobody excluded every row is in scope.
+            n_read, n_kept = _write_filtered(files[table], target,
+                                             None if everyone else in_population,
+                                             copy=table in is_input)
             step(table, "read", "rows in file", n_read)
         step(table, "exclude", "patient not in the study population", n_read - n_kept)
         step(table, "kept", "in scope", n_kept)
     for table in ("practices", "rollout"):
         if table in files:
-            n = pq.ParquetFile(files[table]).metadata.num_rows
-            files[table].rename(out / f"{table}.parquet")
-            step(table, "read", "rows in file", n)
-            step(table, "kept", "rows in file", n)
+            n_read, n_kept = _write_filtered(files[table], out / f"{table}.parquet",
+                                             copy=table in is_input)
+            step(table, "read", "rows in file", n_read)
+            step(table, "kept", "rows in file", n_kept)
     return flow
 
 
@@ -614,8 +709,9 @@ def _run(source: Path, destination: Path | None, period: StudyPeriod,
         return None
     out = staging / "out"
     out.mkdir()
-    flow = pd.DataFrame(_write_outputs(files, period, out), columns=["table", "step", "reason",
-                                                                      "n"])
+    is_input = {t for t, path in files.items() if not path.is_relative_to(staging)}
+    flow = pd.DataFrame(_write_outputs(files, is_input, period, out),
+                        columns=["table", "step", "reason", "n"])
     flow.to_csv(out / "flow.csv", index=False)
     _replace(out, destination)
     return flow
