@@ -130,9 +130,8 @@ def loaded_report(tmp_path_factory):
     """Render the fixture report, load it in Chromium; collect events, screenshot, answers."""
     root = tmp_path_factory.mktemp("browser")
     results = _fixture_module().build_results(root)
-    html = render_report(results, root / "report" / "index.html",
-                         {"input": {"source": "synthetic"},
-                          "report": {"unit_cost_emergency_admission": 2500}})
+    # No config: the report takes the run's configuration from manifest.json.
+    html = render_report(results, root / "report" / "index.html")
     profile = Path(tempfile.mkdtemp(prefix="phm-chromium-"))
     browser = DevTools(CHROMIUM, profile)
     try:

@@ -145,6 +145,7 @@ def test_null_result_reads_clearly(results, tmp_path):
         in text
     assert "so no saving is shown" in text
     assert "does not prove the programme has no effect" in text
+    assert "Anything from 58 fewer to 43 more per 1,000 patients a year is consistent" in text
 
 
 def test_failed_pretrend_is_a_warning(results, tmp_path):

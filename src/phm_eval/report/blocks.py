@@ -102,7 +102,9 @@ def column_label(name: str) -> str:
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value).strip()
     if _FLOAT.match(text):
-        return f"{float(text):.3f}"
+        text = f"{float(text):.3f}"
+    if re.fullmatch(r"-\d[\d,.]*", text):
+        return "\u2212" + text[1:]  # a true minus sign reads better than a hyphen
     return text.replace("_", " ") if re.fullmatch(r"[a-z_]+", text) else text
 
 

@@ -103,10 +103,14 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
     if head.conversion:
         blocks.append(b.paragraph(head.conversion))
     if head.verdict == "no_evidence":
+        span = ""
+        if head.change_per_1000 is not None:
+            span = (" Anything from " + interval_words(*head.change_per_1000[1:])
+                    + " per 1,000 patients a year is consistent with the data.")
         blocks.append(b.paragraph(
-            "A result like this does not prove the programme has no effect; it means any "
-            "effect was too small for this evaluation to detect. Other benefits the programme "
-            "may bring (patient experience, care planning) are not measured here."))
+            "A result like this does not prove the programme has no effect: this evaluation "
+            f"cannot tell any effect apart from chance.{span} Other benefits the programme may "
+            "bring (patient experience, care planning) are not measured here."))
     return _section("headline", "What the programme changed", blocks), head.to_dict()
 
 
