@@ -9,5 +9,7 @@
 from .aggregate import aggregate
 from .att_gt import att_gt
 from .results import AggteResult, AttGtResult
+from .twfe import RegressionResult, did_2x2, event_study_twfe, twfe
 
-__all__ = ["att_gt", "aggregate", "AttGtResult", "AggteResult"]
+__all__ = ["att_gt", "aggregate", "AttGtResult", "AggteResult", "twfe", "event_study_twfe",
+           "did_2x2", "RegressionResult"]
