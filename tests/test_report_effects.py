@@ -172,3 +172,14 @@ def test_bad_records_name_the_file_and_record(change, message):
     assert message in str(info.value)
     with pytest.raises(InputError, match="must hold a JSON list"):
         read_effects({"estimate": 1})
+
+
+def test_time_to_event_outcome_is_worded_as_admissions():
+    effect = Effect.from_record({"outcome": "time to first emergency admission",
+                                 "method": "Cox", "estimate": 0.89, "ci_low": 0.80,
+                                 "ci_high": 0.99, "scale": "HR", "baseline_rate_per_1000": 480})
+    head = describe_headline(effect, unit_cost=2500)
+    assert head.title == "Fewer emergency admissions"
+    # 480 x (0.89 - 1) = -52.8; 480 x -0.20 = -96; 480 x -0.01 = -4.8.
+    assert "about 53 fewer emergency admissions per 1,000 patients a year" in head.sentence
+    assert "(95% confidence interval 5 to 96 fewer)" in head.sentence

@@ -267,6 +267,19 @@ def disclosed_count(value: float | None, policy: DisclosurePolicy) -> str | None
     return f"{shown[0]:,.0f}"
 
 
+def outcome_noun(outcome: str) -> str:
+    """What is counted, as a plural noun for "fewer ..." sentences.
+
+    Every admission outcome (``"time to first emergency admission"``,
+    ``"emergency admissions per 1,000 person-years"``) is counted, and converted,
+    as emergency admissions.
+    """
+    text = outcome.strip()
+    if "emergency admission" in text.lower():
+        return "emergency admissions"
+    return text or "events"
+
+
 @dataclass
 class Headline:
     """The report's lead message, in words and numbers.
@@ -330,7 +343,7 @@ def describe_headline(
     Headline
     """
     policy = policy or DisclosurePolicy()
-    outcome = effect.outcome
+    outcome = outcome_noun(effect.outcome)
     verdict = effect.verdict
     change = effect.change_per_1000()
     title = {
