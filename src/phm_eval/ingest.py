@@ -161,10 +161,10 @@ def _encoding_error(path: Path) -> InputError:
 def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
     header = _csv_header(path)
     _check_header(path, spec, header)
-    bad_rows: list[tuple[int, int, int | None, str]] = []
+    bad_rows: list[tuple[int, int]] = []
 
     def on_bad_row(row) -> str:
-        bad_rows.append((row.expected_columns, row.actual_columns, row.number, row.text))
+        bad_rows.append((row.expected_columns, row.actual_columns))
         return "error"
 
     reader = None
@@ -185,10 +185,9 @@ def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
             yield arrow.Table.from_batches([batch])
     except arrow.ArrowInvalid as exc:
         if bad_rows:
-            expected, actual, _, text = bad_rows[0]
-            rule = (f"row has {actual} fields but the header has {expected}" if text.strip()
-                    else f"row is blank but the header has {expected} fields")
-            raise InputError(path.name, rule, rows=_ragged_row(path, expected)) from None
+            expected, actual = bad_rows[0]
+            raise InputError(path.name, f"row has {actual} fields but the header has {expected}",
+                             rows=_ragged_row(path, expected)) from None
         if "UTF8" in str(exc) or "UTF-8" in str(exc):
             raise _encoding_error(path) from None
         raise InputError(path.name, f"not a well-formed CSV file ({exc})") from None
