@@ -148,6 +148,36 @@ def test_parquet_written_by_pandas_is_accepted(tiny, tmp_path):
     assert got["value"].null_count == 5
 
 
+def test_csv_with_byte_order_mark_and_windows_line_ends(tiny, tmp_path):
+    for table, text in TINY.items():
+        (tiny / f"{table}.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    flow = ingest(tiny, tmp_path / "out", PERIOD)
+    assert flow_n(flow, "events", "kept") == 6
+    patients = pd.read_parquet(tmp_path / "out" / "patients.parquet")
+    assert patients["patient_id"].tolist() == ["PT1", "PT2", "PT3", "PT4"]
+    assert patients["date_of_death"].isna().tolist() == [True, False, True, True]
+
+
+def test_parquet_with_zoned_timestamps_and_large_strings(tiny, tmp_path):
+    # Midnight in London during summer time is 23:00 UTC the day before: the date must not move.
+    (tiny / "interventions.csv").unlink()
+    zoned = arrow.timestamp("us", tz="Europe/London")
+    table = pq.read_table(write_parquet(tiny, "interventions", TINY["interventions"]))
+    enrol = arrow.compute.assume_timezone(table["enrolment_date"].cast(arrow.timestamp("us")),
+                                          "Europe/London")
+    table = arrow.table({
+        "patient_id": table["patient_id"].cast(arrow.large_string()),
+        "programme": table["programme"].cast(arrow.large_string()),
+        "enrolment_date": enrol.cast(zoned),
+        "end_date": table["end_date"],
+    })
+    pq.write_table(table, tiny / "interventions.parquet")
+    ingest(tiny, tmp_path / "out", PERIOD)
+    got = pd.read_parquet(tmp_path / "out" / "interventions.parquet")
+    assert [str(d)[:10] for d in got["enrolment_date"]] == ["2021-01-01", "2021-06-01",
+                                                           "2020-01-01"]
+
+
 def test_nan_in_a_typed_parquet_number_is_a_missing_value(tiny, tmp_path):
     (tiny / "events.csv").unlink()
     table = pq.read_table(write_parquet(tiny, "events", TINY["events"]))
