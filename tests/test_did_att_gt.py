@@ -162,12 +162,23 @@ def test_bootstrap_se_close_to_analytic_and_clustering(panel):
     assert cl_boot.wald_stat is None  # R's did does not report it with bootstrap clustering
 
 
+@pytest.mark.parametrize("kw", [dict(weightsname="w"), dict(clustervars="cluster"), {}])
+def test_bootstrap_without_covariates(panel, kw):
+    """No-covariate influence functions are stored factored; the bootstrap uses them."""
+    analytic = fit(panel, **kw)
+    boot = fit(panel, bstrap=True, biters=999, seed=3, **kw)
+    np.testing.assert_allclose(boot.se, analytic.se, rtol=0.15 if kw else 0.12)
+    es_a, es_b = analytic.aggregate("dynamic"), boot.aggregate("dynamic")
+    np.testing.assert_allclose(es_b.se_egt, es_a.se_egt, rtol=0.2, equal_nan=True)
+    assert es_b.overall_se == pytest.approx(es_a.overall_se, rel=0.15)
+
+
 def test_bootstrap_draws_do_not_depend_on_threads(panel):
     from phm_eval.did.bootstrap import multiplier_sums
 
     rng = np.random.default_rng(0)
-    blocks = [(np.arange(3000), np.array([0, 2]), rng.normal(size=(3000, 2))),
-              (np.arange(5000), np.array([1, 2]), rng.normal(size=(5000, 2)))]
+    blocks = [(np.arange(3000), np.array([0, 2]), rng.normal(size=(3000, 2)), None),
+              (np.arange(5000), np.array([1, 2]), rng.normal(size=(5000, 2)), None)]
     one = multiplier_sums(blocks, 8000, 3, 300, np.random.default_rng(5), n_threads=1,
                           tile_rows=1024)
     two = multiplier_sums(blocks, 8000, 3, 300, np.random.default_rng(5), n_threads=2,

@@ -45,7 +45,8 @@ class DidData:
     unit_ids: np.ndarray  # (n,) original id of each unit (row number for cross-sections)
     covariate_names: list  # design column names, intercept first
     # balanced panel
-    Y: np.ndarray | None = None  # (n, T)
+    Y: np.ndarray | None = None  # (n, T), a view of Y1
+    Y1: np.ndarray | None = None  # (n, T + 1): outcomes and a column of ones
     X: np.ndarray | None = None  # (n, p) when covariates are time-invariant
     X_by_period: np.ndarray | None = None  # (T, n, p) when some covariate varies
     # repeated cross-section / unbalanced panel (observation rows, sorted by unit)
@@ -309,7 +310,11 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
         order = np.argsort(ucode, kind="stable")
     take = (lambda a: a) if order is None else (lambda a: a[order])
     unit_g = take(unit_g)
-    Y = np.ascontiguousarray(take(Yw), dtype=float)
+    # one extra column of ones: without covariates [Y, 1] is each block's factor
+    Y1 = np.empty((n_units, T + 1))
+    Y1[:, :T] = take(Yw)
+    Y1[:, T] = 1.0
+    Y = Y1[:, :T]
     weights = np.ones(n_units)
     if wmat is not None:
         if np.any(np.abs(wmat - wmat[:, :1]) > 1e-8 * np.maximum(1.0, np.abs(wmat[:, :1]))):
@@ -325,7 +330,7 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     data = DidData(
         panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
         blocks=_blocks(unit_g, cohorts), unit_cohort=unit_g,
-        unit_weight=weights, unit_ids=take(np.asarray(uid)), covariate_names=names, Y=Y, X=X,
+        unit_weight=weights, unit_ids=take(np.asarray(uid)), covariate_names=names, Y=Y, Y1=Y1, X=X,
         X_by_period=Xbp, flow=flow,
     )
     if unit_clus is not None:

@@ -249,6 +249,20 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
         groups.setdefault(key, []).append(cell)
     n = dd.n
     no_covariates = dd.X is None and dd.X_by_period is None
+    cache: dict = {}
+
+    def moments(c):
+        """Block factor [w * Y, w] and its (sum of w, w'Y), computed once per cohort."""
+        if c not in cache:
+            sl = dd.blocks[c]
+            w = dd.unit_weight[sl]
+            unweighted = bool(np.all(w == 1.0))
+            M = dd.Y1[sl] if unweighted else dd.Y1[sl] * w[:, None]
+            infl.set_factor(c, M)
+            colsum = M.sum(axis=0)
+            cache[c] = (colsum[-1], colsum[:-1])
+        return cache[c]
+
     for (g, controls, cov_period), cl in groups.items():
         members = [g, *controls]
         slices = [dd.blocks[c] for c in members]
@@ -265,7 +279,7 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
         n1 = n_tr + n_co
         if no_covariates:
             att[cols] = _difference_in_means(dd, members, slices, cs, bs, cols, n / n1, infl,
-                                             where)
+                                             where, moments)
             continue
         dY = np.concatenate([dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices])
         D = np.zeros(n1)
@@ -287,35 +301,38 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
             start += size
 
 
-def _difference_in_means(dd, members, slices, cs, bs, cols, scale, infl, where):
+def _difference_in_means(dd, members, slices, cs, bs, cols, scale, infl, where, moments):
     """Closed form shared by all estimators without covariates.
 
     With an intercept-only design the outcome regression is the comparison
     group's weighted mean change, the propensity score is the treated share,
     and DR, IPW and REG all reduce to the difference in weighted mean changes
     with influence function ``w (dY - mean_tr) / mean(w D)`` for treated and
-    ``-w (dY - mean_co) / mean(w (1 - D))`` for comparison units.
+    ``-w (dY - mean_co) / mean(w (1 - D))`` for comparison units (2x2 scale).
+    These are linear in each unit's ``[w * Y, w]``, so they are stored factored.
     """
     n1 = sum(s.stop - s.start for s in slices)
-    parts = [dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices]
-    ws = [dd.unit_weight[s] for s in slices]
-    sw_tr = ws[0].sum()
-    sw_co = sum(w.sum() for w in ws[1:])
+    T = dd.Y.shape[1]
+    sums = [moments(c) for c in members]  # (sum of w, w'Y) per block
+    sw_tr = sums[0][0]
+    sw_co = sum(m[0] for m in sums[1:])
     if sw_tr <= 0 or sw_co <= 0:
         raise EstimationError(f"no treated or comparison units with positive weight in {where}")
     if sw_tr / (sw_tr + sw_co) >= 0.995:
         # DRDID trims comparison units whose propensity score reaches the 0.995 limit
         raise EstimationError(f"comparison group too small relative to the treated cohort in "
                               f"{where} (treated share >= 0.995)")
-    mean_tr = ws[0] @ parts[0] / sw_tr
-    mean_co = sum(w @ p for w, p in zip(ws[1:], parts[1:], strict=True)) / sw_co
-    wbar = (sw_tr + sw_co) / n1  # mean weight in the 2x2 sample (DRDID normalises by it)
-    c_tr = scale * wbar / (sw_tr / n1)
-    c_co = -scale * wbar / (sw_co / n1)
-    for k, (c, p, w) in enumerate(zip(members, parts, ws, strict=True)):
-        p -= mean_tr if k == 0 else mean_co
-        p *= ((c_tr if k == 0 else c_co) / wbar) * w[:, None]
-        infl.add(c, cols, p)
+    mean_tr = (sums[0][1][cs] - sums[0][1][bs]) / sw_tr
+    mean_co = sum(m[1][cs] - m[1][bs] for m in sums[1:]) / sw_co
+    m = len(cs)
+    ar = np.arange(m)
+    for k, c in enumerate(members):
+        factor = scale * n1 / (sw_tr if k == 0 else -sw_co)
+        A = np.zeros((T + 1, m))
+        np.add.at(A, (cs, ar), factor)
+        np.add.at(A, (bs, ar), -factor)
+        A[T] = -factor * (mean_tr if k == 0 else mean_co)
+        infl.add_factored(c, cols, A)
     return mean_tr - mean_co
 
 

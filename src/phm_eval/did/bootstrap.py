@@ -45,10 +45,12 @@ def multiplier_sums(
 
     Parameters
     ----------
-    blocks : list of (rows, cols, matrix)
-        The block's rows (index array; only its length is used), the global
-        columns ``cols`` it contributes to, and its (rows x len(cols)) values.
-        Multipliers are i.i.d. over rows, so each block draws its own.
+    blocks : list of (rows, cols, M, A)
+        The block's rows (only their number is used), the global columns
+        ``cols`` it contributes to, its (rows x r) matrix ``M`` and an (r x
+        len(cols)) matrix ``A`` (None for the identity): the block adds
+        ``(V_block @ M) @ A``.  Multipliers are i.i.d. over rows, so each block
+        draws its own.
     n_rows : int
         Total number of rows (units or clusters).
     n_cols : int
@@ -81,12 +83,13 @@ def multiplier_sums(
     colsum = np.zeros(n_cols)
     byte_off = 0
     tiles = []
-    for bi, (_rows, cols, mat) in enumerate(blocks):
+    for bi, (_rows, cols, mat, A) in enumerate(blocks):
         m32 = np.ascontiguousarray(mat, dtype=np.float32)
         cols = np.asarray(cols)
-        np.add.at(colsum, cols, np.asarray(mat, dtype=float).sum(axis=0))
+        msum = np.asarray(mat, dtype=float).sum(axis=0)
+        np.add.at(colsum, cols, msum if A is None else msum @ A)
         nb = m32.shape[0]
-        prepared.append((cols, m32, byte_off))
+        prepared.append((cols, m32, byte_off, A))
         for a in range(0, nb, tile_rows):
             tiles.append((bi, a, min(a + tile_rows, nb)))
         # Rademacher bits are packed 8 rows per byte; Mammen uses 2 bytes per row
@@ -99,16 +102,24 @@ def multiplier_sums(
     work = [tiles[bounds[j]:bounds[j + 1]] for j in range(n_threads)]
 
     def run(my_tiles, raw, m):
-        acc = np.zeros((m, n_cols))
+        per_block: dict = {}
         for bi, a, b in my_tiles:
-            cols, m32, off = prepared[bi]
+            _, m32, off, _ = prepared[bi]
             if kind == "rademacher":
                 packed = raw[:, off + a // 8: off + (b + 7) // 8]
                 U = np.unpackbits(packed, axis=1, count=b - a).astype(np.float32)
             else:
                 r16 = np.ascontiguousarray(raw[:, off + 2 * a: off + 2 * b]).view(np.uint16)
                 U = (r16 >= _MAMMEN_THRESHOLD).astype(np.float32)
-            acc[:, cols] += U @ m32[a:b]
+            part = U @ m32[a:b]
+            if bi in per_block:
+                per_block[bi] += part
+            else:
+                per_block[bi] = part.astype(np.float64)
+        acc = np.zeros((m, n_cols))
+        for bi, part in per_block.items():
+            cols, _, _, A = prepared[bi]
+            acc[:, cols] += part if A is None else part @ A
         return acc
 
     out = np.empty((biters, n_cols))

@@ -146,7 +146,7 @@ def _draws(res: AttGtResult) -> np.ndarray:
             sl = d.blocks[g]
             np.add.at(M[:, k + j], cl[sl], d.unit_weight[sl])
         M[:, ones_col] = np.bincount(cl, minlength=ncl)
-        blocks = [(np.arange(ncl), np.arange(ncols), M)]
+        blocks = [(np.arange(ncl), np.arange(ncols), M, None)]
         n_rows = ncl
     else:
         blocks = []
@@ -154,14 +154,29 @@ def _draws(res: AttGtResult) -> np.ndarray:
             size = sl.stop - sl.start
             if size == 0:
                 continue
-            cols, mat = built.get(c, (np.zeros(0, dtype=np.int64), np.zeros((size, 0))))
-            extra_cols = [ones_col]
-            extra = [np.ones(size)]
-            if c in glist:
-                extra_cols.insert(0, k + glist.index(c))
-                extra.insert(0, d.unit_weight[sl])
+            w = d.unit_weight[sl]
+            b = built.get(c)
+            extra_cols = [ones_col] if c not in glist else [k + glist.index(c), ones_col]
+            if b is not None and b.A is not None:
+                # factored block [w * Y, w]: its last column is w; add ones if weighted
+                M, r = b.M, b.M.shape[1]
+                unweighted = bool(np.all(w == 1.0))
+                if not unweighted:
+                    M = np.column_stack([M, np.ones(size)])
+                E = np.zeros((M.shape[1], len(extra_cols)))
+                if c in glist:
+                    E[r - 1, 0] = 1.0
+                E[r - 1 if unweighted else r, -1] = 1.0
+                A = np.zeros((M.shape[1], b.A.shape[1]))
+                A[:r] = b.A
+                blocks.append((sl, np.concatenate([b.cols, extra_cols]), M,
+                               np.column_stack([A, E])))
+                continue
+            cols = b.cols if b is not None else np.zeros(0, dtype=np.int64)
+            mat = b.M if b is not None else np.zeros((size, 0))
+            extra = [w, np.ones(size)] if c in glist else [np.ones(size)]
             blocks.append((sl, np.concatenate([cols, extra_cols]),
-                           np.column_stack([mat, *extra])))
+                           np.column_stack([mat, *extra]), None))
         n_rows = d.n
     return multiplier_sums(blocks, n_rows, ncols, res.biters, res.rng, kind=res.multiplier)
 
