@@ -20,7 +20,7 @@ def test_file_and_overrides_merge(tmp_path):
     path.write_text("grid:\n  complex:\n    min_chronic_ltc: 4\n", encoding="utf-8")
     config = segmentation_config({"risk_tiers": {"cut_points": [0.01, 0.1]}}, path=path)
     assert config["grid"]["complex"]["min_chronic_ltc"] == 4
-    assert config["grid"]["complex"]["top_risk_fraction"] == 0.05  # untouched sibling
+    assert config["grid"]["complex"]["top_risk_fraction"] == 0.02  # untouched sibling
     assert config["risk_tiers"]["cut_points"] == [0.01, 0.1]
     # Free-form mappings are replaced, not merged.
     config = segmentation_config({"des": {"targets": {"pcsp": {"2024/25": [1, 2]}}}})

@@ -42,6 +42,9 @@ def make_population(rows: list[dict]) -> pd.DataFrame:
 
 
 # 20 patients, so the top 5% by risk is exactly rank 1.
+# The hand-built rows exercise each rule at these thresholds (the defaults are stricter).
+RULES = {"grid": {"complex": {"min_chronic_ltc": 3, "top_risk_fraction": 0.05}}}
+
 GRID_ROWS = [
     {"age": 5},                                                    # 0 child, well
     {"age": 17, "n_ltc": 1, "asthma": True},                       # 1 child, LTC (age edge)
@@ -65,7 +68,7 @@ GRID_ROWS = [
 
 def test_every_cell_and_reasons():
     pop = make_population(GRID_ROWS)
-    result = grid_3x3(pop)
+    result = grid_3x3(pop, RULES)
     seg = result.segments.set_index("patient_id")
     expected = {
         0: ("children_young_people", "generally_well"),
@@ -97,7 +100,7 @@ def test_every_cell_and_reasons():
 
 
 def test_cell_rates_and_totals():
-    table = grid_3x3(make_population(GRID_ROWS)).table
+    table = grid_3x3(make_population(GRID_ROWS), RULES).table
     adult_complex = table.loc["adults|complex_needs"]
     # Patients 5 and 7: 1 + 3 admissions among 2 people = 2,000 per 1,000.
     assert adult_complex["emergency_admissions"] == 4
@@ -125,13 +128,14 @@ def test_criteria_are_configurable():
 
 def test_top_risk_fraction_uses_ceiling_of_share():
     pop = make_population([{"age": 30} for _ in range(41)])
-    # ceil(0.05 * 41) = 3 ranks.
-    seg = grid_3x3(pop).segments
+    # ceil(0.05 * 41) = 3 ranks; ceil(0.02 * 41) = 1 (the default share).
+    seg = grid_3x3(pop, {"grid": {"complex": {"top_risk_fraction": 0.05}}}).segments
     assert (seg["need_group"] == "complex_needs").sum() == 3
+    assert (grid_3x3(pop).segments["need_group"] == "complex_needs").sum() == 1
 
 
 def test_criteria_table():
-    criteria = grid_3x3(make_population(GRID_ROWS)).criteria.set_index("criterion")
+    criteria = grid_3x3(make_population(GRID_ROWS), RULES).criteria.set_index("criterion")
     assert criteria.loc["condition", "n_patients"] == 3
     assert criteria.loc["frailty", "n_patients"] == 1
     assert criteria.loc["top_risk", "n_only_criterion"] == 1
@@ -167,6 +171,6 @@ def test_disclosed_heat_map():
 
 
 def test_heat_map_refuses_true_counts():
-    result = grid_3x3(make_population(GRID_ROWS))
+    result = grid_3x3(make_population(GRID_ROWS), RULES)
     with pytest.raises(InputError, match="disclosure"):
         plot_grid(result.table)

@@ -66,9 +66,9 @@ DEFAULTS: dict[str, Any] = {
         "complex": {
             "efi_categories": ["moderate", "severe"],
             "efi_min_age": 65,
-            "min_chronic_ltc": 3,
+            "min_chronic_ltc": 4,
             "conditions": ["dementia", "learning_disability", "heart_failure"],
-            "top_risk_fraction": 0.05,
+            "top_risk_fraction": 0.02,
         },
         "ltc": {"min_chronic_ltc": 1},
     },

@@ -43,3 +43,17 @@ def _default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def write_disclosed(disclosed, path: str | Path, decimals: int | None = None) -> Path:
+    """Write a disclosure-controlled table as CSV, with the ``.sdc.json`` sidecar naming its
+    column roles (so the release check knows which columns are counts)."""
+    from ..disclosure.tables import SIDECAR_SUFFIX
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = disclosed.formatted(decimals=decimals)
+    frame.to_csv(path, index=not isinstance(frame.index, __import__("pandas").RangeIndex))
+    path.with_name(path.stem + SIDECAR_SUFFIX).write_text(
+        json.dumps(disclosed.column_roles(), indent=2) + "\n", encoding="utf-8")
+    return path

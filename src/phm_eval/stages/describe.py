@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from ..describe import emergency_admission_rates, ltc_prevalence, population_pyramid  # noqa: E402
 from ..disclosure import DisclosurePolicy, apply_disclosure  # noqa: E402
 from ..plotting import OKABE_ITO, describe_figure, phm_style, save_figure, set_titles  # noqa: E402
+from .common import write_disclosed  # noqa: E402
 
 
 def _out(smk, name: str) -> Path:
@@ -29,7 +30,7 @@ def run(smk) -> None:
     pyr = pyr.reindex(columns=[c for c in ("F", "M", "I", "U") if c in pyr.columns])
     disclosed = apply_disclosure(pyr.reset_index(), policy, count_cols=list(pyr.columns))
     table = disclosed.table
-    disclosed.formatted().to_csv(_out(smk, "population_pyramid.csv"), index=False)
+    write_disclosed(disclosed, _out(smk, "population_pyramid.csv"))
     with phm_style():
         fig, ax = plt.subplots(figsize=(7, 6))
         y = np.arange(len(table))
@@ -54,7 +55,7 @@ def run(smk) -> None:
         prev, policy, count_cols=["n_with_condition"], denominator_cols=["n_registered"],
         rate_cols={"prevalence_percent": ("n_with_condition", "n_registered", 100)},
     )
-    disclosed.formatted(decimals=2).to_csv(_out(smk, "ltc_prevalence.csv"), index=False)
+    write_disclosed(disclosed, _out(smk, "ltc_prevalence.csv"), 2)
     overall = prev.groupby("condition")[["n_with_condition", "n_registered"]].sum()
     overall = apply_disclosure(
         overall.reset_index(), policy, count_cols=["n_with_condition"],
@@ -78,9 +79,9 @@ def run(smk) -> None:
         rates, policy, count_cols=["emergency_admissions"],
         rate_cols={"per_1000_person_years": ("emergency_admissions", "person_years", 1000)},
     )
-    out = disclosed.formatted(decimals=1)
-    out["person_years"] = (rates["person_years"] / 10).round() * 10
-    out.to_csv(_out(smk, "emergency_admission_rates.csv"), index=False)
+    # Person-years near a head count could undo the rounding: show them to the nearest 10.
+    disclosed.table["person_years"] = (disclosed.table["person_years"] / 10).round() * 10
+    write_disclosed(disclosed, _out(smk, "emergency_admission_rates.csv"), 1)
     table = disclosed.table
     with phm_style():
         fig, ax = plt.subplots(figsize=(7, 4.5))

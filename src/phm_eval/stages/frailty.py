@@ -12,7 +12,7 @@ from ..disclosure import apply_disclosure
 from ..frailty import efi, efi2, hfrs
 from ..frailty.population import flow_table
 from ..plotting import OKABE_ITO, describe_figure, phm_style, save_figure, set_titles
-from .common import output, policy
+from .common import output, policy, write_disclosed
 
 log = logging.getLogger(__name__)
 AGE_BANDS = [65, 70, 75, 80, 85, 90, 200]
@@ -48,7 +48,7 @@ def run(smk) -> None:
     counts = counts[counts["sex"].isin(["F", "M"])].reset_index(drop=True)
     counts["total"] = counts[cats].sum(axis=1)
     disclosed = apply_disclosure(counts, policy(smk), count_cols=cats, total_col="total")
-    disclosed.formatted().to_csv(output(smk, "efi_summary.csv"), index=False)
+    write_disclosed(disclosed, output(smk, "efi_summary.csv"))
 
     # eFI category against emergency admissions in the following 12 months (validity check:
     # rates should rise with frailty, as in Clegg et al. 2016).
@@ -68,7 +68,7 @@ def run(smk) -> None:
         by_cat, policy(smk), count_cols=["emergency_admissions"], denominator_cols=["patients"],
         rate_cols={"per_1000_patients": ("emergency_admissions", "patients", 1000)},
     )
-    disclosed.formatted(decimals=1).to_csv(output(smk, "efi_admissions.csv"), index=False)
+    write_disclosed(disclosed, output(smk, "efi_admissions.csv"), 1)
 
     shown = disclosed.table
     with phm_style():

@@ -9,7 +9,7 @@ import pandas as pd
 from ..disclosure import apply_disclosure
 from ..risk.develop import develop_risk_model
 from ..risk.features import risk_features
-from .common import output, policy, write_json
+from .common import output, policy, write_disclosed, write_json
 
 log = logging.getLogger(__name__)
 INDEX_DATE_KEYS = {"development": ("risk", "development_index_date"),
@@ -89,7 +89,7 @@ def model(smk) -> None:
             subgroups, policy(smk), count_cols=["events"], denominator_cols=["n"],
             stat_cols={c: "events" for c in stats},
         )
-        disclosed.formatted(decimals=3).to_csv(output(smk, "subgroup_metrics.csv"), index=False)
+        write_disclosed(disclosed, output(smk, "subgroup_metrics.csv"), 3)
     else:
         pd.DataFrame(columns=["variable", "group"]).to_csv(output(smk, "subgroup_metrics.csv"),
                                                            index=False)

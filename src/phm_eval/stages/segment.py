@@ -1,0 +1,91 @@
+"""Segment stage: risk tiers, 3x3 grid, Bridges to Health, Core20PLUS5, DES metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..disclosure import apply_disclosure
+from ..frailty import efi
+from ..plotting import describe_figure, phm_style, save_figure
+from ..segment import (
+    bridges_to_health,
+    build_population,
+    core20plus5,
+    des_metrics,
+    funnel_plot,
+    grid_3x3,
+    plot_grid,
+    segmentation_config,
+)
+from ..segment._summary import disclose
+from .common import output, policy, write_disclosed
+
+log = logging.getLogger(__name__)
+
+
+def run(smk) -> None:
+    cfg = smk.config
+    seg_cfg = cfg["segment"]
+    day = seg_cfg["index_date"]
+    inp = smk.input
+    settings = segmentation_config(
+        {"risk_tiers": {"cut_points": list(seg_cfg.get("risk_tiers", [0.005, 0.05, 0.2]))},
+         **seg_cfg.get("overrides", {})})
+    frail = efi(inp.events, inp.patients, day, min_age=65)[
+        ["patient_id", "efi_category", "efi_score"]]
+    risk = pd.read_parquet(inp.predictions)
+    frame = risk.merge(frail, on="patient_id", how="left")
+    population = build_population(inp.patients, inp.events, inp.admissions, day, frailty=frame,
+                                  codelist_dir=cfg["codelists"]["directory"], config=settings)
+    pol = policy(smk)
+
+    grid = grid_3x3(population, settings)
+    shown = grid.disclose(pol)
+    write_disclosed(shown, output(smk, "grid_3x3.csv"), 1)
+    with phm_style():
+        ax = plot_grid(shown, policy=pol)
+        alt = describe_figure(ax.figure, summary="Emergency admissions per 1,000 by age group "
+                                                 "and need (3x3 grid).")
+        save_figure(ax.figure, output(smk, "grid_3x3.png").with_suffix(""), alt_text=alt)
+        plt.close(ax.figure)
+
+    tiers = population.groupby("risk_tier", observed=True).agg(
+        patients=("patient_id", "size"),
+        emergency_admissions=("emergency_admissions_followup", "sum")).reset_index()
+    tiers["risk_tier"] = tiers["risk_tier"].astype(str)
+    write_disclosed(apply_disclosure(
+        tiers, pol, count_cols=["emergency_admissions"], denominator_cols=["patients"],
+        rate_cols={"per_1000_patients": ("emergency_admissions", "patients", 1000)},
+    ), output(smk, "risk_tiers.csv"), 1)
+
+    bridges = bridges_to_health(population, settings)
+    write_disclosed(bridges.disclose(pol), output(smk, "bridges.csv"), 1)
+
+    c20 = core20plus5(population, settings).disclose(pol)
+    write_disclosed(c20["breakdown"], output(smk, "core20plus5.csv"), 1)
+    write_disclosed(c20["by_core20"], output(smk, "core20_admissions.csv"), 1)
+
+    des = des_metrics(inp.events, inp.patients, inp.practices, cfg["study"]["study_start"],
+                      cfg["study"]["study_end"], codelist_dir=cfg["codelists"]["directory"])
+    write_disclosed(disclose(des.pcn, des.disclosure_spec, pol), output(smk, "des_metrics.csv"),
+                    1)
+    complete = des.practice[des.practice["complete_year"]]
+    activity = "pcsp" if (complete["activity"] == "pcsp").any() else complete["activity"].iloc[0]
+    years = sorted(complete.loc[complete["activity"] == activity, "financial_year"].unique())
+    table = des.funnel_table(activity, years[-1])
+    funnel_shown = disclose(table, des.disclosure_spec, pol)
+    with phm_style():
+        ax = funnel_plot(funnel_shown, label_col="practice_id")
+        alt = describe_figure(ax.figure, summary=f"Funnel plot of {activity} per 1,000 "
+                                                 f"registered patients by practice, {years[-1]}.")
+        save_figure(ax.figure, output(smk, "des_funnel.png").with_suffix(""), alt_text=alt)
+        plt.close(ax.figure)
+    keep = ["patient_id", "practice_id", "risk_tier", "predicted_risk", "efi_category"]
+    segments = population[[c for c in keep if c in population.columns]].copy()
+    segments = segments.merge(grid.segments[["patient_id", "age_group", "need_group"]],
+                              on="patient_id", how="left")
+    segments.to_parquet(output(smk, "segments.parquet"), index=False)
+    log.info("segmented %d patients at %s", len(population), day)
