@@ -1,0 +1,192 @@
+"""Snakemake profiles (local, SLURM, Kubernetes) and the scaling benchmark's arithmetic.
+
+Each profile is dry-run on the smoke configuration; a profile whose executor or storage plugin is
+not installed is skipped. The profiles' memory requests are checked against the peaks measured by
+benchmarks/run_benchmarks.py, so a profile cannot silently ask for less than a stage needs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "workflow" / "profiles"
+RESULTS = ROOT / "benchmarks" / "results"
+# Plugins each profile needs beyond Snakemake itself.
+NEEDS = {
+    "local": [],
+    "slurm": ["snakemake_executor_plugin_slurm"],
+    "kubernetes": ["snakemake_executor_plugin_kubernetes", "snakemake_storage_plugin_fs"],
+}
+
+
+def _missing(profile: str) -> list[str]:
+    return [m for m in NEEDS[profile] if importlib.util.find_spec(m) is None]
+
+
+def _profile(name: str) -> dict:
+    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Dry-run every profile whose plugins are installed, side by side (each takes seconds)."""
+    # Besides the three profiles, a copy of the local one with a misspelled key.
+    misspelled = tmp_path_factory.mktemp("misspelled")
+    (misspelled / "config.yaml").write_text(
+        yaml.safe_dump(_profile("local") | {"cores-per-job": 2}))
+    profiles = {name: PROFILES / name for name in NEEDS if not _missing(name)}
+    profiles["misspelled"] = misspelled
+    procs = {}
+    for name, folder in profiles.items():
+        workdir = tmp_path_factory.mktemp(f"dry_{name}")
+        cmd = [sys.executable, "-m", "phm_eval.cli", "run", "--config",
+               str(ROOT / "config" / "smoke.yaml"), "--dry-run", "--profile", str(folder)]
+        procs[name] = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        out[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return out
+
+
+def _job_block(stdout: str, rule: str) -> str:
+    """The dry run's text for one job (from its 'rule <name>:' line to the next blank line)."""
+    start = stdout.index(f"rule {rule}:")
+    end = stdout.find("\n\n", start)
+    return stdout[start:end if end > 0 else None]
+
+
+@pytest.mark.parametrize("name", list(NEEDS))
+def test_profile_dry_run_schedules_every_rule(name, dry_runs):
+    if _missing(name):
+        pytest.skip(f"not installed: {', '.join(_missing(name))}")
+    done = dry_runs[name]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Using profile {PROFILES / name}" in done.stderr + done.stdout
+    for rule in ("simulate", "ingest", "frailty", "risk_model", "evaluate", "manifest"):
+        assert f"rule {rule}:" in done.stdout, rule
+    # The profile's resources reach the jobs.
+    expected = _profile(name)["set-resources"]["risk_model"]["mem_mb"]
+    assert f"mem_mb={expected}," in _job_block(done.stdout, "risk_model")
+
+
+def test_slurm_jobs_carry_partition_account_and_runtime(dry_runs):
+    if _missing("slurm"):
+        pytest.skip("snakemake-executor-plugin-slurm is not installed")
+    block = _job_block(dry_runs["slurm"].stdout, "risk_model")
+    assert "slurm_partition=compute" in block and "slurm_account=phm" in block
+    assert "runtime=60" in block and "cpus_per_task=2" in block
+    assert "runtime=30" in _job_block(dry_runs["slurm"].stdout, "ingest")
+
+
+def test_kubernetes_outputs_go_through_storage(dry_runs):
+    if _missing("kubernetes"):
+        pytest.skip("kubernetes executor or fs storage plugin is not installed")
+    out = dry_runs["kubernetes"].stdout
+    assert "/data/phm-eval/results/manifest.json" in out
+
+
+def test_a_misspelled_profile_key_fails(dry_runs):
+    done = dry_runs["misspelled"]
+    assert done.returncode != 0
+    assert "unrecognized arguments: --cores-per-job" in done.stderr
+
+
+# ----------------------------------------------------------------------------- profile memory
+
+def _measured_peaks() -> pd.Series:
+    """Peak resident memory (MB) per rule at the largest completed benchmark size."""
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    rules = pd.read_csv(RESULTS / "rules.csv")
+    ok = runs.loc[runs["status"] == "ok", "n_patients"]
+    if ok.empty:
+        pytest.skip("no completed benchmark run recorded")
+    largest = rules[rules["n_patients"] == ok.max()]
+    # risk_features_{when} is one rule with three jobs.
+    name = largest["rule"].str.replace(r"^risk_features_\w+$", "risk_features", regex=True)
+    return largest.groupby(name)["max_rss_mb"].max()
+
+
+@pytest.mark.parametrize("name", list(NEEDS))
+def test_profile_memory_covers_the_measured_peaks(name):
+    if not (RESULTS / "rules.csv").exists():
+        pytest.skip("no benchmark results")
+    cfg = _profile(name)
+    default = cfg["default-resources"]["mem_mb"]
+    per_rule = {rule: res.get("mem_mb", default) for rule, res in cfg["set-resources"].items()}
+    for rule, peak in _measured_peaks().items():
+        asked = per_rule.get(rule, default)
+        assert asked >= peak, f"{name}: {rule} asks for {asked} MB, measured {peak:.0f} MB"
+    if "resources" in cfg:
+        # The local ceiling must let the largest job run at all.
+        assert cfg["resources"]["mem_mb"] >= max(per_rule.values())
+
+
+# ----------------------------------------------------------------------------- benchmark maths
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "run_benchmarks", ROOT / "benchmarks" / "run_benchmarks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_growth_exponent_recovers_a_power_law(bench):
+    n = np.array([50_000, 250_000, 1_000_000])
+    assert bench.growth_exponent(n, 3.0 * n**1.25) == pytest.approx(1.25, abs=1e-12)
+    # Least squares on the log scale: exponents of 1 and 2 between the sizes average out.
+    y = np.array([10.0, 50.0, 50.0 * 16])
+    expected = np.polyfit(np.log(n), np.log(y), 1)[0]
+    assert bench.growth_exponent(n, y) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(bench.growth_exponent(n[:1], y[:1]))
+    assert math.isnan(bench.growth_exponent(n, [np.nan, np.nan, 4.0]))
+
+
+def test_growth_table_uses_completed_runs_only(bench):
+    runs = pd.DataFrame({"n_patients": [1000, 4000, 16000], "status": ["ok", "ok", "failed"],
+                         "wall_s": [10.0, 20.0, 5.0], "peak_tree_rss_mb": [100.0, 400.0, 50.0]})
+    rules = pd.DataFrame({"n_patients": [1000, 4000, 16000] * 2,
+                          "rule": ["ingest"] * 3 + ["evaluate"] * 3,
+                          "seconds": [1.0, 8.0, 1.0, 2.0, 4.0, 1.0],
+                          "max_rss_mb": [10.0, 20.0, 1.0, 10.0, 10.0, 1.0]})
+    g = bench.growth_table(rules, runs).set_index("rule")
+    assert list(g.index) == ["ingest", "evaluate", "whole run"]
+    assert g.loc["ingest", "b_time"] == pytest.approx(1.5)
+    assert g.loc["evaluate", "b_time"] == pytest.approx(0.5)
+    assert g.loc["evaluate", "b_rss"] == pytest.approx(0.0)
+    assert g.loc["whole run", "b_time"] == pytest.approx(0.5)
+    assert g.loc["whole run", "b_rss"] == pytest.approx(1.0)
+
+
+def test_readme_section_is_replaced_not_appended(bench, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nIntro.\n")
+    bench.update_readme("first table", readme)
+    bench.update_readme("second table", readme)
+    text = readme.read_text()
+    assert text.count(bench.START) == 1 and text.count(bench.END) == 1
+    assert "second table" in text and "first table" not in text
+    assert text.startswith("# Benchmarks\n\nIntro.\n")
+
+
+def test_temporary_config_overrides_the_scenario_size(bench, tmp_path):
+    path = bench.write_config(ROOT / "config" / "ics.yaml", 50_000, tmp_path / "c.yaml")
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["synthetic"] == {"scenario": "ics", "n_patients": 50_000, "seed": 20240401}
+    from phm_eval.workflow_support import check_config
+
+    check_config(cfg, ROOT / "workflow" / "schemas" / "config.schema.yaml")
