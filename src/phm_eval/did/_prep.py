@@ -158,22 +158,27 @@ def prepare(
     Xrows, names = _design(data, rhs)
 
     y = np.asarray(y, dtype=float)
-    ok = np.isfinite(y)
-    if t.dtype.kind == "f":
-        ok &= np.isfinite(t)
-    if g.dtype.kind == "f":
-        ok &= ~np.isnan(g)
     if w is not None:
         w = np.asarray(w, dtype=float)
-        ok &= np.isfinite(w)
-    if Xrows is not None:
-        ok &= np.isfinite(Xrows).all(axis=1)
     ids = data[idname].to_numpy() if idname else None
-    if ids is not None and ids.dtype.kind not in "iub":
-        ok &= ~pd.isna(ids)
     clus = data[extra_cluster].to_numpy() if extra_cluster else None
-    if clus is not None and clus.dtype.kind not in "iub":
-        ok &= ~pd.isna(clus)
+    # a finite sum means no NaN or infinity anywhere: one cheap pass in the usual case
+    floats = [a for a in (y, t, g, w, Xrows) if a is not None and a.dtype.kind == "f"]
+    objects = [a for a in (ids, clus) if a is not None and a.dtype.kind not in "iub"]
+    if all(np.isfinite(np.sum(a)) for a in floats) and not objects:
+        ok = np.ones(len(y), dtype=bool)
+    else:
+        ok = np.isfinite(y)
+        if t.dtype.kind == "f":
+            ok &= np.isfinite(t)
+        if g.dtype.kind == "f":
+            ok &= ~np.isnan(g)
+        if w is not None:
+            ok &= np.isfinite(w)
+        if Xrows is not None:
+            ok &= np.isfinite(Xrows).all(axis=1)
+        for a in objects:
+            ok &= ~pd.isna(a)
     if not ok.all():
         n_bad = int((~ok).sum())
         logger.warning("dropped %d rows with missing or non-finite values", n_bad)
@@ -185,7 +190,7 @@ def prepare(
         clus = clus[ok] if clus is not None else None
     if len(y) == 0:
         raise InputError(_TABLE, "no rows left after dropping missing values")
-    if np.any(g < 0):
+    if g.min() < 0:
         bad = g < 0
         raise InputError(_TABLE, "first treated period must be 0 (never treated) or positive",
                          column=gname, rows=_first_rows(bad), n_failing=int(bad.sum()))
@@ -299,11 +304,17 @@ def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gnam
 
 
 def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
-                  weightsname) -> DidData:
+                  weightsname, cohort_codes=None) -> DidData:
     """Sort units by cohort and store the arrays used by the estimators."""
     n_units, T = Yw.shape
-    cohorts = _uniq(unit_g)
-    ucode = np.searchsorted(cohorts, unit_g).astype(np.int16)
+    if cohort_codes is None:
+        codes, vals = pd.factorize(unit_g)
+        uniq, remap = np.unique(np.asarray(vals, dtype=float), return_inverse=True)
+        cohort_codes = (remap[codes], uniq)
+    codes, uniq = cohort_codes
+    used = np.bincount(codes, minlength=len(uniq)) > 0
+    cohorts = uniq[used]
+    ucode = (np.cumsum(used) - 1)[codes].astype(np.int16)
     if np.all(ucode[1:] >= ucode[:-1]):
         order = None
     else:
@@ -349,8 +360,13 @@ def _sorted_balanced(ids, t):
     N = len(t)
     if N == 0:
         return None
-    change = ids != ids[0]
-    T = int(np.argmax(change)) if change.any() else N
+    head = ids[: min(N, 4096)]
+    change = head != head[0]
+    if change.any():
+        T = int(np.argmax(change))
+    else:
+        change = ids != ids[0]
+        T = int(np.argmax(change)) if change.any() else N
     if N % T:
         return None
     tlist = t[:T]
@@ -360,7 +376,7 @@ def _sorted_balanced(ids, t):
     if not (t.reshape(n, T) == tlist).all():
         return None
     idm = ids.reshape(n, T)
-    if not (idm == idm[:, :1]).all():
+    if T > 1 and not (idm[:, 1:] == idm[:, :1]).all():
         return None
     first = idm[:, 0]
     try:
@@ -381,8 +397,13 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
     gm = g.reshape(n, T)
     _check_rows_constant(gm, gname, uid,
                          "first treated period must be the same in every period for a unit")
-    unit_g = gm[:, 0].astype(float)
-    unit_g[unit_g > tlist[-1] + anticipation] = 0.0
+    # one hash pass over units; everything else works on the few cohort values
+    codes, vals = pd.factorize(gm[:, 0])
+    vals = np.asarray(vals, dtype=float)
+    vals[vals > tlist[-1] + anticipation] = 0.0
+    uniq, remap = np.unique(vals, return_inverse=True)
+    codes = remap[codes]
+    unit_g = uniq[codes]
     Yw = y.reshape(n, T)
     wmat = w.reshape(n, T) if w is not None else None
     Xw = Xrows.reshape(n, T, -1) if Xrows is not None else None
@@ -392,8 +413,7 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
         _check_rows_constant(ccode, extra_cluster, uid,
                              "cluster variable must not change over time within a unit")
         unit_clus = ccode[:, 0]
-    cols = slice(None)
-    glist = _uniq(unit_g)
+    glist = uniq
     if not np.any(glist == 0):
         latest = glist.max()
         if control_group == "nevertreated":
@@ -412,25 +432,25 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
         Yw = Yw[:, cols]
         wmat = wmat[:, cols] if wmat is not None else None
         Xw = Xw[:, cols] if Xw is not None else None
-    early = (unit_g > 0) & (unit_g <= tlist[0] + anticipation)
+    early = ((uniq > 0) & (uniq <= tlist[0] + anticipation))[codes]
     if early.any():
         logger.warning("dropped %d units already treated in the first period", int(early.sum()))
         flow.append(("dropped units treated in the first period", int(early.sum()),
                      f"first treated period <= {tlist[0] + anticipation}"))
         keep = ~early
-        uid, unit_g, Yw = uid[keep], unit_g[keep], Yw[keep]
+        uid, unit_g, Yw, codes = uid[keep], unit_g[keep], Yw[keep], codes[keep]
         wmat = wmat[keep] if wmat is not None else None
         Xw = Xw[keep] if Xw is not None else None
         unit_clus = unit_clus[keep] if unit_clus is not None else None
-    glist = _uniq(unit_g)
-    glist = glist[(glist > 0) & (glist > tlist[0] + anticipation)]
-    if control_group != "nevertreated" and not np.any(unit_g == 0):
-        glist = glist[glist < unit_g.max()]
+    present = uniq[np.bincount(codes, minlength=len(uniq)) > 0]
+    glist = present[(present > 0) & (present > tlist[0] + anticipation)]
+    if control_group != "nevertreated" and not np.any(present == 0):
+        glist = glist[glist < present.max()]
     if len(glist) == 0:
         raise InputError(_TABLE, "no treated cohorts to estimate: the group variable must hold "
                          "the first treated period (0 for never treated)", column=gname)
     return _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
-                         weightsname)
+                         weightsname, cohort_codes=(codes, uniq))
 
 
 def _check_rows_constant(mat, column, uid, rule):

@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 from phm_eval.errors import ConfigError, EstimationError
 
+from ._threads import single_threaded_blas
 from .bootstrap import boot_summary
 from .results import AggteResult, AttGtResult
 
@@ -51,6 +52,7 @@ def _wif(keep: np.ndarray, pg: np.ndarray, att_keep: np.ndarray, gidx: np.ndarra
     return C, float(np.dot(c, pg))
 
 
+@single_threaded_blas
 def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, balance_e=None,
               cband=None, alp=None) -> AggteResult:
     """Aggregate ATT(g,t) into overall, event-time, cohort or calendar effects.

@@ -19,6 +19,7 @@ from scipy.stats import chi2, norm
 from phm_eval.errors import ConfigError, EstimationError
 
 from ._prep import DidData, prepare
+from ._threads import single_threaded_blas
 from .bootstrap import boot_summary
 from .estimators import panel_2x2, rc_2x2
 from .influence import BlockInfluence
@@ -76,6 +77,7 @@ def plan_cells(tlist: np.ndarray, glist: np.ndarray, cohorts: np.ndarray, base_p
     return cells
 
 
+@single_threaded_blas
 def att_gt(
     data: pd.DataFrame,
     yname: str,

@@ -23,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.stats import norm
-from threadpoolctl import threadpool_limits
+
+from ._threads import single_threaded_blas
 
 _TINY = np.sqrt(np.finfo(float).eps) * 10
 _IQR_NORMAL = norm.ppf(0.75) - norm.ppf(0.25)
 _MAMMEN_THRESHOLD = int(round((np.sqrt(5) + 1) / (2 * np.sqrt(5)) * 65536))
 
 
+@single_threaded_blas
 def multiplier_sums(
     blocks: list,
     n_rows: int,
@@ -126,22 +128,21 @@ def multiplier_sums(
     bitgen = rng.bit_generator
     pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
     try:
-        with threadpool_limits(1):
-            done = 0
-            while done < biters:
-                m = min(chunk_draws, biters - done)
-                words = (m * byte_off + 7) // 8
-                raw = bitgen.random_raw(words).view(np.uint8)[: m * byte_off]
-                raw = raw.reshape(m, byte_off)
-                if pool is None:
-                    acc = run(work[0], raw, m)
-                else:
-                    futures = [pool.submit(run, wk, raw, m) for wk in work]
-                    acc = futures[0].result()
-                    for f in futures[1:]:
-                        acc += f.result()
-                out[done:done + m] = low * colsum + (high - low) * acc
-                done += m
+        done = 0
+        while done < biters:
+            m = min(chunk_draws, biters - done)
+            words = (m * byte_off + 7) // 8
+            raw = bitgen.random_raw(words).view(np.uint8)[: m * byte_off]
+            raw = raw.reshape(m, byte_off)
+            if pool is None:
+                acc = run(work[0], raw, m)
+            else:
+                futures = [pool.submit(run, wk, raw, m) for wk in work]
+                acc = futures[0].result()
+                for f in futures[1:]:
+                    acc += f.result()
+            out[done:done + m] = low * colsum + (high - low) * acc
+            done += m
     finally:
         if pool is not None:
             pool.shutdown()
