@@ -32,9 +32,9 @@ def null_run(tmp_path_factory):
     return _evaluate(tmp_path_factory.mktemp("null"), "pcn_null", 22)
 
 
-def _record(result, method_start, subgroup="all"):
+def _record(result, method_start, subgroup=None):
     return next(r for r in result.records if r["method"].startswith(method_start)
-                and r.get("subgroup", "all") == subgroup)
+                and r.get("subgroup") == subgroup)
 
 
 def test_controlled_estimate_contains_the_truth(effect_run):
@@ -80,7 +80,7 @@ def test_every_record_has_the_contract_fields(effect_run):
     scales = {r["scale"] for r in result.records}
     assert {"RR", "HR", "SHR", "difference"} <= scales
     assert sum(bool(r.get("headline")) for r in result.records) == 1
-    subgroups = {r["subgroup"].split("=")[0] for r in result.records if r["subgroup"] != "all"}
+    subgroups = {r["subgroup"].split("=")[0] for r in result.records if r["subgroup"]}
     assert {"efi_group", "age_group"} <= subgroups
 
 

@@ -37,27 +37,37 @@ class Effect:
     n_treated: int
     n_control: int
     label: str = ""
-    subgroup: str = "all"
+    subgroup: str | None = None
     p_value: float | None = None
 
     def to_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                for k, v in self.__dict__.items()}
+        """JSON-ready; ``subgroup`` is None for the whole matched cohort."""
+        out = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+               for k, v in self.__dict__.items()}
+        if out.get("subgroup") == "all":
+            out["subgroup"] = None
+        return out
 
 
 def _counts(df: pd.DataFrame) -> tuple[int, int]:
     return int(df["treated"].sum()), int((df["treated"] == 0).sum())
 
 
-def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions", subgroup: str = "all",
-               label: str = "") -> Effect:
+OUTCOME_NAMES = {"emergency_admissions": "emergency admissions",
+                 "bed_days": "emergency bed days",
+                 "readmissions_30d": "emergency readmissions within 30 days"}
+
+
+def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
+               subgroup: str | None = None, label: str = "") -> Effect:
     """Negative binomial rate ratio, treated vs comparators, person-time offset, clustered SE."""
     model = NegativeBinomialRateModel().fit(
         df, count_col=outcome, person_time_col="person_years", covariates=["treated"],
         cluster_col="patient_id")
     rr = model.rate_ratio("treated")
     nt, nc = _counts(df)
-    return Effect(outcome, "negative binomial rate ratio (matched)", rr["rate_ratio"],
+    return Effect(OUTCOME_NAMES.get(outcome, outcome), "negative binomial rate ratio (matched)",
+                  rr["rate_ratio"],
                   rr["lower"], rr["upper"], "RR", nt, nc, label or f"{outcome} rate ratio",
                   subgroup, rr["p"])
 
@@ -73,7 +83,7 @@ def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: s
     effect = Effect(outcome, "Cox proportional hazards (cause-specific, matched)",
                     float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                     float(row["exp(coef) upper 95%"]), "HR", nt, nc,
-                    f"{outcome} hazard ratio", "all", float(row["p"]))
+                    f"{outcome} hazard ratio", None, float(row["p"]))
     try:
         ph = fitter.check_proportional_hazards("km")
         effect.__dict__["ph_test_p"] = float(ph.loc["treated", "p"])
@@ -92,7 +102,7 @@ def fine_gray(df: pd.DataFrame) -> Effect:
     return Effect("first emergency admission", "Fine-Gray subdistribution hazards (matched)",
                   float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                   float(row["exp(coef) upper 95%"]), "SHR", nt, nc,
-                  "first emergency admission, death as competing risk", "all", float(row["p"]))
+                  "first emergency admission, death as competing risk", None, float(row["p"]))
 
 
 def did_before_after(df: pd.DataFrame) -> tuple[Effect, pd.DataFrame]:
@@ -119,7 +129,7 @@ def did_before_after(df: pd.DataFrame) -> tuple[Effect, pd.DataFrame]:
     effect = Effect("emergency admissions per 1,000 person-years",
                     "difference in differences (matched, before vs after)", est,
                     est - 1.96 * se, est + 1.96 * se, "difference", nt, nc,
-                    "change in emergency admission rate, enrolled minus comparators", "all",
+                    "change in emergency admission rate, enrolled minus comparators", None,
                     float(fit.pvalues["treated_post"]))
     table = rtm_table(df)
     return effect, table
@@ -159,7 +169,7 @@ def naive_before_after(df: pd.DataFrame) -> Effect:
     return Effect("emergency admissions", "naive before/after (enrolled only, uncontrolled)",
                   float(np.exp(b)), float(np.exp(b - 1.96 * se)), float(np.exp(b + 1.96 * se)),
                   "RR", len(t), 0, "naive before/after rate ratio (biased: regression to the "
-                  "mean)", "all", float(fit.pvalues["post"]))
+                  "mean)", None, float(fit.pvalues["post"]))
 
 
 def cumulative_incidence_curves(df: pd.DataFrame) -> CumulativeIncidenceFitter:

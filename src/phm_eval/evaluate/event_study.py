@@ -84,7 +84,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
         "estimate": est, "ci_low": est - 1.96 * se, "ci_high": est + 1.96 * se,
         "scale": "ATT", "n_treated": n_t, "n_control": int(len(analysed) - n_t),
         "label": "average change in admissions per 1,000 person-years, enrolled vs comparators",
-        "subgroup": "all",
+        "subgroup": None,
     }
     pre = res.pretest()
     pretrend = {"statistic": pre["statistic"], "df": pre["df"], "p_value": pre["pvalue"],

@@ -15,7 +15,7 @@ from ..plotting import OKABE_ITO, set_titles
 def forest_plot(records: Sequence[dict], ax: Axes | None = None) -> Axes:
     """Rate ratios with 95% CIs, overall and by subgroup (log scale, line at 1)."""
     rows = [r for r in records if r.get("scale") == "RR" and r.get("estimate") is not None
-            and (r.get("headline") or r.get("subgroup", "all") != "all")]
+            and (r.get("headline") or r.get("subgroup"))]
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
     labels, y = [], np.arange(len(rows))[::-1]
@@ -24,7 +24,7 @@ def forest_plot(records: Sequence[dict], ax: Axes | None = None) -> Axes:
         ax.errorbar(r["estimate"], yi, xerr=[[r["estimate"] - r["ci_low"]],
                                              [r["ci_high"] - r["estimate"]]],
                     fmt="s", color=colour, capsize=3)
-        group = r.get("subgroup", "all")
+        group = r.get("subgroup") or "all"
         labels.append("All matched patients" if r.get("headline") else
                       group.split("=", 1)[-1] + f"  ({group.split('=')[0].replace('_group', '')})")
     ax.axvline(1, color="grey", lw=1, ls="--")
