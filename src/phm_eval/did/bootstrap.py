@@ -4,8 +4,8 @@ For ``B`` draws of i.i.d. multipliers ``v`` (mean 0, variance 1) per unit (or
 per cluster), the bootstrap sums are ``S = V @ psi`` (B x k).  They are formed
 chunk by chunk of draws and tile by tile of units: multiplier bits are
 expanded to a single-precision tile small enough to stay in cache and
-multiplied by the matching rows of ``psi`` (single-threaded BLAS in up to two
-worker threads).  The bootstrap's own Monte Carlo error is far larger than
+multiplied by the matching rows of ``psi`` (single-threaded BLAS, optionally in
+two worker threads).  The bootstrap's own Monte Carlo error is far larger than
 float32 rounding.  Memory stays at one chunk of packed bits.
 
 Multipliers are Rademacher by default, as in R's ``did`` (which draws them in
@@ -66,7 +66,8 @@ def multiplier_sums(
     chunk_draws, tile_rows : int
         Draws per chunk and rows per tile.
     n_threads : int, optional
-        Worker threads (default: up to 2); the sums do not depend on it.
+        Worker threads (default: 2 on machines with more than two cores, else 1;
+        on two shared cores the threads only contend); the sums do not depend on it.
 
     Returns
     -------
@@ -97,7 +98,7 @@ def multiplier_sums(
         # Rademacher bits are packed 8 rows per byte; Mammen uses 2 bytes per row
         byte_off += (nb + 7) // 8 if kind == "rademacher" else 2 * nb
     if n_threads is None:
-        n_threads = min(2, os.cpu_count() or 1)
+        n_threads = 2 if (os.cpu_count() or 1) > 2 else 1
     n_threads = max(1, min(n_threads, len(tiles)))
     # a fixed, contiguous assignment of tiles to workers keeps the sums reproducible
     bounds = np.linspace(0, len(tiles), n_threads + 1).astype(int)

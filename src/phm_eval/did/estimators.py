@@ -242,32 +242,48 @@ def _panel_ipw(dY, D, X, w, n, where, trim_level):
 
 
 def _panel_dr(dY, D, X, w, n, where, trim_level):
+    """DRDID's ``drdid_panel``, evaluated separately on treated and comparison rows.
+
+    On treated rows the comparison weights vanish and on comparison rows the
+    treated weights do, so each row set needs only its own terms; the rank-(p+1)
+    parts are one small matrix product per set.
+    """
+    k = int(D.sum())
+    if not (np.all(D[:k] == 1) and np.all(D[k:] == 0)):
+        order = np.argsort(-D, kind="stable")
+        att, psi_sorted = _panel_dr(dY[order], D[order], X[order], w[order], n, where,
+                                    trim_level)
+        psi = np.empty_like(psi_sorted)
+        psi[order] = psi_sorted
+        return att, psi
     ps, trim, H = _ps_parts(D, X, w, trim_level)
     if X.shape[1] > 1:
         check_overlap(ps, where)
-    ctrl = D == 0
-    beta = _wls(X, dY, w, ctrl, "outcome regression for comparison units")
-    R = dY - X @ beta
-    w_tr = trim * w * D
-    w_co = trim * w * ps * (1 - D) / (1 - ps)
-    m_tr, m_co = w_tr.mean(), w_co.mean()
-    eta_tr = (w_tr @ R) / n / m_tr
-    eta_co = (w_co @ R) / n / m_co
+    T_, C_ = slice(0, k), slice(k, n)
+    XC, wC = X[C_], w[C_]
+    beta = _wls(X, dY, w, D == 0, "outcome regression for comparison units")
+    RT = dY[T_] - X[T_] @ beta
+    RC = dY[C_] - XC @ beta
+    w_tr = w[T_]  # trimming never removes treated units
+    w_co = trim[C_] * wC * ps[C_] / (1 - ps[C_])
+    m_tr, m_co = w_tr.sum() / n, w_co.sum() / n
+    eta_tr = (w_tr @ RT) / n / m_tr
+    eta_co = (w_co @ RC) / n / m_co
     att = eta_tr - eta_co
-    wc = w * (1 - D)
-    XpX = (X * wc[:, None]).T @ X / n
-    M1 = (w_tr @ X) / n
-    M3 = (w_co @ X) / n
+    XpX = (XC * wC[:, None]).T @ XC / n
+    M1 = (w_tr @ X[T_]) / n
+    M3 = (w_co @ XC) / n
     sol = np.linalg.solve(XpX, np.column_stack([M1, M3]))
-    a1 = X @ sol[:, 0]
-    a3 = X @ sol[:, 1]
-    wcR = wc[:, None] * R
-    inf_treat = (w_tr[:, None] * (R - eta_tr) - a1[:, None] * wcR) / m_tr
-    resid_co = w_co[:, None] * (R - eta_co)
-    M2 = X.T @ resid_co / n
-    asy_ps = (w * (D - ps))[:, None] * X @ H
-    inf_cont = (resid_co + asy_ps @ M2 - a3[:, None] * wcR) / m_co
-    return att, inf_treat - inf_cont
+    M2 = ((XC * w_co[:, None]).T @ RC - np.outer(w_co @ XC, eta_co)) / n
+    asy_ps = (w * (D - ps))[:, None] * (X @ H)
+    low = np.vstack([eta_tr[None, :], eta_co[None, :], M2])
+    psi = np.empty_like(dY)
+    left_T = np.column_stack([-w_tr / m_tr, np.zeros(k), -asy_ps[T_] / m_co])
+    psi[T_] = RT * (w_tr / m_tr)[:, None] + left_T @ low
+    coef_C = wC * (XC @ (sol[:, 1] / m_co - sol[:, 0] / m_tr)) - w_co / m_co
+    left_C = np.column_stack([np.zeros(n - k), w_co / m_co, -asy_ps[C_] / m_co])
+    psi[C_] = RC * coef_C[:, None] + left_C @ low
+    return att, psi
 
 
 def _panel_dr_imp(dY, D, X, w, n, where, trim_level):
