@@ -15,6 +15,10 @@ import numpy as np
 
 from .population import DAYS_PER_YEAR, People, to_days
 
+# Unobserved admission-proneness barely raises mortality: a strong link would deplete the
+# admission-prone among older people over calendar time (the population is closed), and risk
+# models developed in one year would be miscalibrated in the next for that reason alone.
+MORTALITY_FRAILTY = 0.0
 EMERGENCY_METHODS = np.array(["21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"])
 EMERGENCY_METHOD_SHARE = np.array([0.70, 0.08, 0.02, 0.03, 0.02, 0.02, 0.06, 0.03, 0.02, 0.02])
 # Common primary diagnoses of emergency spells (ICD-10), with relative weights.
@@ -80,7 +84,7 @@ def draw_deaths(
     edges = segments(params)
     mid = (edges[0] + edges[-1]) // 2
     age_mid = people.age_at(mid)
-    linear = 0.095 * (age_mid - 80) + 0.10 * deficits_end + 0.3 * log_frailty
+    linear = 0.095 * (age_mid - 80) + 0.10 * deficits_end + MORTALITY_FRAILTY * log_frailty
     target = float(params["annual_mortality"])
     alive_mid = people.dob <= mid
     lo, hi = -15.0, 5.0
@@ -96,7 +100,7 @@ def draw_deaths(
         e = np.minimum(e_edge, people.reg_end_candidate)
         at_risk = (death < 0) & (e > s)
         age = people.age_at(s)
-        h = np.exp(m0 + 0.095 * (age - 80) + 0.10 * deficits_end + 0.3 * log_frailty)
+        h = np.exp(m0 + 0.095 * (age - 80) + 0.10 * deficits_end + MORTALITY_FRAILTY * log_frailty)
         p = 1 - np.exp(-h * (e - s) / DAYS_PER_YEAR)
         dies = at_risk & (rng.random(people.n) < p)
         day = s + np.floor(rng.random(people.n) * np.maximum(e - s, 1)).astype(np.int64)
