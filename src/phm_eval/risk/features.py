@@ -22,25 +22,10 @@ import pandas as pd
 from ..codelists import load_codelist
 from ..frailty import efi, hfrs
 from ..frailty._tables import as_date
+from ..segment.config import CHRONIC_CONDITIONS
 
-LTC_CONDITIONS = (
-    "hypertension",
-    "diabetes",
-    "asthma",
-    "copd",
-    "chd",
-    "atrial_fibrillation",
-    "heart_failure",
-    "ckd",
-    "dementia",
-    "smi",
-    "learning_disability",
-    "cancer",
-    "epilepsy",
-    "stroke_tia",
-    "depression",
-    "osteoarthritis",
-)
+# The chronic long-term conditions counted in n_ltc, shared with the segmentation.
+LTC_CONDITIONS = CHRONIC_CONDITIONS
 
 
 def risk_features(
