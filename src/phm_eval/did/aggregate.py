@@ -164,7 +164,8 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
         overall = np.array([part_att.mean()])
 
     boot = res.bootstrap_draws() if (res.bstrap or (cband and parts is not None)) else None
-    overall_se = _se(res, lin, None if not res.bstrap else boot)[0]
+    psi_overall = _explicit(res, lin)
+    overall_se = _se(res, lin, None if not res.bstrap else boot, psi=psi_overall)[0]
     out = AggteResult(type=type, overall_att=float(overall[0]), overall_se=float(overall_se),
                       alp=alp, min_e=min_e, max_e=max_e, balance_e=balance_e)
     if parts is not None:
@@ -181,7 +182,7 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
             else:
                 crit = c_boot
         out.egt, out.att_egt, out.se_egt, out.crit_val_egt = egt, part_att, se_parts, crit
-    out.influence = _explicit(res, lin)[:, 0]
+    out.influence = psi_overall[:, 0]
     return out
 
 
@@ -204,11 +205,11 @@ def _bres(res: AttGtResult, lin: _Lin, draws: np.ndarray) -> np.ndarray:
     return S / np.sqrt(res.n_eff)
 
 
-def _se(res: AttGtResult, lin: _Lin, draws) -> np.ndarray:
+def _se(res: AttGtResult, lin: _Lin, draws, psi=None) -> np.ndarray:
     if draws is not None:
         se, _ = boot_summary(_bres(res, lin, draws), res.alp, res.n_eff, res.n)
     else:
-        psi = _explicit(res, lin)
+        psi = _explicit(res, lin) if psi is None else psi
         d = res.data
         if d.unit_cluster is not None:
             Sc = np.zeros((d.n_clusters, psi.shape[1]))

@@ -17,10 +17,17 @@ import numpy as np
 
 
 class _Block:
-    __slots__ = ("M", "A", "cols")
+    __slots__ = ("M", "A", "cols", "_MtM")
 
     def __init__(self, M: np.ndarray, A: np.ndarray | None, cols: np.ndarray):
         self.M, self.A, self.cols = M, A, cols
+        self._MtM = None
+
+    @property
+    def MtM(self) -> np.ndarray:
+        if self._MtM is None:
+            self._MtM = self.M.T @ self.M
+        return self._MtM
 
     def values(self) -> np.ndarray:
         return self.M if self.A is None else self.M @ self.A
@@ -95,8 +102,7 @@ class BlockInfluence:
             if b.A is None:
                 s[b.cols] += np.einsum("ij,ij->j", b.M, b.M)
             else:
-                G = b.M.T @ b.M
-                s[b.cols] += np.einsum("ij,ij->j", b.A, G @ b.A)
+                s[b.cols] += np.einsum("ij,ij->j", b.A, b.MtM @ b.A)
         return s
 
     def gram(self, cells=None) -> np.ndarray:
@@ -115,7 +121,7 @@ class BlockInfluence:
                 G[np.ix_(p, p)] += sub.T @ sub
             else:
                 Ak = b.A[:, keep]
-                G[np.ix_(p, p)] += Ak.T @ (b.M.T @ b.M) @ Ak
+                G[np.ix_(p, p)] += Ak.T @ b.MtM @ Ak
         return G
 
     def combine(self, A: np.ndarray) -> np.ndarray:
