@@ -564,3 +564,30 @@ def test_parquet_cross_table_rows_are_one_based(tiny, tmp_path):
         write_parquet(tiny, table, text)
     expect_error(tiny, tmp_path, file="events.parquet", column="date", rows=[5],
                  keys=["patient_id=PT4"], rule="event date is before the patient's date_of_birth")
+
+
+@pytest.mark.parametrize(("text", "column", "row", "rule"), [
+    (TINY["events"].replace("PT3,2022-12-01,73211009", "PT3,2022-12-01,73211O09"),
+     "snomed_code", 4, "must be a SNOMED CT identifier: 6-18 digits, no leading zero "
+                       "(found '73211O09')"),
+    (TINY["events"].replace("PT4,2023-06-06", " ,2023-06-06"), "patient_id", 5,
+     "must not be empty (found ' ')"),
+    (TINY["events"].replace("PT4,2023-06-06", ",2023-06-06"), "patient_id", 5,
+     "value is missing but the column is required"),
+], ids=["snomed", "blank-id", "missing-id"])
+def test_parquet_events_text_checks(tiny, tmp_path, text, column, row, rule):
+    # Event text is read dictionary-encoded; checks and row numbers must not change.
+    (tiny / "events.csv").unlink()
+    write_parquet(tiny, "events", text)
+    err = expect_error(tiny, tmp_path, file="events.parquet", column=column, rows=[row],
+                       n_failing=1, rule=rule)
+    assert err.rule == rule
+
+
+def test_parquet_missing_column(tiny, tmp_path):
+    (tiny / "events.csv").unlink()
+    lines = [",".join(line.split(",")[:2] + line.split(",")[3:])
+             for line in TINY["events"].splitlines()]
+    write_parquet(tiny, "events", "\n".join(lines) + "\n")
+    expect_error(tiny, tmp_path, file="events.parquet", column="snomed_code",
+                 rule="required column is missing")

@@ -95,11 +95,22 @@ def _mask(result, index: pd.Index) -> pd.Series:
                      dtype=bool)
 
 
+def _per_value(values, kernel) -> arrow.ChunkedArray | arrow.Array:
+    """Apply an element-wise kernel; on dictionary-encoded text, once per distinct value."""
+    if not arrow.types.is_dictionary(values.type):
+        return kernel(values)
+    chunks = values.chunks if isinstance(values, arrow.ChunkedArray) else [values]
+    return arrow.chunked_array(
+        [pc.take(kernel(chunk.dictionary), chunk.indices) for chunk in chunks],
+        type=arrow.bool_())
+
+
 def _isin(values, what: str) -> pa.Check:
     allowed = arrow.array(values, type=arrow.string())
 
     def check(s: pd.Series) -> pd.Series:
-        return _mask(pc.is_in(arrow_values(s), value_set=allowed), s.index)
+        return _mask(_per_value(arrow_values(s), lambda v: pc.is_in(v, value_set=allowed)),
+                     s.index)
 
     return pa.Check(check, name=f"{what} must be one of {', '.join(values)}")
 
@@ -108,14 +119,28 @@ def _matches(pattern: str, rule: str) -> pa.Check:
     anchored = f"^(?:{pattern})$"
 
     def check(s: pd.Series) -> pd.Series:
-        return _mask(pc.match_substring_regex(arrow_values(s), anchored), s.index)
+        return _mask(_per_value(arrow_values(s), lambda v: pc.match_substring_regex(v, anchored)),
+                     s.index)
 
     return pa.Check(check, name=rule)
 
 
 def _non_empty(s: pd.Series) -> pd.Series:
-    trimmed = pc.utf8_trim_whitespace(arrow_values(s))
-    return _mask(pc.greater(pc.binary_length(trimmed), 0), s.index)
+    def kernel(v):
+        return pc.greater(pc.binary_length(pc.utf8_trim_whitespace(v)), 0)
+
+    return _mask(_per_value(arrow_values(s), kernel), s.index)
+
+
+def is_text_type(t: arrow.DataType) -> bool:
+    """Text, stored plainly or dictionary-encoded (as Parquet readers may return it)."""
+    if arrow.types.is_dictionary(t):
+        t = t.value_type
+    return arrow.types.is_string(t)
+
+
+def _text_column(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.ArrowDtype) and is_text_type(s.dtype.pyarrow_dtype)
 
 
 def _imd(s: pd.Series) -> pd.Series:
@@ -128,6 +153,9 @@ def _finite(s: pd.Series) -> pd.Series:
 
 
 NON_EMPTY = pa.Check(_non_empty, name="must not be empty")
+# Text columns are typed by this check rather than by a pandera dtype, so that repeated text
+# may stay dictionary-encoded: every other check then runs once per distinct value.
+TEXT = pa.Check(_text_column, name="must be text")
 IMD_DECILE = pa.Check(_imd, name="must be an IMD decile 1-10")
 FINITE = pa.Check(_finite, name="must be a finite number")
 
@@ -259,21 +287,22 @@ REQUIRED_TABLES = ("practices", "patients", "events", "admissions", "interventio
 def schema(table: str, columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     """The pandera schema of one typed input table.
 
-    Columns are Arrow-backed (``pd.ArrowDtype``): text as ``string``, dates as ``date32``,
-    whole numbers as ``int64`` and numbers as ``float64``; every rule is a named check and the
-    table's key must be unique. With ``columns``, only those columns are checked.
+    Columns are Arrow-backed (``pd.ArrowDtype``): text as ``string`` (or dictionary-encoded
+    ``string``), dates as ``date32``, whole numbers as ``int64`` and numbers as ``float64``;
+    every rule is a named check and the table's key must be unique. With ``columns``, only
+    those columns are checked.
     """
     spec = TABLES[table]
     chosen = spec.columns if columns is None else [spec.column(n) for n in columns]
-    checked = {
-        col.name: pa.Column(
-            pd.ArrowDtype(ARROW_TYPES[col.kind]),
-            checks=list(col.checks),
+    checked = {}
+    for col in chosen:
+        text = col.kind in ("id", "string")
+        checked[col.name] = pa.Column(
+            None if text else pd.ArrowDtype(ARROW_TYPES[col.kind]),
+            checks=([TEXT] if text else []) + list(col.checks),
             nullable=col.nullable,
             required=col.required,
         )
-        for col in chosen
-    }
     unique = [spec.key] if spec.key and spec.key in checked else None
     return pa.DataFrameSchema(checked, strict=columns is None, unique=unique,
                               report_duplicates="all")
