@@ -55,6 +55,7 @@ class DidData:
     row_unit: np.ndarray | None = None
     row_w: np.ndarray | None = None
     row_X: np.ndarray | None = None
+    true_rc: bool = False  # repeated cross-sections: each observation is its own unit
     unit_cluster: np.ndarray | None = None  # (n,) integer cluster codes
     n_clusters: int = 0
     flow: list = field(default_factory=list)  # (step, n_rows_or_units, reason)
@@ -572,7 +573,7 @@ def _cross_section(*, y, t, g, w, Xrows, names, ids, clus, tlist, glist, flow, t
         unit_weight=unit_w, unit_ids=np.asarray(uid)[order], covariate_names=names,
         row_y=y[row_order], row_t=np.searchsorted(tlist, t[row_order]),
         row_unit=row_unit[row_order], row_w=w_rows[row_order],
-        row_X=Xrows[row_order] if Xrows is not None else None, flow=flow,
+        row_X=Xrows[row_order] if Xrows is not None else None, flow=flow, true_rc=true_rc,
     )
     if clus is not None:
         cc = np.empty(n_units, dtype=np.int64)

@@ -223,7 +223,7 @@ def _check_sizes(dd: DidData, control_group: str) -> None:
     """R's ``did`` warns about cohorts with fewer than (covariates + 5) units."""
     need = len(dd.covariate_names) - 1 + 5
     sizes = {c: sl.stop - sl.start for c, sl in dd.blocks.items()}
-    if not dd.panel:
+    if dd.true_rc:  # R counts observations per period
         T = len(dd.tlist)
         sizes = {c: s / T for c, s in sizes.items()}
     small = [c for c, s in sizes.items() if s < need]
