@@ -67,6 +67,7 @@ class RunRecord:
     """One end-to-end run of the workflow at one size."""
 
     n_patients: int
+    scenario: str = ""
     status: str = "not run"          # ok, failed, timeout, memory limit
     wall_s: float = math.nan
     peak_tree_rss_mb: float = math.nan
@@ -81,6 +82,8 @@ class RunRecord:
     failed_rule: str = ""
     running_rules: str = ""
     note: str = ""
+    label: str = ""
+    commit: str = ""
     date: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
     python: str = field(default_factory=platform.python_version)
 
@@ -181,23 +184,46 @@ def _failure(workdir: Path, stderr_text: str) -> tuple[str, str, str]:
     for path in candidates:
         if path.exists():
             lines = path.read_text(errors="replace").strip().splitlines()
-            tail = " | ".join(lines[-3:])
+            errors = [x for x in lines if "phm-eval error:" in x]
+            tail = errors[-1] if errors else " | ".join(lines[-2:])
             break
+    # An unexpected exception goes to standard error only: keep its last line.
+    head = stderr_text[:match.start()] if match else stderr_text
+    raised = re.findall(r"^(\w+(?:Error|Exception): .*)$", head, flags=re.M)
+    if raised and "phm-eval error:" not in tail:
+        tail = f"{raised[-1]} | {tail}" if tail else raised[-1]
     return failed, ",".join(r for r in running if r != failed), tail
+
+
+def _commit() -> str:
+    """Commit of the phm-eval code that runs (``+`` when the working tree has changes)."""
+    import phm_eval
+
+    where = Path(phm_eval.__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "workflow"],
+                               cwd=where, text=True, capture_output=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return sha + ("+" if dirty else "")
 
 
 def run_one(n_patients: int, base_config: Path, workroot: Path, cores: int,
             timeout: float | None, memory_limit_gb: float | None,
-            extra: list[str]) -> tuple[RunRecord, pd.DataFrame]:
+            extra: list[str], label: str = "") -> tuple[RunRecord, pd.DataFrame]:
     """Run the workflow once at ``n_patients`` in ``workroot/n<size>``; measure it."""
     workdir = workroot / f"n{n_patients}"
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     config = write_config(base_config, n_patients, workdir / "config.yaml")
+    scenario = yaml.safe_load(config.read_text()).get("synthetic", {}).get("scenario", "")
     cmd = [sys.executable, "-m", "phm_eval.cli", "run", "--config", str(config),
            "--cores", str(cores), *extra]
-    record = RunRecord(n_patients=n_patients, cores=cores, load_before=os.getloadavg()[0])
+    record = RunRecord(n_patients=n_patients, scenario=scenario, cores=cores,
+                       load_before=os.getloadavg()[0], label=label, commit=_commit())
     log.info("n=%s: %s (in %s)", f"{n_patients:,}", " ".join(cmd[2:]), workdir)
     with open(workdir / "run.out", "w") as out, open(workdir / "run.err", "w") as err:
         started = time.perf_counter()
@@ -252,14 +278,21 @@ def growth_table(rules: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Exponents of time and memory per rule and for the whole run (completed runs only)."""
     good = runs.loc[runs["status"] == "ok", "n_patients"]
     rules = rules[rules["n_patients"].isin(good)]
+    top = sorted(good.unique())[-2:]
     rows = []
     for rule, sub in rules.groupby("rule"):
+        last = sub[sub["n_patients"].isin(top)]
         rows.append({"rule": rule, "sizes": sub["n_patients"].nunique(),
                      "b_time": growth_exponent(sub["n_patients"], sub["seconds"]),
+                     "b_time_top": growth_exponent(last["n_patients"], last["seconds"]),
+                     "b_cpu": growth_exponent(sub["n_patients"], sub["cpu_time_s"]),
                      "b_rss": growth_exponent(sub["n_patients"], sub["max_rss_mb"])})
     ok = runs[runs["status"] == "ok"]
+    last = ok[ok["n_patients"].isin(top)]
     rows.append({"rule": "whole run", "sizes": ok["n_patients"].nunique(),
                  "b_time": growth_exponent(ok["n_patients"], ok["wall_s"]),
+                 "b_time_top": growth_exponent(last["n_patients"], last["wall_s"]),
+                 "b_cpu": math.nan,
                  "b_rss": growth_exponent(ok["n_patients"], ok["peak_tree_rss_mb"])})
     table = pd.DataFrame(rows)
     table["order"] = table["rule"].map(_rank)
@@ -288,6 +321,10 @@ def _size(n: int) -> str:
     return f"{n:,}"
 
 
+def _text(x) -> str:
+    return x if isinstance(x, str) and x else "–"
+
+
 def _fmt(x: float, digits: int = 0) -> str:
     if x is None or not np.isfinite(x):
         return "–"
@@ -302,15 +339,17 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
     lo, hi = (ok[0], ok[-1]) if ok else (None, None)
     head = " | ".join(_size(n) for n in sizes)
     lines = ["### Whole run", "",
-             "| patients | status | wall time | per 100k patients | peak memory (all jobs) "
-             "| largest process | load average before / during / after | date |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| patients | scenario | status | wall time | per 100k patients "
+             "| peak memory (all jobs) | largest process | load average before / during / after "
+             "| date |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in runs.sort_values("n_patients").iterrows():
         per = r["wall_s"] / r["n_patients"] * 1e5
         status = r["status"] if r["status"] == "ok" else (
             f"{r['status']} ({r['failed_rule'] or r['running_rules'] or '?'})")
         lines.append(
-            f"| {r['n_patients']:,} | {status} | {_fmt(r['wall_s'])} s | {_fmt(per, 1)} s "
+            f"| {r['n_patients']:,} | {_text(r.get('scenario'))} | {status} "
+            f"| {_fmt(r['wall_s'])} s | {_fmt(per, 1)} s "
             f"| {_fmt(r['peak_tree_rss_mb'] / 1024, 2)} GB "
             f"| {_fmt(r['peak_process_rss_mb'] / 1024, 2)} GB "
             f"| {_fmt(r['load_before'], 1)} / {_fmt(r['load_mean'], 1)} / "
@@ -327,22 +366,35 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
     g = growth.set_index("rule")
     order = sorted(wide_t.index, key=_rank)
     ratio_head = f"{_size(hi)} / {_size(lo)}" if lo is not None and hi != lo else "ratio"
+    top = ok[-2:]
+    top_head = f"b, {_size(top[0])}-{_size(top[1])}" if len(top) == 2 else "b, two largest"
     lines += ["", "### Per rule: wall time (s)", "",
-              f"| rule | {head} | b (time ~ n^b) | s per 100k at {_size(hi) if hi else '–'} "
-              f"| {ratio_head} |",
-              "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: | ---: | ---: |"]
+              f"| rule | {head} | b (time ~ n^b) | {top_head} "
+              f"| s per 100k at {_size(hi) if hi else '–'} | {ratio_head} |",
+              "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: | ---: | ---: | ---: |"]
     for rule in order:
         vals = " | ".join(_fmt(wide_t.loc[rule].get(n, math.nan), 1) for n in sizes)
         per = wide_t.loc[rule].get(hi, math.nan) / hi * 1e5 if hi else math.nan
         rat = (wide_t.loc[rule].get(hi, math.nan) / wide_t.loc[rule].get(lo, math.nan)
                if lo is not None and hi != lo else math.nan)
         b = g["b_time"].get(rule, math.nan)
-        lines.append(f"| {rule} | {vals} | {_fmt(b, 2)} | {_fmt(per, 2)} | {_fmt(rat, 1)} |")
+        bt = g["b_time_top"].get(rule, math.nan)
+        lines.append(f"| {rule} | {vals} | {_fmt(b, 2)} | {_fmt(bt, 2)} | {_fmt(per, 2)} "
+                     f"| {_fmt(rat, 1)} |")
     tot = runs.set_index("n_patients")["wall_s"]
     lines.append("| **whole run** | " + " | ".join(_fmt(tot.get(n, math.nan), 0) for n in sizes)
-                 + f" | {_fmt(g['b_time'].get('whole run', math.nan), 2)} | "
+                 + f" | {_fmt(g['b_time'].get('whole run', math.nan), 2)} "
+                 + f"| {_fmt(g['b_time_top'].get('whole run', math.nan), 2)} | "
                  + (f"{_fmt(tot.get(hi) / hi * 1e5, 1)} | {_fmt(tot.get(hi) / tot.get(lo), 1)} |"
                     if lo is not None and hi != lo else "– | – |"))
+    wide_c = rules.pivot_table(index="rule", columns="n_patients", values="cpu_time_s")
+    lines += ["", "### Per rule: CPU time (s)", "",
+              "CPU seconds are less sensitive than wall time to other work on the machine.", "",
+              f"| rule | {head} | b (CPU ~ n^b) |",
+              "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
+    for rule in order:
+        vals = " | ".join(_fmt(wide_c.loc[rule].get(n, math.nan), 1) for n in sizes)
+        lines.append(f"| {rule} | {vals} | {_fmt(g['b_cpu'].get(rule, math.nan), 2)} |")
     lines += ["", "### Per rule: peak resident memory (MB)", "",
               f"| rule | {head} | b (memory ~ n^b) |",
               "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
@@ -353,7 +405,15 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
     if not notes.empty:
         lines += ["", "### Runs that did not finish", ""]
         for _, r in notes.iterrows():
-            lines.append(f"- {r['n_patients']:,} patients, {r['status']}: {r['note']}")
+            lines.append(f"- {r['n_patients']:,} patients, {r['status']} in "
+                         f"{r['failed_rule'] or r['running_rules']}: {r['note']}")
+    labelled = runs[runs["label"].fillna("").astype(str).str.len() > 0] \
+        if "label" in runs else runs.iloc[:0]
+    if not labelled.empty:
+        lines += ["", "### Notes on runs", ""]
+        for _, r in labelled.iterrows():
+            lines.append(f"- {r['n_patients']:,} patients ({_text(r.get('commit'))}): "
+                         f"{r['label']}")
     if peers:
         lines += ["", "### DiD against peers (`did_vs_peers.py`)", ""]
         for setting, res in peers.get("settings", {}).items():
@@ -364,7 +424,9 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
                          f"{fast or 'none importable'} {_fmt(peer_s, 2)} s "
                          f"({peers.get('units', 0):,} units).")
     lines += ["", "b is the least-squares slope of log(time) or log(memory) on log(patients) "
-              "over the completed sizes. Per-rule times are Snakemake's benchmark files; "
+              "over the completed sizes; the second b uses the two largest sizes only, where a "
+              "job's fixed start-up cost (Python and library imports, 5-20 s on a loaded "
+              "machine) weighs least. Per-rule times are Snakemake's benchmark files; "
               "rules run two at a time where the graph allows, so they do not add up to the "
               "wall time. Peak memory (all jobs) is the sum over every process of the run, "
               "sampled every 0.5 s."]
@@ -427,19 +489,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare-peers", action="store_true",
                     help="also run benchmarks/did_vs_peers.py when present")
     ap.add_argument("--peer-units", type=int, default=200_000)
+    ap.add_argument("--label", default="", help="a note stored with these runs")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing; rebuild growth.csv and the README section from the CSVs")
     ap.add_argument("snakemake_args", nargs="*", help="after --: passed to phm-eval run")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    sizes = [] if args.report_only else [
+        int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     workroot = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="phm-bench-"))
+    if args.report_only and not args.workdir:
+        workroot.rmdir()
     records, rule_frames = [], []
     try:
         for n in sizes:
             record, rules = run_one(n, Path(args.config).resolve(), workroot, args.cores,
-                                    args.timeout, args.memory_limit_gb, args.snakemake_args)
+                                    args.timeout, args.memory_limit_gb, args.snakemake_args,
+                                    args.label)
             records.append(record)
             rule_frames.append(rules)
             # Written after every size so that a long run stopped part-way keeps what it measured.
