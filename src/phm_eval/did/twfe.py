@@ -22,6 +22,7 @@ from scipy.stats import norm
 from phm_eval.errors import EstimationError, InputError
 
 from ._prep import _design, parse_xformla
+from ._threads import single_threaded_blas
 from .estimators import panel_2x2
 
 _TABLE = "twfe data"
@@ -160,6 +161,7 @@ def _prepare(data, yname, tname, idname, gname, xformla, clustervars, weightsnam
     return d, Xc, names[1:], unit, tcodes, np.asarray(tvals), w, cluster, nested
 
 
+@single_threaded_blas
 def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
          xformla: str | None = None, clustervars=None, weightsname: str | None = None,
          alp: float = 0.05) -> RegressionResult:
@@ -184,6 +186,7 @@ def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
     return res
 
 
+@single_threaded_blas
 def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
                      xformla: str | None = None, clustervars=None,
                      weightsname: str | None = None, min_e: int | None = None,
@@ -216,6 +219,7 @@ def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gn
     return res
 
 
+@single_threaded_blas
 def did_2x2(data: pd.DataFrame, yname: str, tname: str, idname: str, treatname: str,
             pre, post, xformla: str | None = None, est_method: str = "reg",
             weightsname: str | None = None, alp: float = 0.05) -> RegressionResult:
