@@ -263,7 +263,9 @@ def test_synthetic_population_meets_the_contract(smoke, tmp_path):
 
 
 def test_row_number_deep_in_a_large_file(smoke, tmp_path, monkeypatch):
+    # Many small CSV blocks (each with its own dictionary of codes) regrouped into chunks.
     monkeypatch.setattr(ingest_module, "CHUNK_ROWS", 50_000)
+    monkeypatch.setattr(ingest_module, "CSV_BLOCK_BYTES", 300_000)
     src = tmp_path / "in"
     shutil.copytree(smoke, src)
     lines = (src / "events.csv").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -278,6 +280,25 @@ def test_row_number_deep_in_a_large_file(smoke, tmp_path, monkeypatch):
     assert caught.value.column == "snomed_code"
     assert caught.value.keys == [f"patient_id={fields[0]}"]
     assert not (tmp_path / "results" / "data").exists()
+
+
+@pytest.mark.slow
+def test_ingest_throughput_on_a_pcn_of_200k(tmp_path):
+    """Speed at scale (run with -m slow). 200,000 patients, about 15 million events."""
+    import time
+
+    from phm_eval.synth import simulate
+
+    simulate("pcn", out=tmp_path / "in", n_patients=200_000, seed=1)
+    shutil.rmtree(tmp_path / "in" / "truth", ignore_errors=True)
+    started = time.perf_counter()
+    flow = ingest(tmp_path / "in", tmp_path / "out", PERIOD)
+    seconds = time.perf_counter() - started
+    rows = int(flow.loc[flow["step"] == "read", "n"].sum())
+    assert_flow_adds_up(flow)
+    print(f"ingest: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s)")
+    assert rows > 10_000_000
+    assert rows / seconds > 400_000  # the pandas/pandera-on-text version managed ~140,000
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,9 +53,10 @@ CSV_BLOCK_BYTES = 32 << 20
 COMPRESSION = "zstd"
 STAGING_COMPRESSION = "none"  # staged files are read once, soon after; speed beats size
 ALL_TABLES = (*REQUIRED_TABLES, "rollout")
-# Text columns with few distinct values, read from Parquet dictionary-encoded: reading is
+# Text columns with few distinct values, read dictionary-encoded: reading is
 # cheaper and every check runs once per distinct value.
 DICTIONARY_COLUMNS = {"events": ("patient_id", "snomed_code")}
+_TEXT_DICTIONARY = arrow.dictionary(arrow.int32(), arrow.string())
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
@@ -166,6 +167,7 @@ def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
     header = _csv_header(path)
     _check_header(path, spec, header)
     bad_rows: list[tuple[int, int]] = []
+    dictionary = DICTIONARY_COLUMNS.get(spec.name, ())
 
     def on_bad_row(row) -> str:
         bad_rows.append((row.expected_columns, row.actual_columns))
@@ -181,7 +183,8 @@ def _iter_csv(path: Path, spec: TableSpec) -> Iterator[arrow.Table]:
             parse_options=arrow_csv.ParseOptions(invalid_row_handler=on_bad_row,
                                                  ignore_empty_lines=False),
             convert_options=arrow_csv.ConvertOptions(
-                column_types={name: arrow.string() for name in header},
+                column_types={name: _TEXT_DICTIONARY if name in dictionary else arrow.string()
+                              for name in header},
                 null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
             ),
         )
