@@ -23,7 +23,7 @@ smoke: env
 	$(BIN)/phm-eval run --config config/smoke.yaml --cores $(CORES)
 
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: env
 	$(BIN)/python -m pytest -q -m slow

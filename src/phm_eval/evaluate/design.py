@@ -1,7 +1,8 @@
 """Study design: the enrolled cohort and comparators selected by the same rules.
 
 For every calendar month in which patients were enrolled, baseline characteristics are measured
-for everyone registered on the first of that month (history up to that date only). The enrolled
+for everyone registered on the first day of the following month (the index date; history up to
+that date only). The enrolled
 patients of that month who meet the eligibility rules form the treated rows; eligible patients in
 practices that had not adopted the programme by then (not yet, or never) form the candidate
 comparators. Matching is exact on the month, so every comparator has the index date of the
@@ -126,7 +127,11 @@ def build_cohort(
     # Practices without a roll-out row but with enrolments adopted at their first enrolment.
     implied = first.groupby("practice_id")["enrolment_date"].min()
     adoption = adoption.combine_first(implied.reindex(adoption.index))
-    first["index_month"] = first["enrolment_date"].dt.to_period("M").dt.to_timestamp()
+    # Index date: the first day of the month after enrolment, for both arms. Baseline history
+    # then includes everything the enrolment decision could have used (e.g. an admission days
+    # before enrolment), so matching can balance it; the few weeks of programme exposure
+    # before the index date bias the estimate slightly towards no effect, never away from it.
+    first["index_month"] = (first["enrolment_date"].dt.to_period("M") + 1).dt.to_timestamp()
     enrolment_of = first.set_index("patient_id")["enrolment_date"]
 
     batches = []

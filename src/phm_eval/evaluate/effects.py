@@ -59,14 +59,20 @@ OUTCOME_NAMES = {"emergency_admissions": "emergency admissions",
 
 
 def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
-               subgroup: str | None = None, label: str = "") -> Effect:
-    """Negative binomial rate ratio, treated vs comparators, person-time offset, clustered SE."""
+               subgroup: str | None = None, label: str = "",
+               adjust: list[str] | None = None) -> Effect:
+    """Negative binomial rate ratio, treated vs comparators, person-time offset, SEs clustered
+    on the person; optionally adjusted for baseline covariates (``adjust``)."""
+    covariates = ["treated", *[c for c in (adjust or []) if df[c].nunique() > 1]]
+    data = df[[outcome, "person_years", "patient_id", *covariates]].copy()
+    data[covariates] = data[covariates].astype(float)
     model = NegativeBinomialRateModel().fit(
-        df, count_col=outcome, person_time_col="person_years", covariates=["treated"],
+        data, count_col=outcome, person_time_col="person_years", covariates=covariates,
         cluster_col="patient_id")
     rr = model.rate_ratio("treated")
     nt, nc = _counts(df)
-    return Effect(OUTCOME_NAMES.get(outcome, outcome), "negative binomial rate ratio (matched)",
+    method = "negative binomial rate ratio (matched" + (", adjusted)" if adjust else ")")
+    return Effect(OUTCOME_NAMES.get(outcome, outcome), method,
                   rr["rate_ratio"],
                   rr["lower"], rr["upper"], "RR", nt, nc, label or f"{outcome} rate ratio",
                   subgroup, rr["p"])

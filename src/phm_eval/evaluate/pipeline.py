@@ -22,6 +22,10 @@ COVARIATES = ["age", "efi_deficits", "n_emergency_admissions_1y", "n_emergency_a
               "bed_days_1y", "n_ltc", "n_medications", "hfrs", "imd_decile", "female",
               "ltc_copd", "ltc_heart_failure", "ltc_dementia", "ltc_diabetes"]
 SUBGROUPS = ("efi_group", "core20_group", "age_group")
+# Regression adjustment on the matched sample removes the imbalance matching leaves within pairs
+# (doubly robust in spirit: matching for design, the model for what is left).
+ADJUSTMENT = ["n_emergency_admissions_1y", "n_emergency_admissions_2y", "efi_deficits", "age",
+              "bed_days_1y"]
 
 
 @dataclass
@@ -94,23 +98,25 @@ def evaluate_programme(
     rows = cohort.rows.copy()
     rows["female"] = (rows["sex"] == "F").astype(int)
     rows["imd_decile"] = rows["imd_decile"].fillna(rows["imd_decile"].median())
-    exact = ["index_month_code", *matching.get("exact", [])]
+    # Recent admissions drive both enrolment and outcome: match exactly on their band as well
+    # as on the propensity score, so pairs do not trade three admissions for two.
+    rows["recent_admissions_band"] = np.minimum(rows["n_emergency_admissions_1y"], 3)
+    exact = ["index_month_code", "recent_admissions_band", *matching.get("exact", [])]
     matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
                                      caliper=matching.get("caliper", 0.2), exact=exact,
                                      random_state=seed)
     result = matcher.fit(rows, "treated", COVARIATES)
     matched = result.matched_data().copy()
     fx.check_matched(matched)
-    # Comparators take the enrolment date of the enrolled patient in their matched set.
-    index_of_set = matched[matched["treated"] == 1].set_index("subclass")["enrolment_date"]
-    matched["index_date"] = np.where(matched["treated"] == 1, matched["enrolment_date"],
-                                     matched["subclass"].map(index_of_set))
+    # Both arms start follow-up on the index date of their matched set (exact on the month).
+    matched["index_date"] = matched["index_month"]
     matched["row_id"] = np.arange(len(matched))
     analysed = follow_up(matched, tables["patients"], tables["admissions"], study_end,
                          follow_up_days, lookback_days)
 
     records: list[dict] = []
-    headline = fx.rate_ratio(analysed, label="emergency admissions, rate ratio")
+    headline = fx.rate_ratio(analysed, label="emergency admissions, rate ratio",
+                             adjust=ADJUSTMENT)
     comparators = analysed[analysed["treated"] == 0]
     baseline = 1000 * comparators["emergency_admissions"].sum() / comparators["person_years"].sum()
     records.append(headline.to_dict() | {"headline": True, "baseline_rate_per_1000": baseline})
@@ -121,8 +127,8 @@ def evaluate_programme(
                    | {"label": "mortality hazard ratio (cause-specific)"})
     for outcome in ("bed_days", "readmissions_30d"):
         try:
-            records.append(fx.rate_ratio(analysed, outcome, label=f"{outcome} rate ratio")
-                           .to_dict())
+            records.append(fx.rate_ratio(analysed, outcome, label=f"{outcome} rate ratio",
+                                         adjust=ADJUSTMENT).to_dict())
         except Exception as exc:  # sparse outcomes may not be estimable in small cohorts
             log.warning("rate ratio for %s not estimable: %s", outcome, exc)
     did, rtm = fx.did_before_after(analysed)
@@ -138,7 +144,8 @@ def evaluate_programme(
                 if sub["treated"].sum() >= 20 and (sub["treated"] == 0).sum() >= 20:
                     try:
                         records.append(fx.rate_ratio(sub, subgroup=f"{column}={level}",
-                                                     label=str(level)).to_dict())
+                                                     label=str(level), adjust=ADJUSTMENT)
+                                       .to_dict())
                     except Exception as exc:
                         log.warning("subgroup %s=%s not estimable: %s", column, level, exc)
     study_panel = None

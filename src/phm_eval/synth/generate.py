@@ -327,8 +327,8 @@ def _truth_enrolment(people, programme, structure) -> pd.DataFrame:
             "practice_id": structure.practice_id[people.practice_index[idx]],
             "unit_start_date": EPOCH + programme.unit_start[idx].astype("timedelta64[D]"),
             "eligible_reason": programme.eligible_reason[idx],
-            "efi_deficits_at_start": programme.deficits_at_start[idx],
-            "emergency_admissions_12m_before_start": programme.recent_admissions[idx],
+            "efi_deficits_at_case_finding": programme.deficits_at_start[idx],
+            "emergency_admissions_12m_before_case_finding": programme.recent_admissions[idx],
             "enrolled": programme.enrolled[idx],
             "enrolment_date": np.where(
                 day >= 0, EPOCH + np.maximum(day, 0).astype("timedelta64[D]"),

@@ -73,7 +73,11 @@ def run_programme(
 
     start = unit_start[unit_of_patient]
     adopts = start >= 0
-    s = np.where(adopts, start, 0)
+    # Case-finding runs through the enrolment window: each patient is considered on one day of
+    # it and judged on the history available that day, so the enrolment decision and the
+    # baseline an evaluation measures at enrolment look at the same past.
+    delay = rng.integers(0, int(prog["enrolment_window_days"]) + 1, size=people.n)
+    s = np.where(adopts, start + delay, 0)
     elig = prog["eligibility"]
     age = people.age_at(s)
     alive_registered = adopts & (people.reg_start <= s) & (exit_ > s)
@@ -97,8 +101,7 @@ def run_programme(
             lo, hi = (mid, hi) if expit(mid + linear[eligible]).mean() < target else (lo, mid)
     p = expit((lo + hi) / 2 + linear)
     chosen = eligible & (rng.random(people.n) < p)
-    delay = rng.integers(0, int(prog["enrolment_window_days"]) + 1, size=people.n)
-    day = s + delay
+    day = s
     enrolled = chosen & (day < exit_)
     enrolment_day = np.where(enrolled, day, -1)
 
