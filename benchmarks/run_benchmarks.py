@@ -72,6 +72,8 @@ class RunRecord:
     wall_s: float = math.nan
     peak_tree_rss_mb: float = math.nan
     peak_process_rss_mb: float = math.nan
+    peak_at_s: float = math.nan
+    peak_rules: str = ""
     load_before: float = math.nan
     load_mean: float = math.nan
     load_after: float = math.nan
@@ -89,24 +91,48 @@ class RunRecord:
 
 
 class TreeMonitor(threading.Thread):
-    """Sample the resident memory of a process and its descendants, and the load average."""
+    """Sample the resident memory of a process and its descendants, and the load average.
+
+    Each job process is attributed to its rule through the log file it holds open
+    (``results/logs/<rule>.log``), which gives per-rule peaks at the monitor's sampling interval;
+    Snakemake's own benchmark samples memory only every 30 s after a job's first 30 s.
+    """
 
     def __init__(self, pid: int, interval: float = 0.5, limit_mb: float | None = None):
         super().__init__(daemon=True)
         self.pid, self.interval, self.limit_mb = pid, interval, limit_mb
         self.peak_tree_mb = 0.0
         self.peak_process_mb = 0.0
+        self.peak_at_s = math.nan
+        self.peak_rules = ""
+        self.rule_peaks: dict[str, float] = {}
         self.loads: list[float] = []
         self.over_limit = False
         self._halt = threading.Event()
+        self._rule_of: dict[int, str | None] = {}
+
+    def _rule(self, proc: psutil.Process) -> str | None:
+        if self._rule_of.get(proc.pid) is None:
+            rule = None
+            with contextlib.suppress(psutil.Error, OSError):
+                for f in proc.open_files():
+                    path = Path(f.path)
+                    if path.suffix == ".log" and path.parent.name == "logs" \
+                            and path.parent.parent.name == "results":
+                        rule = path.stem
+                        break
+            self._rule_of[proc.pid] = rule
+        return self._rule_of[proc.pid]
 
     def run(self) -> None:
         try:
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
+        started = time.perf_counter()
         while not self._halt.is_set():
             total = 0.0
+            by_rule: dict[str, float] = {}
             try:
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -116,7 +142,15 @@ class TreeMonitor(threading.Thread):
                     rss = proc.memory_info().rss / 2**20
                     total += rss
                     self.peak_process_mb = max(self.peak_process_mb, rss)
-            self.peak_tree_mb = max(self.peak_tree_mb, total)
+                    rule = self._rule(proc)
+                    if rule:
+                        by_rule[rule] = by_rule.get(rule, 0.0) + rss
+            for rule, rss in by_rule.items():
+                self.rule_peaks[rule] = max(self.rule_peaks.get(rule, 0.0), rss)
+            if total > self.peak_tree_mb:
+                self.peak_tree_mb = total
+                self.peak_at_s = time.perf_counter() - started
+                self.peak_rules = ",".join(f"{r}:{v:.0f}" for r, v in sorted(by_rule.items()))
             self.loads.append(os.getloadavg()[0])
             if self.limit_mb and total > self.limit_mb:
                 self.over_limit = True
@@ -242,6 +276,8 @@ def run_one(n_patients: int, base_config: Path, workroot: Path, cores: int,
         monitor.stop()
     record.peak_tree_rss_mb = round(monitor.peak_tree_mb, 1)
     record.peak_process_rss_mb = round(monitor.peak_process_mb, 1)
+    record.peak_at_s = round(monitor.peak_at_s, 1)
+    record.peak_rules = monitor.peak_rules
     record.load_mean = round(float(np.mean(monitor.loads)), 2) if monitor.loads else math.nan
     record.load_after = os.getloadavg()[0]
     if monitor.over_limit:
@@ -256,6 +292,7 @@ def run_one(n_patients: int, base_config: Path, workroot: Path, cores: int,
             tail = f"killed by signal {-code}; " + tail
         record.note = "; ".join(x for x in (record.note, tail) if x)[:500]
     rules = read_rule_benchmarks(workdir / "results")
+    rules["peak_rss_sampled_mb"] = rules["rule"].map(monitor.rule_peaks).round(1)
     rules.insert(0, "n_patients", n_patients)
     log.info("n=%s: %s in %.0f s, peak %.0f MB (tree), load %.1f", f"{n_patients:,}",
              record.status, record.wall_s, record.peak_tree_rss_mb, record.load_mean)
@@ -286,7 +323,7 @@ def growth_table(rules: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                      "b_time": growth_exponent(sub["n_patients"], sub["seconds"]),
                      "b_time_top": growth_exponent(last["n_patients"], last["seconds"]),
                      "b_cpu": growth_exponent(sub["n_patients"], sub["cpu_time_s"]),
-                     "b_rss": growth_exponent(sub["n_patients"], sub["max_rss_mb"])})
+                     "b_rss": growth_exponent(sub["n_patients"], _peak(sub))})
     ok = runs[runs["status"] == "ok"]
     last = ok[ok["n_patients"].isin(top)]
     rows.append({"rule": "whole run", "sizes": ok["n_patients"].nunique(),
@@ -297,6 +334,13 @@ def growth_table(rules: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["order"] = table["rule"].map(_rank)
     return table.sort_values("order").drop(columns="order").reset_index(drop=True)
+
+
+def _peak(rules: pd.DataFrame) -> pd.Series:
+    """Per-rule peak memory: the 0.5 s samples where recorded, else Snakemake's max_rss."""
+    if "peak_rss_sampled_mb" not in rules:
+        return rules["max_rss_mb"]
+    return rules["peak_rss_sampled_mb"].fillna(rules["max_rss_mb"])
 
 
 def _rank(rule: str) -> int:
@@ -362,7 +406,8 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
                   f"{b['peak_tree_rss_mb'] / a['peak_tree_rss_mb']:.1f} times the peak memory."]
 
     wide_t = rules.pivot_table(index="rule", columns="n_patients", values="seconds")
-    wide_m = rules.pivot_table(index="rule", columns="n_patients", values="max_rss_mb")
+    wide_m = rules.assign(peak=_peak(rules)).pivot_table(index="rule", columns="n_patients",
+                                                         values="peak")
     g = growth.set_index("rule")
     order = sorted(wide_t.index, key=_rank)
     ratio_head = f"{_size(hi)} / {_size(lo)}" if lo is not None and hi != lo else "ratio"
@@ -396,11 +441,21 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
         vals = " | ".join(_fmt(wide_c.loc[rule].get(n, math.nan), 1) for n in sizes)
         lines.append(f"| {rule} | {vals} | {_fmt(g['b_cpu'].get(rule, math.nan), 2)} |")
     lines += ["", "### Per rule: peak resident memory (MB)", "",
+              "Sampled every 0.5 s by this script where recorded (`peak_rss_sampled_mb`); "
+              "otherwise Snakemake's `max_rss`, which is sampled every 30 s after a job's "
+              "first 30 s and misses short peaks.", "",
               f"| rule | {head} | b (memory ~ n^b) |",
               "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
     for rule in order:
         vals = " | ".join(_fmt(wide_m.loc[rule].get(n, math.nan)) for n in sizes)
         lines.append(f"| {rule} | {vals} | {_fmt(g['b_rss'].get(rule, math.nan), 2)} |")
+    if "peak_rules" in runs:
+        at_peak = runs[runs["peak_rules"].fillna("").astype(str).str.len() > 0]
+        if not at_peak.empty:
+            lines += ["", "Rules running at the moment of the whole run's peak memory (MB):", ""]
+            for _, r in at_peak.iterrows():
+                lines.append(f"- {r['n_patients']:,} patients, {_fmt(r['peak_at_s'])} s into "
+                             f"the run: {r['peak_rules']}")
     notes = runs[runs["status"] != "ok"]
     if not notes.empty:
         lines += ["", "### Runs that did not finish", ""]
