@@ -98,7 +98,8 @@ def build_cohort(
     Cohort
         ``rows`` has the risk-feature columns plus ``treated`` (0/1), ``index_month``,
         ``enrolment_date`` (treated), ``adoption_date`` (of the person's practice) and
-        ``own_enrolment_date`` (comparators who were enrolled later, for censoring).
+        ``own_enrolment_date`` (comparators enrolled later) and ``censor_date`` (comparators:
+        the adoption date of their practice, where follow-up as a comparator ends).
     """
     interventions = pd.read_parquet(tables["interventions"])
     interventions = interventions[interventions["programme"] == programme].copy()
@@ -166,6 +167,10 @@ def build_cohort(
     rows = pd.concat(batches, ignore_index=True)
     rows["adoption_date"] = rows["practice_id"].map(adoption)
     rows["own_enrolment_date"] = rows["patient_id"].map(enrolment_of)
+    # Comparators stop being comparators when their practice adopts the programme. Censoring
+    # there (a practice-level date) is uninformative; censoring at a comparator's own enrolment
+    # would be informative, because enrolment follows that person's recent admissions.
+    rows["censor_date"] = rows["adoption_date"].where(rows["treated"] == 0)
     rows["core20"] = rows["imd_decile"].le(2).astype(int)
     flow += [
         {"arm": "enrolled", "step": "exclude",

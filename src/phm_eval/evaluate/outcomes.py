@@ -1,7 +1,7 @@
 """Outcomes after the index date (and the same measures before it) for matched rows.
 
 Follow-up runs from the day after the index date to the earliest of: ``follow_up_days`` later,
-death, leaving the practice, the study end, and (for comparators) their own later enrolment in
+death, leaving the practice, the study end, and (for comparators) the day their practice adopted
 the programme. Within it: time to first emergency admission with death as a competing event;
 the number of emergency admissions and person-years (for rates); emergency bed days; emergency
 readmissions within 30 days of a discharge (the "failed discharge" proxy); death. The same counts
@@ -29,15 +29,15 @@ def follow_up(
     """Add follow-up outcomes to ``rows`` (one row per matched person-index).
 
     ``rows`` needs ``row_id``, ``patient_id``, ``index_date``, ``treated`` and, for censoring
-    comparators, ``own_enrolment_date``. Returns ``rows`` with ``end_date``, ``time_days``,
+    comparators, ``censor_date`` (their practice's adoption date). Returns ``rows`` with ``end_date``, ``time_days``,
     ``event`` (0 censored, 1 emergency admission, 2 death first), ``emergency_admissions``,
     ``person_years``, ``bed_days``, ``readmissions_30d``, ``died``,
     ``emergency_admissions_before`` and ``person_years_before``.
     """
     con = connect()
-    frame = rows[["row_id", "patient_id", "index_date", "treated", "own_enrolment_date"]].copy()
+    frame = rows[["row_id", "patient_id", "index_date", "treated", "censor_date"]].copy()
     frame["index_date"] = pd.to_datetime(frame["index_date"])
-    frame["own_enrolment_date"] = pd.to_datetime(frame["own_enrolment_date"])
+    frame["censor_date"] = pd.to_datetime(frame["censor_date"])
     con.register("cohort", frame)
     out = con.execute(
         f"""
@@ -51,8 +51,8 @@ def follow_up(
                          coalesce(p.registration_end, DATE '9999-12-31'),
                          coalesce(p.date_of_death, DATE '9999-12-31'),
                          DATE '{study_end}',
-                         CASE WHEN c.treated = 0 AND c.own_enrolment_date > c.index_date
-                              THEN CAST(c.own_enrolment_date AS DATE)
+                         CASE WHEN c.treated = 0 AND c.censor_date > c.index_date
+                              THEN CAST(c.censor_date AS DATE)
                               ELSE DATE '9999-12-31' END) AS end_date,
                    p.registration_start
             FROM cohort c JOIN p USING (patient_id)

@@ -101,7 +101,10 @@ def evaluate_programme(
     # Recent admissions drive both enrolment and outcome: match exactly on their band as well
     # as on the propensity score, so pairs do not trade three admissions for two.
     rows["recent_admissions_band"] = np.minimum(rows["n_emergency_admissions_1y"], 3)
-    exact = ["index_month_code", "recent_admissions_band", *matching.get("exact", [])]
+    # The same for frailty, whose eligibility threshold (moderate/severe eFI) a linear score
+    # cannot capture.
+    exact = ["index_month_code", "recent_admissions_band", "efi_group",
+             *matching.get("exact", [])]
     matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
                                      caliper=matching.get("caliper", 0.2), exact=exact,
                                      random_state=seed)
