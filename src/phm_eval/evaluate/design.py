@@ -136,7 +136,7 @@ def build_cohort(
     enrolment_of = first.set_index("patient_id")["enrolment_date"]
 
     batches = []
-    n_not_found = n_ineligible = 0
+    n_not_found = n_ineligible = n_no_comparators = 0
     for month, enrolled in first.groupby("index_month", sort=True):
         frame = risk_features(tables["patients"], tables["events"], tables["admissions"],
                               tables["practices"], month.date(), min_age=eligibility.min_age,
@@ -157,6 +157,12 @@ def build_cohort(
         never_enrolled_yet = ~frame["patient_id"].isin(
             enrolment_of[enrolment_of <= month].index)
         candidates = frame[eligible & not_adopted & never_enrolled_yet & ~is_enrolled].copy()
+        if candidates.empty:
+            # Every practice had adopted by then: nobody to compare with in this month.
+            n_no_comparators += len(treated)
+            log.info("index month %s: no eligible comparators; %d enrolled excluded",
+                     month.date(), len(treated))
+            continue
         candidates["treated"] = 0
         candidates["enrolment_date"] = pd.NaT
         batch = pd.concat([treated, candidates], ignore_index=True)
@@ -164,6 +170,8 @@ def build_cohort(
         batches.append(batch)
         log.info("index month %s: %d enrolled eligible, %d candidate comparators",
                  month.date(), len(treated), len(candidates))
+    if not batches:
+        raise EstimationError("no eligible comparators in not-yet- or never-adopting practices")
     rows = pd.concat(batches, ignore_index=True)
     rows["adoption_date"] = rows["practice_id"].map(adoption)
     rows["own_enrolment_date"] = rows["patient_id"].map(enrolment_of)
@@ -178,6 +186,9 @@ def build_cohort(
          "n": n_not_found},
         {"arm": "enrolled", "step": "exclude",
          "reason": "did not meet the eligibility rules at the index month", "n": n_ineligible},
+        {"arm": "enrolled", "step": "exclude",
+         "reason": "no eligible comparator in not-yet/never-adopting practices that month",
+         "n": n_no_comparators},
         {"arm": "enrolled", "step": "kept", "reason": "eligible enrolled patients",
          "n": int(rows["treated"].sum())},
         {"arm": "comparator", "step": "kept",

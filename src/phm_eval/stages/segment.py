@@ -75,7 +75,8 @@ def run(smk) -> None:
     complete = des.practice[des.practice["complete_year"]]
     activity = "pcsp" if (complete["activity"] == "pcsp").any() else complete["activity"].iloc[0]
     years = sorted(complete.loc[complete["activity"] == activity, "financial_year"].unique())
-    table = des.funnel_table(activity, years[-1])
+    # The practice is a column for labelling outliers, not the index.
+    table = des.funnel_table(activity, years[-1]).reset_index()
     funnel_shown = disclose(table, des.disclosure_spec, pol)
     with phm_style():
         ax = funnel_plot(funnel_shown, label_col="practice_id")
