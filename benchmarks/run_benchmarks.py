@@ -434,7 +434,9 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
                     if lo is not None and hi != lo else "– | – |"))
     wide_c = rules.pivot_table(index="rule", columns="n_patients", values="cpu_time_s")
     lines += ["", "### Per rule: CPU time (s)", "",
-              "CPU seconds are less sensitive than wall time to other work on the machine.", "",
+              "CPU seconds are less sensitive than wall time to other work on the machine, but "
+              "Snakemake reads them at its last memory sample (every 30 s after a job's first "
+              "30 s), so jobs longer than 30 s can be undercounted by up to 30 s of work.", "",
               f"| rule | {head} | b (CPU ~ n^b) |",
               "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
     for rule in order:
