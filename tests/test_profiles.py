@@ -196,3 +196,9 @@ def test_temporary_config_overrides_the_scenario_size(bench, tmp_path):
     from phm_eval.workflow_support import check_config
 
     check_config(cfg, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_peer_comparison_is_skipped_when_the_script_is_absent(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "HERE", tmp_path)
+    assert bench.compare_peers(1000, tmp_path / "peers.json") is None
+    assert not (tmp_path / "peers.json").exists()
