@@ -57,3 +57,14 @@ def test_unknown_scenario_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown synthetic scenario 'nope'" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_run_passes_extra_arguments_to_snakemake(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "phm_eval.cli", "run", "--config",
+         str(root / "config" / "smoke.yaml"), "-n", "--", "--quiet", "rules"],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

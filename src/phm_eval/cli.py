@@ -52,7 +52,11 @@ def _run(args: argparse.Namespace) -> int:
         cmd.append("--dry-run")
     if args.profile:
         cmd += ["--profile", args.profile]
-    cmd += args.snakemake_args or []
+    extra = list(args.snakemake_args or [])
+    if extra[:1] == ["--"]:
+        # `phm-eval run -- --forceall`: the separator is ours, not Snakemake's.
+        extra = extra[1:]
+    cmd += extra
     done = subprocess.run(cmd, check=False)
     if done.returncode != 0:
         message = _first_input_error(Path("results") / "logs")
