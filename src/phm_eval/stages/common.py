@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 
@@ -53,7 +54,7 @@ def write_disclosed(disclosed, path: str | Path, decimals: int | None = None) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = disclosed.formatted(decimals=decimals)
-    frame.to_csv(path, index=not isinstance(frame.index, __import__("pandas").RangeIndex))
+    frame.to_csv(path, index=not isinstance(frame.index, pd.RangeIndex))
     path.with_name(path.stem + SIDECAR_SUFFIX).write_text(
         json.dumps(disclosed.column_roles(), indent=2) + "\n", encoding="utf-8")
     return path
