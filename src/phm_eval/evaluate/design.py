@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
-from ..risk.features import risk_features
+from ..risk.features_at_dates import risk_features_at_dates
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,11 @@ def build_cohort(
 
     batches = []
     n_not_found = n_ineligible = n_no_comparators = 0
-    for month, enrolled in first.groupby("index_month", sort=True):
-        frame = risk_features(tables["patients"], tables["events"], tables["admissions"],
-                              tables["practices"], month.date(), min_age=eligibility.min_age,
-                              codelist_dir=codelist_dir)
+    by_month = dict(tuple(first.groupby("index_month", sort=True)))
+    features = risk_features_at_dates(
+        tables["patients"], tables["events"], tables["admissions"], tables["practices"],
+        [m.date() for m in by_month], min_age=eligibility.min_age, codelist_dir=codelist_dir)
+    for (month, enrolled), (_, frame) in zip(by_month.items(), features, strict=True):
         frame = frame.drop(columns=[c for c in ("emergency_admission_12m", "died_12m",
                                                 "died_without_admission",
                                                 "emergency_admission_or_death_12m")
