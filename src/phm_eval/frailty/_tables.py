@@ -43,13 +43,10 @@ _OPTIONAL = {"events": {"value"}, "admissions": {"secondary_diagnoses"}}
 def connect(
     threads: int | None = None, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open an in-memory DuckDB connection (optionally capping threads and memory)."""
-    con = duckdb.connect(":memory:")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    if memory_limit is not None:
-        con.execute("SET memory_limit = ?", [memory_limit])
-    return con
+    """Open an in-memory DuckDB connection configured as everywhere (:func:`phm_eval.db.connect`)."""
+    from phm_eval.db import connect as _connect
+
+    return _connect(threads=threads, memory_limit=memory_limit)
 
 
 def as_date(value: object, name: str = "index_date") -> dt.date:
