@@ -150,6 +150,21 @@ def test_bootstrap_metrics_intervals(data):
     pd.testing.assert_frame_equal(table, again)
 
 
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_resampled_metrics_equal_metrics_of_the_resample(data, dataset):
+    """The weighted fast path gives the metrics of the copied resample (ties included)."""
+    y, p = _split(data, dataset)
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    fast = V._ResampledMetrics(y, p, start=V.calibration_metrics(y, p, smooth=False))
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        idx = rng.integers(0, y.size, size=y.size)
+        expected = V.calibration_metrics(y[idx], p[idx], smooth=False)
+        got = fast(np.bincount(idx, minlength=y.size).astype(float))
+        for key, value in got.items():
+            assert value == pytest.approx(expected[key], rel=1e-9, abs=1e-10), key
+
+
 def test_calibration_curve_methods(data):
     y, p = _split(data, "continuous")
     loess = V.calibration_curve(y, p, method="loess", n_points=20)
