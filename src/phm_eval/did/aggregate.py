@@ -54,7 +54,7 @@ def _wif(keep: np.ndarray, pg: np.ndarray, att_keep: np.ndarray, gidx: np.ndarra
 
 @single_threaded_blas
 def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, balance_e=None,
-              cband=None, alp=None) -> AggteResult:
+              cband=None, alp=None, na_rm: bool = False) -> AggteResult:
     """Aggregate ATT(g,t) into overall, event-time, cohort or calendar effects.
 
     Parameters
@@ -70,6 +70,9 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
         Uniform band over event times/cohorts/periods (defaults to the ``att_gt`` call).
     alp : float, optional
         Significance level (defaults to the ``att_gt`` call).
+    na_rm : bool, default False
+        Drop cells whose ATT(g,t) could not be estimated (NaN), as R's ``aggte(na.rm = TRUE)``;
+        without it such cells raise an error, so an aggregate never silently loses cells.
 
     Returns
     -------
@@ -96,7 +99,13 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
     pgg = np.array([w[d.blocks[g]].sum() for g in glist]) / d.n
     pg = pgg[gcode]
     att = res.att
-    keepers = np.flatnonzero((g_idx <= t_idx) & (t_idx <= g_idx + hi_e))
+    ok = np.isfinite(att)
+    if not ok.all() and not na_rm:
+        missing = ", ".join(f"({g:g}, {t:g})" for g, t in zip(res.group[~ok], res.time[~ok],
+                                                             strict=True))
+        raise EstimationError(f"ATT(g,t) is missing for {int((~ok).sum())} cell(s) (group, "
+                              f"time): {missing}; aggregate(..., na_rm=True) drops them")
+    keepers = np.flatnonzero((g_idx <= t_idx) & (t_idx <= g_idx + hi_e) & ok)
 
     def cell_lin(sets) -> _Lin:
         m = len(sets)
@@ -119,7 +128,8 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
     elif type == "group":
         sets = []
         for g in glist:
-            idx = np.flatnonzero((res.group == g) & (g_idx <= t_idx) & (t_idx <= g_idx + hi_e))
+            idx = np.flatnonzero((res.group == g) & (g_idx <= t_idx) & (t_idx <= g_idx + hi_e)
+                                 & ok)
             sets.append((idx, False))
         parts = cell_lin(sets)
         part_att = np.array([att[idx].mean() for idx, _ in sets])
@@ -131,17 +141,17 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
         overall = np.array([np.sum(part_att * pgg) / pgg.sum()])
     elif type == "dynamic":
         e_all = res.time - res.group
-        include = np.ones(k, dtype=bool)
-        eseq = np.unique(e_all)
+        include = ok.copy()
+        eseq = np.unique(e_all[include])
         if balance_e is not None:
-            include = (res.time.max() - res.group) >= balance_e
+            include = ((res.time.max() - res.group) >= balance_e) & ok
             eseq = np.unique(e_all[include])
             eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - res.time.max() + gt[0])]
         eseq = eseq[(eseq >= lo_e) & (eseq <= hi_e)]
         if len(eseq) == 0:
             raise EstimationError("no event times fall within the requested window; adjust "
                                   "min_e, max_e or balance_e")
-        sets = [(np.flatnonzero((e_all == e) & include), True) for e in eseq]
+        sets = [(np.flatnonzero((e_all == e) & include & ok), True) for e in eseq]
         parts = cell_lin(sets)
         part_att = np.array([np.sum(att[idx] * pg[idx]) / pg[idx].sum() for idx, _ in sets])
         egt = eseq
@@ -153,10 +163,10 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
     else:  # calendar
         tl = np.unique(t_idx)
         tl = tl[tl >= g_idx.min()]
-        tl = [tt for tt in tl if np.any((t_idx == tt) & (g_idx <= t_idx))]
+        tl = [tt for tt in tl if np.any((t_idx == tt) & (g_idx <= t_idx) & ok)]
         if not tl:
             raise EstimationError("no calendar periods with post-treatment cells")
-        sets = [(np.flatnonzero((t_idx == tt) & (g_idx <= t_idx)), True) for tt in tl]
+        sets = [(np.flatnonzero((t_idx == tt) & (g_idx <= t_idx) & ok), True) for tt in tl]
         parts = cell_lin(sets)
         part_att = np.array([np.sum(att[idx] * pg[idx]) / pg[idx].sum() for idx, _ in sets])
         egt = gt[np.array(tl, dtype=int) - 1]

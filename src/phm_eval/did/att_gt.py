@@ -356,13 +356,18 @@ def _estimate_rc(dd: DidData, cells: list, method: str, att: np.ndarray,
         D = (row_cohort[rows] == cell.g).astype(float)
         post = (dd.row_t[rows] == cell.c).astype(float)
         where = _where(cell, dd.tlist)
-        for label, cnt in (("treated units in the cell period", np.sum(D * post)),
-                           ("treated units in the base period", np.sum(D * (1 - post))),
-                           ("comparison units in the cell period", np.sum((1 - D) * post)),
-                           ("comparison units in the base period",
-                            np.sum((1 - D) * (1 - post)))):
-            if cnt == 0:
-                raise EstimationError(f"no {label} for {where}")
+        empty = [label for label, cnt in (
+            ("treated units in the cell period", np.sum(D * post)),
+            ("treated units in the base period", np.sum(D * (1 - post))),
+            ("comparison units in the cell period", np.sum((1 - D) * post)),
+            ("comparison units in the base period", np.sum((1 - D) * (1 - post)))) if cnt == 0]
+        if empty:
+            # As R's did: the cell is not estimable (NA) and the others are still estimated;
+            # aggregations then need na_rm=True (R's aggte(na.rm = TRUE)).
+            warnings.warn(f"ATT(g,t) not estimable (NaN) for {where}: no {empty[0]}",
+                          stacklevel=3)
+            att[cell.col] = np.nan
+            continue
         X = (_with_intercept(dd.row_X[rows]) if dd.row_X is not None
              else np.ones((len(rows), 1)))
         a, psi = rc_2x2(dd.row_y[rows], post, D, X, dd.row_w[rows], method, where=where)

@@ -110,12 +110,13 @@ class AttGtResult:
 
     def aggregate(self, type: str = "group", min_e: float | None = None,
                   max_e: float | None = None, balance_e: int | None = None,
-                  cband: bool | None = None, alp: float | None = None):
+                  cband: bool | None = None, alp: float | None = None,
+                  na_rm: bool = False):
         """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``)."""
         from .aggregate import aggregate
 
         return aggregate(self, type=type, min_e=min_e, max_e=max_e, balance_e=balance_e,
-                         cband=cband, alp=alp)
+                         cband=cband, alp=alp, na_rm=na_rm)
 
     # ------------------------------------------------------------------ bootstrap
     def bootstrap_draws(self) -> np.ndarray:
