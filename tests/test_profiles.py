@@ -95,6 +95,12 @@ def test_kubernetes_outputs_go_through_storage(dry_runs):
         pytest.skip("kubernetes executor or fs storage plugin is not installed")
     out = dry_runs["kubernetes"].stdout
     assert "/data/phm-eval/results/manifest.json" in out
+    # Pods share no file system: the stages that read tables or whole result folders declare
+    # them as inputs, so the storage provider stages them into the pod.
+    ingest = _job_block(out, "ingest")
+    assert "/data/phm-eval/results/synthetic/events.parquet" in ingest
+    assert "/data/phm-eval/results/synthetic/patients.parquet" in _job_block(out, "manifest")
+    assert "/data/phm-eval/results/synthetic/truth/truth.json" in _job_block(out, "report")
 
 
 def test_a_misspelled_profile_key_fails(dry_runs):

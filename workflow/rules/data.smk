@@ -21,9 +21,7 @@ if config["input"]["source"] == "synthetic":
 
 rule ingest:
     input:
-        tables=lambda wc: (
-            rules.simulate.output.tables if config["input"]["source"] == "synthetic" else []
-        ),
+        tables=input_tables(),
     output:
         flow="results/data/flow.csv",
         patients="results/data/patients.parquet",

@@ -7,11 +7,11 @@ rule report:
         final_outputs(),
         manifest="results/manifest.json",
         patients="results/data/patients.parquet",
+        truth=truth_inputs(),
     output:
         html="results/report/index.html",
     params:
         stage="report.html",
-        results="results",
     log:
         "results/logs/report.log",
     benchmark:
@@ -24,11 +24,11 @@ rule manuscript:
     input:
         final_outputs(),
         manifest="results/manifest.json",
+        truth=truth_inputs(),
     output:
         pdf="results/manuscript/manuscript.pdf",
     params:
         stage="report.manuscript",
-        results="results",
     log:
         "results/logs/manuscript.log",
     benchmark:

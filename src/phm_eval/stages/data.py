@@ -25,10 +25,17 @@ def simulate(smk) -> None:
              cfg["scenario"])
 
 
+def declared_folder(smk) -> Path:
+    """The input folder as the job sees it: where its declared input tables are (they may
+    have been staged to a local copy by a storage provider), else the configured folder."""
+    tables = list(getattr(smk.input, "tables", []) or [])
+    return Path(tables[0]).parent if tables else Path(smk.params.source)
+
+
 def ingest_inputs(smk) -> None:
     study = smk.config["study"]
     period = StudyPeriod(study["study_start"], study["study_end"], study.get("programme"))
-    flow = ingest(smk.params.source, Path(smk.output.flow).parent, period)
+    flow = ingest(declared_folder(smk), Path(smk.output.flow).parent, period)
     rollout = Path(smk.output.rollout)
     if not rollout.exists():
         # The roll-out table is optional; an empty one keeps later stages' inputs uniform.
@@ -43,13 +50,14 @@ def ingest_inputs(smk) -> None:
 
 def manifest(smk) -> None:
     """Write results/manifest.json: versions, config, input hashes, seed, commit, timings."""
-    source = Path(smk.params.source)
+    source = declared_folder(smk)
     inputs = [p for t in ("practices", "patients", "events", "admissions", "interventions",
                           "rollout") if (p := find_table(source, t)) is not None]
-    logs = list(Path("results/logs").glob("*.log"))
+    results = Path(smk.output[0]).parent
+    logs = list((results / "logs").glob("*.log"))
     started = min((p.stat().st_mtime for p in logs), default=datetime.now(UTC).timestamp())
     timings = {}
-    for bench in sorted(Path("results/benchmarks").glob("*.tsv")):
+    for bench in sorted((results / "benchmarks").glob("*.tsv")):
         rows = bench.read_text().splitlines()
         if len(rows) >= 2:
             header, values = rows[0].split("\t"), rows[1].split("\t")
