@@ -100,15 +100,17 @@ def _fit_logistic(
     w = np.ones(n) if weights is None else weights
     beta = np.zeros(k) if start is None else np.asarray(start, dtype=float).copy()
 
-    def deviance(b: np.ndarray) -> float:
+    def evaluate(b: np.ndarray) -> tuple[float, np.ndarray]:
+        """Deviance and fitted probabilities from one exp and one log1p per row."""
         eta = X @ b + off
-        # log(1 + exp(eta)) - y * eta, written to avoid overflow
-        return float(2.0 * np.dot(w, np.logaddexp(0.0, eta) - y * eta))
+        e = np.exp(-np.abs(eta))
+        # log(1 + exp(eta)) = max(eta, 0) + log1p(exp(-|eta|)), without overflow
+        dev = 2.0 * float(np.dot(w, np.maximum(eta, 0.0) + np.log1p(e) - y * eta))
+        mu = np.where(eta >= 0, 1.0, e) / (1.0 + e)
+        return dev, mu
 
-    dev = deviance(beta)
-    info = np.eye(k)
+    dev, mu = evaluate(beta)
     for _ in range(max_iter):
-        mu = expit(X @ beta + off)
         score = X.T @ (w * (y - mu))
         info = (X * (w * mu * (1.0 - mu))[:, None]).T @ X
         try:
@@ -118,19 +120,18 @@ def _fit_logistic(
         # step-halving keeps Newton stable when the start is far from the optimum
         for _half in range(30):
             new = beta + step
-            new_dev = deviance(new)
+            new_dev, new_mu = evaluate(new)
             if np.isfinite(new_dev) and new_dev <= dev + 1e-9 * max(1.0, abs(dev)):
                 break
             step = step / 2.0
         else:
             break
-        beta, dev = new, new_dev
+        beta, dev, mu = new, new_dev, new_mu
         if np.max(np.abs(step)) < tol:
             break
-    mu = expit(X @ beta + off)
     info = (X * (w * mu * (1.0 - mu))[:, None]).T @ X
     cov = np.linalg.pinv(info)
-    return beta, cov, deviance(beta)
+    return beta, cov, dev
 
 
 def _recalibration(y: np.ndarray, logit: np.ndarray) -> dict[str, float]:
