@@ -31,6 +31,18 @@ _IQR_NORMAL = norm.ppf(0.75) - norm.ppf(0.25)
 _MAMMEN_THRESHOLD = int(round((np.sqrt(5) + 1) / (2 * np.sqrt(5)) * 65536))
 
 
+def default_threads() -> int:
+    """Bootstrap worker threads: ``PHM_EVAL_THREADS`` if set, else the cores this process may
+    use, at most 2 (the tiles are memory-bound; more threads add little)."""
+    if "PHM_EVAL_THREADS" in os.environ:
+        return max(1, int(os.environ["PHM_EVAL_THREADS"]))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
 @single_threaded_blas
 def multiplier_sums(
     blocks: list,
@@ -66,8 +78,7 @@ def multiplier_sums(
     chunk_draws, tile_rows : int
         Draws per chunk and rows per tile.
     n_threads : int, optional
-        Worker threads (default: 2 on machines with more than two cores, else 1;
-        on two shared cores the threads only contend); the sums do not depend on it.
+        Worker threads (default :func:`default_threads`); the sums do not depend on it.
 
     Returns
     -------
@@ -98,7 +109,7 @@ def multiplier_sums(
         # Rademacher bits are packed 8 rows per byte; Mammen uses 2 bytes per row
         byte_off += (nb + 7) // 8 if kind == "rademacher" else 2 * nb
     if n_threads is None:
-        n_threads = 2 if (os.cpu_count() or 1) > 2 else 1
+        n_threads = default_threads()
     n_threads = max(1, min(n_threads, len(tiles)))
     # a fixed, contiguous assignment of tiles to workers keeps the sums reproducible
     bounds = np.linspace(0, len(tiles), n_threads + 1).astype(int)
