@@ -140,28 +140,47 @@ def test_eligibility_rules():
     assert only_frail.mask(frame).tolist() == [False, True, False, False]
 
 
+def _replicate(tmp_path, scenario: str, rep: int) -> dict:
+    import shutil
+
+    root = tmp_path / f"{scenario}_{rep}"
+    sim = simulate(scenario, out=root, seed=1000 + rep, n_patients=20000,
+                   overrides={"programme": {"enrolment_window_days": 60}})
+    tables = {t: root / f"{t}.parquet" for t in TABLES}
+    result = evaluate_programme(tables, "proactive_care", STUDY_END, seed=rep,
+                                subgroups=False, event_study_panel=False)
+    head = result.headline
+    truth = sim.truth["true_effect"]["hazard_ratio"]
+    shutil.rmtree(root)
+    return {"scenario": scenario, "seed": 1000 + rep, "truth": truth,
+            "estimate": head["estimate"], "ci_low": head["ci_low"], "ci_high": head["ci_high"],
+            "n_treated": head.get("n_treated"), "n_control": head.get("n_control"),
+            "covered": bool(head["ci_low"] < truth < head["ci_high"])}
+
+
 @pytest.mark.slow
-def test_headline_coverage_over_replications(tmp_path):
-    """>= 93% of 95% intervals contain the true rate ratio over 200 simulated PCNs."""
+@pytest.mark.parametrize("scenario", ["pcn", "pcn_null"])
+def test_headline_coverage_over_replications(tmp_path, scenario):
+    """>= 93 % of 95 % intervals contain the true rate ratio over 200 simulated PCNs (0.85 in
+    ``pcn``; 1 in ``pcn_null``, where coverage is one minus the false-positive rate).
+
+    ``PHM_EVAL_COVERAGE_REPS`` sets the number of replications (default 200) and
+    ``PHM_EVAL_COVERAGE_OUT`` a folder to write every replication to (``coverage_<scenario>.csv``).
+    """
     import os
+    from pathlib import Path
 
     reps = int(os.environ.get("PHM_EVAL_COVERAGE_REPS", "200"))
-    covered, estimates = [], []
+    out = os.environ.get("PHM_EVAL_COVERAGE_OUT")
+    rows = []
     for rep in range(reps):
-        root = tmp_path / f"rep{rep}"
-        sim = simulate("pcn", out=root, seed=1000 + rep, n_patients=20000,
-                       overrides={"programme": {"enrolment_window_days": 60}})
-        tables = {t: root / f"{t}.parquet" for t in TABLES}
-        result = evaluate_programme(tables, "proactive_care", STUDY_END, seed=rep,
-                                    subgroups=False, event_study_panel=False)
-        head = result.headline
-        truth = sim.truth["true_effect"]["hazard_ratio"]
-        covered.append(head["ci_low"] < truth < head["ci_high"])
-        estimates.append(np.log(head["estimate"]))
-        import shutil
-
-        shutil.rmtree(root)
-    coverage = float(np.mean(covered))
-    print(f"coverage {coverage:.3f} over {reps}; mean log RR {np.mean(estimates):.3f} "
-          f"(truth {np.log(0.85):.3f})")
+        rows.append(_replicate(tmp_path, scenario, rep))
+        if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(Path(out) / f"coverage_{scenario}.csv", index=False)
+    table = pd.DataFrame(rows)
+    coverage = float(table["covered"].mean())
+    log_rr = np.log(table["estimate"])
+    print(f"{scenario}: coverage {coverage:.3f} over {reps}; mean log RR {log_rr.mean():.3f} "
+          f"(truth {np.log(table['truth'].iloc[0]):.3f}), SD {log_rr.std():.3f}")
     assert coverage >= 0.93
