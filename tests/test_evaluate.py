@@ -29,9 +29,8 @@ def effect_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def null_run(tmp_path_factory):
-    # A single seed; across seeds 22-25 and 31-34 two of eight headline intervals excluded 1
-    # (both from runs whose last wave drew comparators from one practice): see the known
-    # issues in docs/evaluation.md and the slow coverage study below.
+    # A single seed. A 95 % interval excludes 1 in about 5 % of seeds by design (6.0 % over the
+    # 200 replications of the slow coverage study below; docs/evaluation.md).
     return _evaluate(tmp_path_factory.mktemp("null"), "pcn_null", 31)
 
 
