@@ -8,8 +8,10 @@
 
 from .aggregate import aggregate
 from .att_gt import att_gt
+from .honest import HonestDiDResult, honest_did, honest_did_from_event_study, original_ci
 from .results import AggteResult, AttGtResult
 from .twfe import RegressionResult, did_2x2, event_study_twfe, twfe
 
 __all__ = ["att_gt", "aggregate", "AttGtResult", "AggteResult", "twfe", "event_study_twfe",
-           "did_2x2", "RegressionResult"]
+           "did_2x2", "RegressionResult", "honest_did", "honest_did_from_event_study",
+           "original_ci", "HonestDiDResult"]
