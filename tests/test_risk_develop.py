@@ -87,6 +87,22 @@ def test_iecv_held_out_predictions_come_from_other_clusters(small, config):
     assert res.meta["k"] <= len(table)
 
 
+def test_iecv_warm_start_reaches_the_same_fits_in_fewer_iterations(small, config):
+    from phm_eval.risk.develop import _build, _warm_started
+
+    full = _build(small, config).fit(small, small[Y])
+    cold = internal_external_cv(small, config)
+    warm = internal_external_cv(small, config, start=full)
+    for metric, tol in (("c_statistic", 2e-3), ("calibration_slope", 1e-2)):
+        assert np.allclose(cold.per_cluster[metric], warm.per_cluster[metric], atol=tol), metric
+    held = (small["pcn_id"] == small["pcn_id"].iloc[0]).to_numpy()
+    fold_cold = _build(small, config).fit(small.loc[~held], small.loc[~held, Y])
+    fold_warm = _warm_started(_build(small, config), full).fit(small.loc[~held],
+                                                               small.loc[~held, Y])
+    iters = (fold_cold.named_steps["model"].n_iter_[0], fold_warm.named_steps["model"].n_iter_[0])
+    assert iters[1] < iters[0]
+
+
 def test_bootstrap_optimism_is_positive_for_c_and_shrinks_slope(small, config):
     table = bootstrap_optimism(small, config, n_bootstrap=4)
     c = table.loc["c_statistic"]

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -591,12 +592,27 @@ class IECVResult:
         }
 
 
+def _warm_started(model: Pipeline, start: Pipeline | None) -> Pipeline:
+    """``model`` set to start a logistic fit from ``start``'s coefficients (else unchanged)."""
+    if start is None:
+        return model
+    final, fitted = model.named_steps.get("model"), start.named_steps.get("model")
+    if not (isinstance(final, LogisticRegression) and isinstance(fitted, LogisticRegression)
+            and hasattr(fitted, "coef_")):
+        return model
+    final.set_params(warm_start=True)
+    final.coef_ = fitted.coef_.copy()
+    final.intercept_ = fitted.intercept_.copy()
+    return model
+
+
 @_one_blas_thread
 def internal_external_cv(
     df: pd.DataFrame,
     config: RiskModelConfig | None = None,
     *,
     cluster: str | None = None,
+    start: Pipeline | None = None,
 ) -> IECVResult:
     """Internal-external cross-validation: leave one cluster (PCN or practice) out at a time.
 
@@ -607,6 +623,10 @@ def internal_external_cv(
     config : RiskModelConfig, optional
     cluster : str, optional
         Cluster column; default ``config.cluster``.
+    start : Pipeline, optional
+        The model fitted on all of ``df``. A penalised logistic model of each fold then starts
+        its optimiser from these coefficients (warm start): the same optimum, reached in fewer
+        iterations, since leaving one cluster out moves the coefficients little.
 
     Returns
     -------
@@ -631,7 +651,7 @@ def internal_external_cv(
         train_y = y[~held]
         if train_y.min() == train_y.max():
             raise EstimationError(f"leaving out {col} {level} leaves one outcome class")
-        model = clone(template).fit(df.loc[~held], train_y)
+        model = _warm_started(clone(template), start).fit(df.loc[~held], train_y)
         p = _predict(model, df.loc[held])
         p_all[held] = p
         yy = y[held]
@@ -910,7 +930,7 @@ def develop_risk_model(
     iecv = None
     if run_iecv and config.cluster and config.cluster in features.columns:
         if features[config.cluster].nunique(dropna=False) >= 2:
-            iecv = internal_external_cv(features, config)
+            iecv = internal_external_cv(features, config, start=model)
         else:
             logger.warning("only one %s: internal-external validation skipped", config.cluster)
     temporal = (
