@@ -192,6 +192,7 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
             else:
                 crit = c_boot
         out.egt, out.att_egt, out.se_egt, out.crit_val_egt = egt, part_att, se_parts, crit
+        out._source, out._parts = res, parts
     out.influence = psi_overall[:, 0]
     return out
 

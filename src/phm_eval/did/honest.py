@@ -336,7 +336,7 @@ def event_study_covariance(res: AttGtResult, agg: AggteResult | None = None,
     res : AttGtResult
     agg : AggteResult, optional
         A dynamic aggregation of ``res``; its window (``min_e``, ``max_e``,
-        ``balance_e``) is used and its estimates are checked against the recomputed ones.
+        ``balance_e``) and its event-time influence functions are used.
     min_e, max_e, balance_e, na_rm
         As :func:`~phm_eval.did.aggregate` (when ``agg`` is not given).
 
@@ -344,31 +344,20 @@ def event_study_covariance(res: AttGtResult, agg: AggteResult | None = None,
     -------
     egt, beta, V : arrays
     """
-    from .aggregate import _explicit, aggregate
+    from .aggregate import aggregate
 
     if agg is not None:
         if agg.type != "dynamic":
             raise ConfigError(f"need a dynamic aggregation (event study), got type {agg.type!r}")
-        min_e, max_e, balance_e = agg.min_e, agg.max_e, agg.balance_e
-        na_rm = na_rm or not np.all(np.isfinite(res.att))
-    es = aggregate(res, "dynamic", min_e=min_e, max_e=max_e, balance_e=balance_e,
-                   cband=False, na_rm=na_rm)
-    lin = _dynamic_parts(res, es.egt, balance_e)
-    psi = _explicit(res, lin)
-    d = res.data
-    if d.unit_cluster is not None:
-        Sc = np.zeros((d.n_clusters, psi.shape[1]))
-        np.add.at(Sc, d.unit_cluster, psi)
-        V = Sc.T @ Sc / res.n**2
+        if agg._source is not res:
+            raise ConfigError("agg is not a dynamic aggregation of res")
+        es = agg
     else:
-        V = psi.T @ psi / res.n**2
-    beta = _dynamic_att(res, es.egt, balance_e)
-    if not np.allclose(beta, es.att_egt, rtol=1e-10, atol=1e-12):
-        raise EstimationError("event-study estimates could not be reproduced from the cells")
-    if agg is not None and not np.allclose(beta, agg.att_egt, rtol=1e-10, atol=1e-12,
-                                           equal_nan=True):
-        raise ConfigError("agg is not a dynamic aggregation of res with its stored window")
-    return np.asarray(es.egt, dtype=float), beta, (V + V.T) / 2
+        es = aggregate(res, "dynamic", min_e=min_e, max_e=max_e, balance_e=balance_e,
+                       cband=False, na_rm=na_rm)
+    V = es.covariance_egt()
+    beta = np.asarray(es.att_egt, dtype=float)
+    return np.asarray(es.egt, dtype=float), beta, V
 
 
 def honest_did_from_event_study(res: AttGtResult, agg: AggteResult | None = None, *,
@@ -1115,42 +1104,3 @@ def _rm_accept(b, S, num_pre, num_post, lv, mbar, alpha, hybrid, grid, seed, for
 
 
 # ----------------------------------------------------------------------------- event study
-def _dynamic_sets(res, egt, balance_e):
-    """Cells of each event time, as ``aggregate(type="dynamic")`` selects them."""
-    e_all = res.time - res.group
-    ok = np.isfinite(res.att)
-    include = ok.copy()
-    if balance_e is not None:
-        include = ((res.time.max() - res.group) >= balance_e) & ok
-    return [np.flatnonzero((e_all == e) & include & ok) for e in egt]
-
-
-def _cohort_shares(res):
-    d = res.data
-    glist = res.cohort_list
-    pgg = np.array([d.unit_weight[d.blocks[g]].sum() for g in glist]) / d.n
-    gcode = np.searchsorted(glist, res.group)
-    return pgg[gcode], gcode, len(glist)
-
-
-def _dynamic_att(res, egt, balance_e):
-    pg, _, _ = _cohort_shares(res)
-    return np.array([np.sum(res.att[i] * pg[i]) / pg[i].sum()
-                     for i in _dynamic_sets(res, egt, balance_e)])
-
-
-def _dynamic_parts(res, egt, balance_e):
-    """Influence-function representation of the event-time estimates (``aggregate``'s
-    ``parts`` for type "dynamic", with the terms for estimated cohort shares)."""
-    from .aggregate import _Lin, _wif
-
-    pg, gcode, n_groups = _cohort_shares(res)
-    sets = _dynamic_sets(res, egt, balance_e)
-    k = len(res.cells)
-    A = np.zeros((k, len(sets)))
-    C = np.zeros((n_groups, len(sets)))
-    const = np.zeros(len(sets))
-    for j, idx in enumerate(sets):
-        A[idx, j] = pg[idx] / pg[idx].sum()
-        C[:, j], const[j] = _wif(idx, pg[idx], res.att[idx], gcode[idx], n_groups)
-    return _Lin(A, C, const)

@@ -209,6 +209,29 @@ class AggteResult:
     min_e: float | None = None
     max_e: float | None = None
     balance_e: int | None = None
+    _source: object = field(default=None, repr=False)  # the AttGtResult aggregated
+    _parts: object = field(default=None, repr=False)  # linear map from cells to att_egt
+
+    def influence_egt(self) -> np.ndarray:
+        """Influence functions of ``att_egt`` (units x event times, cohorts or periods),
+        including the terms for estimated cohort shares, on the scale of the cells'."""
+        from .aggregate import _explicit
+
+        if self._parts is None:
+            raise ValueError("this aggregation has no event-time, cohort or period estimates")
+        return _explicit(self._source, self._parts)
+
+    def covariance_egt(self) -> np.ndarray:
+        """Analytic covariance matrix of ``att_egt``: ``psi' psi / n^2`` over units (over
+        clusters when clustered), whose diagonal is the analytic ``se_egt`` squared."""
+        psi = self.influence_egt()
+        d = self._source.data
+        if d.unit_cluster is not None:
+            sums = np.zeros((d.n_clusters, psi.shape[1]))
+            np.add.at(sums, d.unit_cluster, psi)
+            psi = sums
+        V = psi.T @ psi / self._source.n ** 2
+        return (V + V.T) / 2
 
     @property
     def overall_ci(self) -> tuple:
