@@ -3,8 +3,10 @@
 Each matched row contributes months -12..-1 before and 0..11 after its index date ("stacked"
 event time), with the count of emergency admissions starting in each month while observed.
 Enrolled rows are a single group first treated at event month 0 and comparators are never
-treated, so the Callaway & Sant'Anna ATT(g,t) of :func:`phm_eval.did.att_gt` (universal base
-period: month -1) are the event-study coefficients; months before 0 test parallel trends.
+treated, so the Callaway & Sant'Anna ATT(g,t) of :func:`phm_eval.did.att_gt` are the
+event-study coefficients. Enrolment falls within month -1 (the index date is the first of the
+following month), so month -1 is partly exposed: it is an anticipation period (``anticipation=1``)
+and the reference is month -2 (universal base period); months -12..-3 test parallel trends.
 The overall ATT (mean of post-index months) is converted to admissions per 1,000 person-years.
 """
 
@@ -18,6 +20,8 @@ from ..did import att_gt
 
 MONTH_DAYS = 365.25 / 12
 PRE, POST = 12, 12
+# Months before the index date already exposed to the programme (enrolment is in month -1).
+ANTICIPATION = 1
 
 
 def monthly_panel(analysed: pd.DataFrame, admissions: str | None = None,
@@ -62,7 +66,8 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
     panel = monthly_panel(analysed, admissions, spells)
     res = att_gt(panel, yname="y", tname="period", idname="row_id", gname="g",
                  control_group="nevertreated", est_method="reg", base_period="universal",
-                 allow_unbalanced_panel=True, bstrap=True, biters=999, seed=seed)
+                 anticipation=ANTICIPATION, allow_unbalanced_panel=True, bstrap=True,
+                 biters=999, seed=seed)
     dynamic = res.aggregate("dynamic")
     # The overall effect compares the mean of the 12 post-index months with the mean of the 12
     # months before, as a two-period DiD through the same engine: a single base month (as the
@@ -88,7 +93,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
     }
     pre = res.pretest()
     pretrend = {"statistic": pre["statistic"], "df": pre["df"], "p_value": pre["pvalue"],
-                "test": "Wald test that all pre-index monthly ATT(g,t) are zero "
-                        "(event study, base month -1)"}
+                "test": "Wald test that all pre-enrolment monthly ATT(g,t) are zero "
+                        "(event study, months -12 to -3 against base month -2)"}
     return {"effect": effect, "pretrend": pretrend, "plot": dynamic.plot, "result": res,
             "dynamic": dynamic}

@@ -58,7 +58,8 @@ def risk_features(
         ``patient_id, practice_id, pcn_id, age, sex, ethnicity, imd_decile, imd_quintile``,
         one boolean ``ltc_<condition>`` per long-term condition, ``n_ltc``, ``efi_score``,
         ``efi_deficits``, ``efi_category``, ``hfrs``, ``n_emergency_admissions_1y``,
-        ``n_emergency_admissions_2y``, ``bed_days_1y``, ``n_elective_admissions_1y``,
+        ``n_emergency_admissions_2y``, ``n_emergency_admissions_90d`` (recency: regression to
+        the mean is strongest after a recent admission), ``bed_days_1y``, ``n_elective_admissions_1y``,
         ``n_medications``, ``n_gp_events_1y``, the outcomes ``emergency_admission_12m``,
         ``emergency_admission_or_death_12m``, ``died_12m``, ``died_without_admission``, and
         ``index_date``.
@@ -123,6 +124,9 @@ def risk_features(
                   AS n_emergency_admissions_1y,
               count(*) FILTER (WHERE admission_method LIKE '2%')
                   AS n_emergency_admissions_2y,
+              count(*) FILTER (WHERE admission_method LIKE '2%'
+                               AND admission_date > {d0} - INTERVAL 90 DAY)
+                  AS n_emergency_admissions_90d,
               coalesce(sum(date_diff('day', admission_date, least(discharge_date, {d0})))
                   FILTER (WHERE admission_method LIKE '2%'
                           AND admission_date > {d0} - INTERVAL 365 DAY), 0) AS bed_days_1y,
@@ -149,6 +153,7 @@ def risk_features(
         },
                coalesce(history.n_emergency_admissions_1y, 0) AS n_emergency_admissions_1y,
                coalesce(history.n_emergency_admissions_2y, 0) AS n_emergency_admissions_2y,
+               coalesce(history.n_emergency_admissions_90d, 0) AS n_emergency_admissions_90d,
                coalesce(history.bed_days_1y, 0) AS bed_days_1y,
                coalesce(history.n_elective_admissions_1y, 0) AS n_elective_admissions_1y,
                coalesce(medicines.n_medications, 0) AS n_medications,

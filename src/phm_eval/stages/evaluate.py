@@ -108,8 +108,9 @@ def _figures(smk, result, rtm) -> None:
                     ha="center", va="center")
         else:
             ax = result.study_panel["plot"]()
-            set_titles(ax, "Event study", subtitle="Monthly emergency admissions, enrolled minus "
-                                                   "comparators, relative to month -1")
+            set_titles(ax, "Event study",
+                       subtitle="Monthly emergency admissions, enrolled minus comparators, "
+                                "relative to month -2 (enrolment in month -1)")
             fig = ax.figure
         _save(smk, fig, "event_study.png", "Event study of monthly emergency admissions "
                                            "relative to the index date.")
