@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
-from ..frailty.efi import efi_category
 from ..matching import MatchResult, NearestNeighborMatcher
 from . import effects as fx
 from .design import Cohort, Eligibility, build_cohort
@@ -19,17 +18,14 @@ from .event_study import event_study
 from .outcomes import follow_up
 
 log = logging.getLogger(__name__)
-# Recency (admissions in the last 90 days) as well as counts: regression to the mean is
-# strongest just after an admission, so arms matched on 12-month counts alone can differ in how
-# recently they were admitted, and so in how far their admissions will fall anyway.
 COVARIATES = ["age", "efi_deficits", "n_emergency_admissions_1y", "n_emergency_admissions_2y",
-              "n_emergency_admissions_90d", "bed_days_1y", "n_ltc", "n_medications", "hfrs", "imd_decile", "female",
+              "bed_days_1y", "n_ltc", "n_medications", "hfrs", "imd_decile", "female",
               "ltc_copd", "ltc_heart_failure", "ltc_dementia", "ltc_diabetes"]
 SUBGROUPS = ("efi_group", "core20_group", "age_group")
 # Regression adjustment on the matched sample removes the imbalance matching leaves within pairs
 # (doubly robust in spirit: matching for design, the model for what is left).
-ADJUSTMENT = ["n_emergency_admissions_1y", "n_emergency_admissions_2y",
-              "n_emergency_admissions_90d", "efi_deficits", "age", "bed_days_1y"]
+ADJUSTMENT = ["n_emergency_admissions_1y", "n_emergency_admissions_2y", "efi_deficits", "age",
+              "bed_days_1y"]
 
 
 @dataclass
@@ -105,12 +101,9 @@ def evaluate_programme(
     # Recent admissions drive both enrolment and outcome: match exactly on their band as well
     # as on the propensity score, so pairs do not trade three admissions for two.
     rows["recent_admissions_band"] = np.minimum(rows["n_emergency_admissions_1y"], 3)
-    # The same for frailty, by eFI category (fit, mild, moderate, severe): the eligibility
-    # threshold (moderate/severe) and the steep rise of admissions with frailty are more than a
-    # linear score captures (matched on fit/mild vs moderate/severe only, eFI deficits kept a
-    # standardised difference of about 0.1 once recency entered the score).
-    rows["efi_category_matched"] = efi_category(rows["efi_deficits"].fillna(0)).astype(str)
-    exact = ["index_month_code", "recent_admissions_band", "efi_category_matched",
+    # The same for frailty, whose eligibility threshold (moderate/severe eFI) a linear score
+    # cannot capture.
+    exact = ["index_month_code", "recent_admissions_band", "efi_group",
              *matching.get("exact", [])]
     matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
                                      caliper=matching.get("caliper", 0.2), exact=exact,
