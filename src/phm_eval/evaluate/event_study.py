@@ -6,7 +6,8 @@ Enrolled rows are a single group first treated at event month 0 and comparators 
 treated, so the Callaway & Sant'Anna ATT(g,t) of :func:`phm_eval.did.att_gt` are the
 event-study coefficients. Enrolment falls within month -1 (the index date is the first of the
 following month), so month -1 is partly exposed: it is an anticipation period (``anticipation=1``)
-and the reference is month -2 (universal base period); months -12..-3 test parallel trends.
+and the reference is month -2 (universal base period). The pre-test is R's: all months before
+the index date (-12..-1) jointly zero, which is the same statistic whatever the reference month.
 The overall ATT (mean of post-index months) is converted to admissions per 1,000 person-years.
 """
 
@@ -93,7 +94,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
     }
     pre = res.pretest()
     pretrend = {"statistic": pre["statistic"], "df": pre["df"], "p_value": pre["pvalue"],
-                "test": "Wald test that all pre-enrolment monthly ATT(g,t) are zero "
-                        "(event study, months -12 to -3 against base month -2)"}
+                "test": "Wald test that all pre-index monthly ATT(g,t) are zero "
+                        "(event study, months -12 to -1 against base month -2)"}
     return {"effect": effect, "pretrend": pretrend, "plot": dynamic.plot, "result": res,
             "dynamic": dynamic}
