@@ -369,6 +369,18 @@ def _text(x) -> str:
     return x if isinstance(x, str) and x else "–"
 
 
+def _rule_table(title: str, note: str, b_head: str, wide: pd.DataFrame, b: pd.Series,
+                order: list, sizes: list, head: str, decimals: int) -> list[str]:
+    """A per-rule table: one column per size, then the growth exponent."""
+    lines = ["", f"### Per rule: {title}", "", note, "",
+             f"| rule | {head} | {b_head} |",
+             "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
+    for rule in order:
+        vals = " | ".join(_fmt(wide.loc[rule].get(n, math.nan), decimals) for n in sizes)
+        lines.append(f"| {rule} | {vals} | {_fmt(b.get(rule, math.nan), 2)} |")
+    return lines
+
+
 def _fmt(x: float, digits: int = 0) -> str:
     if x is None or not np.isfinite(x):
         return "–"
@@ -433,24 +445,18 @@ def markdown(rules: pd.DataFrame, runs: pd.DataFrame, growth: pd.DataFrame,
                  + (f"{_fmt(tot.get(hi) / hi * 1e5, 1)} | {_fmt(tot.get(hi) / tot.get(lo), 1)} |"
                     if lo is not None and hi != lo else "– | – |"))
     wide_c = rules.pivot_table(index="rule", columns="n_patients", values="cpu_time_s")
-    lines += ["", "### Per rule: CPU time (s)", "",
-              "CPU seconds are less sensitive than wall time to other work on the machine, but "
-              "Snakemake reads them at its last memory sample (every 30 s after a job's first "
-              "30 s), so jobs longer than 30 s can be undercounted by up to 30 s of work.", "",
-              f"| rule | {head} | b (CPU ~ n^b) |",
-              "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
-    for rule in order:
-        vals = " | ".join(_fmt(wide_c.loc[rule].get(n, math.nan), 1) for n in sizes)
-        lines.append(f"| {rule} | {vals} | {_fmt(g['b_cpu'].get(rule, math.nan), 2)} |")
-    lines += ["", "### Per rule: peak resident memory (MB)", "",
-              "Sampled every 0.5 s by this script where recorded (`peak_rss_sampled_mb`); "
-              "otherwise Snakemake's `max_rss`, which is sampled every 30 s after a job's "
-              "first 30 s and misses short peaks.", "",
-              f"| rule | {head} | b (memory ~ n^b) |",
-              "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
-    for rule in order:
-        vals = " | ".join(_fmt(wide_m.loc[rule].get(n, math.nan)) for n in sizes)
-        lines.append(f"| {rule} | {vals} | {_fmt(g['b_rss'].get(rule, math.nan), 2)} |")
+    lines += _rule_table(
+        "CPU time (s)",
+        "CPU seconds are less sensitive than wall time to other work on the machine, but "
+        "Snakemake reads them at its last memory sample (every 30 s after a job's first "
+        "30 s), so jobs longer than 30 s can be undercounted by up to 30 s of work.",
+        "b (CPU ~ n^b)", wide_c, g["b_cpu"], order, sizes, head, decimals=1)
+    lines += _rule_table(
+        "peak resident memory (MB)",
+        "Sampled every 0.5 s by this script where recorded (`peak_rss_sampled_mb`); "
+        "otherwise Snakemake's `max_rss`, which is sampled every 30 s after a job's "
+        "first 30 s and misses short peaks.",
+        "b (memory ~ n^b)", wide_m, g["b_rss"], order, sizes, head, decimals=0)
     if "peak_rules" in runs:
         at_peak = runs[runs["peak_rules"].fillna("").astype(str).str.len() > 0]
         if not at_peak.empty:

@@ -216,17 +216,21 @@ def _bres(res: AttGtResult, lin: _Lin, draws: np.ndarray) -> np.ndarray:
     return S / np.sqrt(res.n_eff)
 
 
+def _by_cluster(res: AttGtResult, psi: np.ndarray) -> np.ndarray:
+    """Influence-function rows summed within clusters when clustered (else unchanged)."""
+    d = res.data
+    if d.unit_cluster is None:
+        return psi
+    sums = np.zeros((d.n_clusters, psi.shape[1]))
+    np.add.at(sums, d.unit_cluster, psi)
+    return sums
+
+
 def _se(res: AttGtResult, lin: _Lin, draws, psi=None) -> np.ndarray:
     if draws is not None:
         se, _ = boot_summary(_bres(res, lin, draws), res.alp, res.n_eff, res.n)
     else:
-        psi = _explicit(res, lin) if psi is None else psi
-        d = res.data
-        if d.unit_cluster is not None:
-            Sc = np.zeros((d.n_clusters, psi.shape[1]))
-            np.add.at(Sc, d.unit_cluster, psi)
-            se = np.sqrt(np.sum(Sc**2, axis=0)) / res.n
-        else:
-            se = np.sqrt(np.sum(psi**2, axis=0)) / res.n
+        rows = _by_cluster(res, _explicit(res, lin) if psi is None else psi)
+        se = np.sqrt(np.sum(rows**2, axis=0)) / res.n
     se = np.where(se <= _TINY, np.nan, se)
     return se

@@ -224,13 +224,10 @@ class AggteResult:
     def covariance_egt(self) -> np.ndarray:
         """Analytic covariance matrix of ``att_egt``: ``psi' psi / n^2`` over units (over
         clusters when clustered), whose diagonal is the analytic ``se_egt`` squared."""
-        psi = self.influence_egt()
-        d = self._source.data
-        if d.unit_cluster is not None:
-            sums = np.zeros((d.n_clusters, psi.shape[1]))
-            np.add.at(sums, d.unit_cluster, psi)
-            psi = sums
-        V = psi.T @ psi / self._source.n ** 2
+        from .aggregate import _by_cluster
+
+        rows = _by_cluster(self._source, self.influence_egt())
+        V = rows.T @ rows / self._source.n ** 2
         return (V + V.T) / 2
 
     @property

@@ -40,15 +40,6 @@ _TYPED = {
 _OPTIONAL = {"events": {"value"}, "admissions": {"secondary_diagnoses"}}
 
 
-def connect(
-    threads: int | None = None, memory_limit: str | None = None
-) -> duckdb.DuckDBPyConnection:
-    """Open an in-memory DuckDB connection configured as everywhere (:func:`phm_eval.db.connect`)."""
-    from phm_eval.db import connect as _connect
-
-    return _connect(threads=threads, memory_limit=memory_limit)
-
-
 def as_date(value: object, name: str = "index_date") -> dt.date:
     """Coerce a date-like value (ISO string, date, datetime, Timestamp) to ``datetime.date``."""
     try:

@@ -15,8 +15,9 @@ import logging
 import numpy as np
 import pandas as pd
 
+from phm_eval.db import connect
 from phm_eval.errors import ConfigError
-from phm_eval.frailty._tables import TableSource, as_date, connect, fetch, register, sql_date
+from phm_eval.frailty._tables import TableSource, as_date, fetch, register, sql_date
 from phm_eval.frailty.codelists import (
     EFI_CODED_DEFICITS,
     EFI_DEFICITS,

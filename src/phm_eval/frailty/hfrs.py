@@ -14,8 +14,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from phm_eval.db import connect
 from phm_eval.errors import ConfigError
-from phm_eval.frailty._tables import TableSource, as_date, connect, fetch, register, sql_date
+from phm_eval.frailty._tables import TableSource, as_date, fetch, register, sql_date
 from phm_eval.frailty.codelists import Source, load_hfrs_points
 from phm_eval.frailty.population import create_population_view, exclusion_counts
 

@@ -20,8 +20,9 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from phm_eval.db import connect
 from phm_eval.errors import ConfigError
-from phm_eval.frailty._tables import TableSource, as_date, connect, fetch, register, sql_date
+from phm_eval.frailty._tables import TableSource, as_date, fetch, register, sql_date
 
 #: Exclusion reasons, in the order they are applied.
 EXCLUSION_REASONS: tuple[str, ...] = (

@@ -25,7 +25,7 @@ clipped to ``[1e-12, 1 - 1e-12]`` (val.prob drops them instead).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,10 +134,27 @@ def _fit_logistic(
     return beta, cov, dev
 
 
-def _recalibration(y: np.ndarray, logit: np.ndarray) -> dict[str, float]:
+def _nagelkerke(events: float, n: float, dev_given: float) -> tuple[float, float]:
+    """Null deviance (intercept only) and Nagelkerke's R2 for a model of deviance
+    ``dev_given`` on ``n`` rows with ``events`` events."""
+    prevalence = events / n
+    dev_null = -2.0 * (events * np.log(prevalence) + (n - events) * np.log1p(-prevalence))
+    r2 = (1.0 - np.exp(-(dev_null - dev_given) / n)) / (1.0 - np.exp(-dev_null / n))
+    return float(dev_null), float(r2)
+
+
+def _recalibration(y: np.ndarray, logit: np.ndarray, weights: np.ndarray | None = None,
+                   start: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Calibration intercept and slope (``y ~ logit``) and calibration-in-the-large (intercept
+    with ``logit`` as offset); ``weights`` are frequency weights, ``start`` an earlier result
+    to start the fits from."""
     X = np.column_stack([np.ones_like(logit), logit])
-    coef, _cov, dev_recal = _fit_logistic(X, y, start=np.array([0.0, 1.0]))
-    citl, _, _ = _fit_logistic(np.ones((y.size, 1)), y, offset=logit)
+    slope_start, citl_start = np.array([0.0, 1.0]), None
+    if start is not None:
+        slope_start = np.array([start["calibration_intercept"], start["calibration_slope"]])
+        citl_start = np.array([start["calibration_in_the_large"]])
+    coef, _cov, dev_recal = _fit_logistic(X, y, start=slope_start, weights=weights)
+    citl, _, _ = _fit_logistic(X[:, :1], y, offset=logit, start=citl_start, weights=weights)
     return {
         "calibration_intercept": float(coef[0]),
         "calibration_slope": float(coef[1]),
@@ -404,10 +421,9 @@ def calibration_metrics(y_true: Any, y_prob: Any, *, smooth: bool = True) -> dic
         raise EstimationError("calibration metrics need both events and non-events")
     logit = _logit(p)
     prevalence = events / n
-    dev_null = -2.0 * (events * np.log(prevalence) + (n - events) * np.log1p(-prevalence))
     dev_given = float(2.0 * np.sum(np.logaddexp(0.0, logit) - y * logit))
+    dev_null, r2 = _nagelkerke(events, n, dev_given)
     lr = dev_null - dev_given
-    r2 = (1.0 - np.exp(-lr / n)) / (1.0 - np.exp(-dev_null / n))
     recal = _recalibration(y, logit)
     u_chisq = dev_given - recal.pop("_deviance_recalibrated")
     d_index = (lr - 1.0) / n
@@ -549,14 +565,11 @@ class _ResampledMetrics:
     def __init__(self, y: np.ndarray, p: np.ndarray, start: dict[str, float]) -> None:
         self.y, self.p = y, p
         self.logit = _logit(p)
-        self.X = np.column_stack([np.ones_like(self.logit), self.logit])
-        self.ones = self.X[:, :1]
         self.loss = np.logaddexp(0.0, self.logit) - y * self.logit
         self.sq_error = (p - y) ** 2
         _, self.tie_group = np.unique(p, return_inverse=True)
         self.n_groups = int(self.tie_group.max()) + 1
-        self.start = np.array([start["calibration_intercept"], start["calibration_slope"]])
-        self.start_citl = np.array([start["calibration_in_the_large"]])
+        self.start = start
 
     def __call__(self, w: np.ndarray) -> dict[str, float]:
         y = self.y
@@ -571,18 +584,12 @@ class _ResampledMetrics:
         neg = np.bincount(group, w * (1.0 - y_k), minlength=self.n_groups)
         below = np.cumsum(neg) - neg
         c = float(np.dot(pos, below + 0.5 * neg) / (events * (n - events)))
-        prevalence = events / n
-        dev_null = -2.0 * (events * np.log(prevalence) + (n - events) * np.log1p(-prevalence))
-        dev_given = 2.0 * float(np.dot(w, self.loss[keep]))
-        r2 = (1.0 - np.exp(-(dev_null - dev_given) / n)) / (1.0 - np.exp(-dev_null / n))
-        coef, _, _ = _fit_logistic(self.X[keep], y_k, start=self.start, weights=w)
-        citl, _, _ = _fit_logistic(self.ones[keep], y_k, offset=self.logit[keep],
-                                   start=self.start_citl, weights=w)
+        _, r2 = _nagelkerke(events, n, 2.0 * float(np.dot(w, self.loss[keep])))
+        recal = _recalibration(y_k, self.logit[keep], weights=w, start=self.start)
+        recal.pop("_deviance_recalibrated")
         return {
             "c_statistic": c,
-            "calibration_intercept": float(coef[0]),
-            "calibration_slope": float(coef[1]),
-            "calibration_in_the_large": float(citl[0]),
+            **recal,
             "oe_ratio": events / float(np.dot(w, self.p[keep])),
             "brier": float(np.dot(w, self.sq_error[keep]) / n),
             "r2_nagelkerke": float(r2),
