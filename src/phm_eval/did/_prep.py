@@ -24,6 +24,8 @@ import pandas as pd
 
 from phm_eval.errors import EstimationError, InputError
 
+from . import _kernels as kernels
+
 logger = logging.getLogger(__name__)
 
 _TABLE = "att_gt data"
@@ -315,16 +317,22 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     codes, uniq = cohort_codes
     used = np.bincount(codes, minlength=len(uniq)) > 0
     cohorts = uniq[used]
-    ucode = (np.cumsum(used) - 1)[codes].astype(np.int16)
+    ucode = (np.cumsum(used) - 1)[codes]
     if np.all(ucode[1:] >= ucode[:-1]):
         order = None
     else:
-        order = np.argsort(ucode, kind="stable")
-    take = (lambda a: a) if order is None else (lambda a: a[order])
+        order = kernels.stable_order(ucode, len(cohorts))
+
+    def take(a):
+        return a if order is None else np.take(a, order, axis=0)
+
     unit_g = take(unit_g)
     # one extra column of ones: without covariates [Y, 1] is each block's factor
     Y1 = np.empty((n_units, T + 1))
-    Y1[:, :T] = take(Yw)
+    if order is None:
+        Y1[:, :T] = Yw
+    else:
+        kernels.take_rows(Yw, order, Y1)
     Y1[:, T] = 1.0
     Y = Y1[:, :T]
     weights = np.ones(n_units)
@@ -335,7 +343,7 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
         weights = take(wmat[:, 0]).astype(float)
     X = Xbp = None
     if Xw is not None:
-        if np.all(Xw == Xw[:, :1, :]):
+        if all(kernels.first_varying_row(Xw[:, :, j]) < 0 for j in range(Xw.shape[2])):
             X = np.ascontiguousarray(take(Xw[:, 0, :]))
         else:
             Xbp = np.ascontiguousarray(np.transpose(take(Xw), (1, 0, 2)))
@@ -358,33 +366,12 @@ def _uniq(a: np.ndarray) -> np.ndarray:
 
 def _sorted_balanced(ids, t):
     """(unit ids, periods) when rows are sorted by unit then period and balanced."""
-    N = len(t)
-    if N == 0:
+    if ids.dtype.kind not in "iuf" or t.dtype.kind not in "iuf":
         return None
-    head = ids[: min(N, 4096)]
-    change = head != head[0]
-    if change.any():
-        T = int(np.argmax(change))
-    else:
-        change = ids != ids[0]
-        T = int(np.argmax(change)) if change.any() else N
-    if N % T:
+    T = kernels.sorted_balanced_periods(ids, t)
+    if T == 0:
         return None
-    tlist = t[:T]
-    if T > 1 and not np.all(tlist[1:] > tlist[:-1]):
-        return None
-    n = N // T
-    if not (t.reshape(n, T) == tlist).all():
-        return None
-    idm = ids.reshape(n, T)
-    if T > 1 and not (idm[:, 1:] == idm[:, :1]).all():
-        return None
-    first = idm[:, 0]
-    try:
-        increasing = bool(np.all(first[1:] > first[:-1]))
-    except TypeError:
-        return None
-    return (first, np.asarray(tlist, dtype=float)) if increasing else None
+    return ids[::T].copy(), np.asarray(t[:T], dtype=float)
 
 
 def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,
@@ -455,6 +442,8 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
 
 
 def _check_rows_constant(mat, column, uid, rule):
+    if kernels.first_varying_row(mat) < 0:
+        return
     bad = ~(mat == mat[:, :1]).all(axis=1)
     if bad.any():
         raise InputError(_TABLE, rule, column=column, keys=[str(u) for u in uid[bad][:5]],

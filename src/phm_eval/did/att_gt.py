@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +19,10 @@ from scipy.stats import chi2, norm
 
 from phm_eval.errors import ConfigError, EstimationError
 
+from . import _kernels as kernels
 from ._prep import DidData, prepare
 from ._threads import single_threaded_blas
-from .bootstrap import boot_summary
+from .bootstrap import boot_summary, default_threads
 from .estimators import panel_2x2, rc_2x2
 from .influence import BlockInfluence
 from .results import AttGtResult
@@ -252,6 +254,7 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
     n = dd.n
     no_covariates = dd.X is None and dd.X_by_period is None
     cache: dict = {}
+    tasks: list = []
 
     def moments(c):
         """Block factor [w * Y, w] and its (sum of w, w'Y), computed once per cohort."""
@@ -283,8 +286,14 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
             att[cols] = _difference_in_means(dd, members, slices, cs, bs, cols, n / n1, infl,
                                              where, moments)
             continue
-        dY = np.concatenate([dd.Y[s][:, cs] - dd.Y[s][:, bs] for s in slices])
-        D = np.zeros(n1)
+        tasks.append((members, slices, sizes, cs, bs, cols, cov_period, where))
+
+    def fit(task):
+        members, slices, sizes, cs, bs, cols, cov_period, where = task
+        n_tr, n_co = sizes[0], sum(sizes[1:])
+        dY = kernels.stacked_differences(dd.Y, np.array([s.start for s in slices]),
+                                         np.array([s.stop for s in slices]), cs, bs)
+        D = np.zeros(n_tr + n_co)
         D[:n_tr] = 1.0
         w = np.concatenate([dd.unit_weight[s] for s in slices])
         if dd.X is not None:
@@ -295,8 +304,19 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
             raise EstimationError(f"too few comparison units for {where}: {n_co} units for "
                                   f"{X.shape[1]} regression coefficients")
         a, psi = panel_2x2(dY, D, X, w, method, where=where)
+        psi *= n / (n_tr + n_co)
+        return a, psi
+
+    # cells of different cohorts are independent: fit them in worker threads (numpy and
+    # the compiled kernels release the GIL); results are stored in a fixed order
+    n_threads = min(default_threads(), len(tasks))
+    if n_threads > 1:
+        with ThreadPoolExecutor(n_threads) as pool:
+            fitted = list(pool.map(fit, tasks))
+    else:
+        fitted = [fit(task) for task in tasks]
+    for (members, _, sizes, _, _, cols, _, _), (a, psi) in zip(tasks, fitted, strict=True):
         att[cols] = a
-        psi *= n / n1
         start = 0
         for c, size in zip(members, sizes, strict=True):
             infl.add(c, cols, psi[start:start + size])

@@ -1,12 +1,17 @@
-"""Multiplier bootstrap on influence functions, as matrix products.
+"""Multiplier bootstrap on influence functions.
 
 For ``B`` draws of i.i.d. multipliers ``v`` (mean 0, variance 1) per unit (or
-per cluster), the bootstrap sums are ``S = V @ psi`` (B x k).  They are formed
-chunk by chunk of draws and tile by tile of units: multiplier bits are
-expanded to a single-precision tile small enough to stay in cache and
-multiplied by the matching rows of ``psi`` (single-threaded BLAS, optionally in
-two worker threads).  The bootstrap's own Monte Carlo error is far larger than
-float32 rounding.  Memory stays at one chunk of packed bits.
+per cluster), the bootstrap sums are ``S = V @ psi`` (B x k).  Both supported
+multiplier distributions take two values, ``v = low + (high - low) u`` with
+``u`` a Bernoulli bit, so ``S = low * colsum(psi) + (high - low) * U @ psi``.
+``U @ psi`` is formed by a compiled kernel that tabulates the 256 possible sums
+of each eight rows and adds one table row per draw (eight times fewer additions
+than the product, and no multipliers are ever expanded to floating point).
+Rows are processed in tiles, each tile's sums in single precision (the
+bootstrap's own Monte Carlo error is far larger than float32 rounding) and
+accumulated in double precision in a fixed tile order, so the result does not
+depend on the number of worker threads.  Memory stays at the packed bits of a
+few tiles.
 
 Multipliers are Rademacher by default, as in R's ``did`` (which draws them in
 ``BMisc::multiplier_bootstrap``); Mammen's two-point distribution is offered
@@ -23,8 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.stats import norm
-
-from ._threads import single_threaded_blas
 
 _TINY = np.sqrt(np.finfo(float).eps) * 10
 _IQR_NORMAL = norm.ppf(0.75) - norm.ppf(0.25)
@@ -43,7 +46,6 @@ def default_threads() -> int:
     return max(1, min(2, cores))
 
 
-@single_threaded_blas
 def multiplier_sums(
     blocks: list,
     n_rows: int,
@@ -51,7 +53,6 @@ def multiplier_sums(
     biters: int,
     rng: np.random.Generator,
     kind: str = "rademacher",
-    chunk_draws: int = 256,
     tile_rows: int = 4096,
     n_threads: int | None = None,
 ) -> np.ndarray:
@@ -75,8 +76,9 @@ def multiplier_sums(
     kind : {"rademacher", "mammen"}
         Mammen's points are used with probabilities rounded to 1/65536 and
         re-solved so the multipliers keep mean 0 and variance 1 exactly.
-    chunk_draws, tile_rows : int
-        Draws per chunk and rows per tile.
+    tile_rows : int
+        Rows per tile (rounded to a multiple of 16); the random bits of each
+        tile are drawn in order, so the draws depend on it but not on threads.
     n_threads : int, optional
         Worker threads (default :func:`default_threads`); the sums do not depend on it.
 
@@ -84,6 +86,8 @@ def multiplier_sums(
     -------
     (biters x n_cols) float64 array.
     """
+    from ._kernels import binary_multiplier_sums
+
     if kind == "rademacher":
         # v = 2u - 1 with u a fair bit: S = 2 (U @ M) - colsum(M)
         low, high = -1.0, 1.0
@@ -92,72 +96,51 @@ def multiplier_sums(
         low, high = -np.sqrt(q / (1 - q)), np.sqrt((1 - q) / q)
     else:
         raise ValueError(f"unknown multiplier distribution {kind!r}")
-    tile_rows = max(8, tile_rows - tile_rows % 8)
-    prepared = []
+    tile_rows = max(16, tile_rows - tile_rows % 16)
     colsum = np.zeros(n_cols)
-    byte_off = 0
-    tiles = []
+    prepared = []  # (cols, A, padded float32 matrix)
+    tiles = []  # (block index, first row, number of rows)
     for bi, (_rows, cols, mat, A) in enumerate(blocks):
-        m32 = np.ascontiguousarray(mat, dtype=np.float32)
+        mat = np.asarray(mat, dtype=float)
+        msum = mat.sum(axis=0)
         cols = np.asarray(cols)
-        msum = np.asarray(mat, dtype=float).sum(axis=0)
         np.add.at(colsum, cols, msum if A is None else msum @ A)
-        nb = m32.shape[0]
-        prepared.append((cols, m32, byte_off, A))
+        nb, r = mat.shape
+        # zero rows and columns pad the block to whole pairs of 8-row groups and to
+        # a multiple of 8 columns (one vector register): zero rows add nothing
+        padded = np.zeros((-(-nb // 16) * 16, -(-max(r, 1) // 8) * 8), dtype=np.float32)
+        padded[:nb, :r] = mat
+        prepared.append((cols, A, padded, r))
         for a in range(0, nb, tile_rows):
-            tiles.append((bi, a, min(a + tile_rows, nb)))
-        # Rademacher bits are packed 8 rows per byte; Mammen uses 2 bytes per row
-        byte_off += (nb + 7) // 8 if kind == "rademacher" else 2 * nb
+            tiles.append((bi, a, min(tile_rows, nb - a)))
     if n_threads is None:
         n_threads = default_threads()
     n_threads = max(1, min(n_threads, len(tiles)))
-    # a fixed, contiguous assignment of tiles to workers keeps the sums reproducible
-    bounds = np.linspace(0, len(tiles), n_threads + 1).astype(int)
-    work = [tiles[bounds[j]:bounds[j + 1]] for j in range(n_threads)]
+    # every tile has its own SFC64 stream, spawned from one seed drawn from rng
+    seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4)).spawn(len(tiles))
+    threshold = 0 if kind == "rademacher" else _MAMMEN_THRESHOLD
 
-    def run(my_tiles, raw, m):
-        per_block: dict = {}
-        for bi, a, b in my_tiles:
-            _, m32, off, _ = prepared[bi]
-            if kind == "rademacher":
-                packed = raw[:, off + a // 8: off + (b + 7) // 8]
-                U = np.unpackbits(packed, axis=1, count=b - a).astype(np.float32)
-            else:
-                r16 = np.ascontiguousarray(raw[:, off + 2 * a: off + 2 * b]).view(np.uint16)
-                U = (r16 >= _MAMMEN_THRESHOLD).astype(np.float32)
-            part = U @ m32[a:b]
-            if bi in per_block:
-                per_block[bi] += part
-            else:
-                per_block[bi] = part.astype(np.float64)
-        acc = np.zeros((m, n_cols))
-        for bi, part in per_block.items():
-            cols, _, _, A = prepared[bi]
-            acc[:, cols] += part if A is None else part @ A
-        return acc
+    def run(i):
+        bi, a, size = tiles[i]
+        padded = prepared[bi][2]
+        state = np.random.SFC64(seeds[i]).state["state"]["state"].copy()
+        out = np.zeros((biters, padded.shape[1]), dtype=np.float32)
+        binary_multiplier_sums(padded[a: a + -(-size // 16) * 16], state, biters, threshold, out)
+        return out
 
-    out = np.empty((biters, n_cols))
-    bitgen = rng.bit_generator
-    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
-    try:
-        done = 0
-        while done < biters:
-            m = min(chunk_draws, biters - done)
-            words = (m * byte_off + 7) // 8
-            raw = bitgen.random_raw(words).view(np.uint8)[: m * byte_off]
-            raw = raw.reshape(m, byte_off)
-            if pool is None:
-                acc = run(work[0], raw, m)
-            else:
-                futures = [pool.submit(run, wk, raw, m) for wk in work]
-                acc = futures[0].result()
-                for f in futures[1:]:
-                    acc += f.result()
-            out[done:done + m] = low * colsum + (high - low) * acc
-            done += m
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    acc = [np.zeros((biters, p[2].shape[1])) for p in prepared]
+    if n_threads == 1:
+        for i, (bi, _, _) in enumerate(tiles):
+            acc[bi] += run(i)
+    else:
+        # tile sums are added in tile order, so the result does not depend on threads
+        with ThreadPoolExecutor(n_threads) as pool:
+            for (bi, _, _), part in zip(tiles, pool.map(run, range(len(tiles))), strict=True):
+                acc[bi] += part
+    out = np.tile(low * colsum, (biters, 1))
+    for (cols, A, _, r), part in zip(prepared, acc, strict=True):
+        part = (high - low) * part[:, :r]
+        out[:, cols] += part if A is None else part @ A
     return out
 
 

@@ -24,6 +24,8 @@ import numpy as np
 
 from phm_eval.errors import EstimationError
 
+from . import _kernels as kernels
+
 TRIM_LEVEL = 0.995
 _EPS = np.finfo(float).eps
 
@@ -49,12 +51,13 @@ def logit_fit(D: np.ndarray, X: np.ndarray, w: np.ndarray, *, max_iter: int = 10
     Z = np.empty_like(X)
     Z[:, 0] = 1.0
     Z[:, 1:] = (X[:, 1:] - mu) / sd
+    Z = np.ascontiguousarray(Z)
+    D = np.ascontiguousarray(D, dtype=float)
+    w = np.ascontiguousarray(w, dtype=float)
+    grad = np.empty(p)
+    H = np.empty((p, p))
     for _ in range(max_iter):
-        eta = Z @ beta
-        prob = 1.0 / (1.0 + np.exp(-eta))
-        grad = Z.T @ (w * (D - prob))
-        W = w * prob * (1 - prob)
-        H = (Z * W[:, None]).T @ Z
+        kernels.logit_gradient_hessian(Z, D, w, beta, grad, H)
         try:
             step = np.linalg.solve(H, grad)
         except np.linalg.LinAlgError as exc:
@@ -153,7 +156,7 @@ def _ps_parts(D, X, w, trim_level):
     trim = np.ones(len(D), dtype=bool)
     ctrl = D == 0
     trim[ctrl] = ps[ctrl] < trim_level
-    info = (X * (w * ps * (1 - ps))[:, None]).T @ X
+    info = kernels.weighted_gram(np.ascontiguousarray(X), w * ps * (1 - ps))
     _check_rcond(info, "propensity score")
     H = np.linalg.inv(info) * len(D)
     return ps, trim.astype(float), H
@@ -372,7 +375,7 @@ def _rc_ps(D, X, w, trim_level, where, calibrated=False):
 
 def _rc_ipw(y, post, D, X, w, n, where, trim_level):
     ps, trim = _rc_ps(D, X, w, trim_level, where)
-    info = (X * (w * ps * (1 - ps))[:, None]).T @ X
+    info = kernels.weighted_gram(np.ascontiguousarray(X), w * ps * (1 - ps))
     _check_rcond(info, "propensity score")
     H = np.linalg.inv(info) * n
     w_tp = trim * w * D * (1 - post)
@@ -396,7 +399,7 @@ def _rc_ipw(y, post, D, X, w, n, where, trim_level):
 
 def _rc_dr(y, post, D, X, w, n, where, trim_level):
     ps, trim = _rc_ps(D, X, w, trim_level, where)
-    info = (X * (w * ps * (1 - ps))[:, None]).T @ X
+    info = kernels.weighted_gram(np.ascontiguousarray(X), w * ps * (1 - ps))
     _check_rcond(info, "propensity score")
     H = np.linalg.inv(info) * n
     Y = y[:, None]

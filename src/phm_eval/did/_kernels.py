@@ -1,0 +1,227 @@
+"""Compiled inner loops (numba) of the DiD engine.
+
+Only loops that numpy cannot express without large temporaries live here; each is
+checked against a plain numpy formulation in the tests.  Functions are compiled
+on first use and cached on disk (``cache=True``), and release the GIL so that
+the callers can run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_U = np.uint64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sfc64_next(st):
+    """One output of numpy's ``SFC64`` from the state ``st = (a, b, c, counter)``."""
+    a, b, c, w = st[0], st[1], st[2], st[3]
+    out = a + b + w
+    st[3] = w + _U(1)
+    st[0] = b ^ (b >> _U(11))
+    st[1] = c + (c << _U(3))
+    st[2] = ((c << _U(24)) | (c >> _U(40))) + out
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sfc64_raw(state: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (uint64) with the generator's next outputs (as ``SFC64.random_raw``)."""
+    for i in range(out.shape[0]):
+        out[i] = _sfc64_next(state)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def binary_multiplier_sums(M: np.ndarray, state: np.ndarray, n_draws: int, threshold: int,
+                           out: np.ndarray) -> None:
+    """Add ``sum_r u[r, b] * M[r, :]`` to ``out[b, :]`` for ``n_draws`` draws of bits ``u``.
+
+    The bits come from numpy's ``SFC64`` generator whose state ``state`` (uint64
+    ``a, b, c, counter``, advanced in place) is consumed in this order: rows are
+    taken sixteen at a time (a pair of eight-row groups); for ``threshold == 0``
+    (fair bits) each output gives four draws, 16 bits per draw, bit ``k`` being
+    row ``k`` of the pair; otherwise each draw takes four outputs, i.e. sixteen
+    16-bit numbers ``x``, and row ``k``'s bit is ``x_k >= threshold``.
+
+    For each eight-row group the 256 possible sums of its rows are tabulated
+    once, after which a draw costs one table lookup per eight rows instead of
+    eight multiply-adds.
+
+    Parameters
+    ----------
+    M : (16 m, c) float array
+        Rows padded with zeros to a multiple of 16 (zero rows add nothing).
+    state : (4,) uint64 array
+    n_draws : int
+    threshold : int
+        0 for fair bits, else the 16-bit threshold of a Bernoulli bit.
+    out : (n_draws, c) array of M's dtype, updated in place
+    """
+    n, c = M.shape
+    t1 = np.zeros((256, c), M.dtype)
+    t2 = np.zeros((256, c), M.dtype)
+    thr = _U(threshold)
+    n_words = (n_draws + 3) // 4
+    buf = np.empty(n_words, np.uint64)
+    by = buf.view(np.uint8)
+    for r0 in range(0, n, 16):
+        for k in range(8):
+            step = 1 << k
+            ra = M[r0 + k]
+            rb = M[r0 + 8 + k]
+            for v in range(step):
+                for q in range(c):
+                    t1[step + v, q] = t1[v, q] + ra[q]
+                    t2[step + v, q] = t2[v, q] + rb[q]
+        if threshold == 0:
+            # four draws per output, 16 bits (two bytes, little-endian) per draw
+            for i in range(n_words):
+                buf[i] = _sfc64_next(state)
+            for d in range(n_draws):
+                v1 = by[2 * d]
+                v2 = by[2 * d + 1]
+                for q in range(c):
+                    out[d, q] += t1[v1, q] + t2[v2, q]
+        else:
+            for d in range(n_draws):
+                bits = 0
+                for word in range(4):
+                    x = _sfc64_next(state)
+                    for h in range(4):
+                        if ((x >> _U(16 * h)) & _U(0xFFFF)) >= thr:
+                            bits |= 1 << (4 * word + h)
+                v1 = bits & 0xFF
+                v2 = bits >> 8
+                for q in range(c):
+                    out[d, q] += t1[v1, q] + t2[v2, q]
+
+
+# ----------------------------------------------------------------------------- data layout
+@njit(cache=True, nogil=True)
+def sorted_balanced_periods(ids: np.ndarray, t: np.ndarray) -> int:
+    """Number of periods ``T`` if the rows are a balanced panel sorted by unit then period.
+
+    That is: ``ids`` comes in runs of equal length ``T``, one run per unit with
+    strictly increasing ids from run to run, and every run has the same strictly
+    increasing periods ``t[:T]``.  Returns 0 otherwise (including no rows).
+    """
+    N = ids.shape[0]
+    if N == 0:
+        return 0
+    T = 1
+    while T < N and ids[T] == ids[0]:
+        T += 1
+    if N % T != 0:
+        return 0
+    for j in range(1, T):
+        if not t[j] > t[j - 1]:
+            return 0
+    for base in range(0, N, T):
+        unit = ids[base]
+        if base > 0 and not unit > ids[base - T]:
+            return 0
+        for j in range(T):
+            if ids[base + j] != unit or t[base + j] != t[j]:
+                return 0
+    return T
+
+
+@njit(cache=True, nogil=True)
+def first_varying_row(mat: np.ndarray) -> int:
+    """Index of the first row of ``mat`` whose values are not all equal (-1 if none)."""
+    n, T = mat.shape
+    for i in range(n):
+        v = mat[i, 0]
+        for j in range(1, T):
+            if mat[i, j] != v:
+                return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def stable_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Stable ordering of rows by small non-negative integer ``codes`` (a counting sort)."""
+    counts = np.zeros(n_codes + 1, np.int64)
+    for c in codes:
+        counts[c + 1] += 1
+    for c in range(n_codes):
+        counts[c + 1] += counts[c]
+    order = np.empty(codes.shape[0], np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        order[counts[c]] = i
+        counts[c] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
+def take_rows(src: np.ndarray, order: np.ndarray, out: np.ndarray) -> None:
+    """``out[i, :k] = src[order[i], :]`` with ``k = src.shape[1]`` (out may be wider)."""
+    k = src.shape[1]
+    for i in range(order.shape[0]):
+        r = order[i]
+        for j in range(k):
+            out[i, j] = src[r, j]
+
+
+# ----------------------------------------------------------------------------- regressions
+@njit(cache=True, nogil=True)
+def logit_gradient_hessian(Z: np.ndarray, D: np.ndarray, w: np.ndarray, beta: np.ndarray,
+                           grad: np.ndarray, H: np.ndarray) -> None:
+    """Gradient ``Z'(w (D - p))`` and information ``Z' diag(w p (1 - p)) Z`` of a weighted
+    logistic log-likelihood at ``beta`` (``p = expit(Z beta)``), in one pass over rows."""
+    n, p = Z.shape
+    grad[:] = 0.0
+    H[:, :] = 0.0
+    for i in range(n):
+        eta = 0.0
+        for j in range(p):
+            eta += Z[i, j] * beta[j]
+        prob = 1.0 / (1.0 + np.exp(-eta))
+        r = w[i] * (D[i] - prob)
+        s = w[i] * prob * (1.0 - prob)
+        for j in range(p):
+            zj = Z[i, j]
+            grad[j] += zj * r
+            zs = zj * s
+            for k in range(j + 1):
+                H[j, k] += zs * Z[i, k]
+    for j in range(p):
+        for k in range(j):
+            H[k, j] = H[j, k]
+
+
+@njit(cache=True, nogil=True)
+def weighted_gram(X: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``X' diag(v) X`` in one pass over rows."""
+    n, p = X.shape
+    G = np.zeros((p, p))
+    for i in range(n):
+        for j in range(p):
+            xv = X[i, j] * v[i]
+            for k in range(j + 1):
+                G[j, k] += xv * X[i, k]
+    for j in range(p):
+        for k in range(j):
+            G[k, j] = G[j, k]
+    return G
+
+
+@njit(cache=True, nogil=True)
+def stacked_differences(Y: np.ndarray, starts: np.ndarray, stops: np.ndarray, cs: np.ndarray,
+                        bs: np.ndarray) -> np.ndarray:
+    """Rows ``starts[k]:stops[k]`` of ``Y[:, cs] - Y[:, bs]``, stacked block after block."""
+    n1 = 0
+    for k in range(starts.shape[0]):
+        n1 += stops[k] - starts[k]
+    m = cs.shape[0]
+    out = np.empty((n1, m))
+    r = 0
+    for k in range(starts.shape[0]):
+        for i in range(starts[k], stops[k]):
+            for j in range(m):
+                out[r, j] = Y[i, cs[j]] - Y[i, bs[j]]
+            r += 1
+    return out

@@ -1,0 +1,112 @@
+"""Compiled kernels of the DiD engine against plain numpy formulations."""
+
+import numpy as np
+import pytest
+
+from phm_eval.did import _kernels as K
+from phm_eval.did.bootstrap import _MAMMEN_THRESHOLD, multiplier_sums
+
+
+def _state(seed):
+    return np.random.SFC64(seed).state["state"]["state"].copy()
+
+
+def test_sfc64_matches_numpy():
+    out = np.empty(1000, np.uint64)
+    K.sfc64_raw(_state(42), out)
+    np.testing.assert_array_equal(out, np.random.SFC64(42).random_raw(1000))
+
+
+def _explicit_bits(seed, n_rows, n_draws, threshold):
+    """The bits the kernel documents it draws, built from numpy's SFC64 stream."""
+    pairs = -(-n_rows // 16)
+    words_per_pair = -(-n_draws // 4) if threshold == 0 else 4 * n_draws
+    raw = np.random.SFC64(seed).random_raw(pairs * words_per_pair)
+    U = np.zeros((n_draws, 16 * pairs))
+    for p in range(pairs):
+        w = raw[p * words_per_pair:(p + 1) * words_per_pair]
+        if threshold == 0:
+            for d in range(n_draws):
+                x = int(w[d // 4]) >> (16 * (d % 4))
+                U[d, 16 * p:16 * p + 16] = [(x >> k) & 1 for k in range(16)]
+        else:
+            for d in range(n_draws):
+                for k in range(16):
+                    x = (int(w[4 * d + k // 4]) >> (16 * (k % 4))) & 0xFFFF
+                    U[d, 16 * p + k] = x >= threshold
+    return U
+
+
+@pytest.mark.parametrize("threshold", [0, _MAMMEN_THRESHOLD])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_multiplier_sums_equal_the_product(threshold, dtype):
+    rng = np.random.default_rng(1)
+    n, c, B = 45, 5, 11
+    M = np.zeros((48, c), dtype)
+    M[:n] = rng.normal(size=(n, c))
+    out = np.zeros((B, c), dtype)
+    K.binary_multiplier_sums(M, _state(3), B, threshold, out)
+    U = _explicit_bits(3, 48, B, threshold)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, U @ M.astype(float), atol=tol)
+    if threshold == 0:
+        assert 0.4 < U.mean() < 0.6
+    else:  # P(bit) = 1 - threshold / 65536 (about 0.28)
+        assert 0.15 < U.mean() < 0.4
+
+
+def test_multiplier_sums_reproduce_explicit_draws():
+    """One block, one tile: the sums are 2 U @ M - colsum(M) with U from the tile's stream."""
+    rng = np.random.default_rng(2)
+    M = rng.normal(size=(40, 3))
+    S = multiplier_sums([(np.arange(40), np.arange(3), M, None)], 40, 3, 9,
+                        np.random.default_rng(7), n_threads=1)
+    seed = np.random.SeedSequence(np.random.default_rng(7).integers(0, 2**63, size=4)).spawn(1)[0]
+    Mp = np.zeros((48, 3))
+    Mp[:40] = M
+    U = _explicit_bits(seed, 48, 9, 0)
+    np.testing.assert_allclose(S, 2 * U @ Mp - M.sum(axis=0), atol=1e-5)
+
+
+def test_multiplier_sums_factored_block_and_columns():
+    """A factored block adds (V M) A to the right columns; the others stay zero."""
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(100, 2))
+    A = rng.normal(size=(2, 3))
+    S = multiplier_sums([(np.arange(100), np.array([0, 2, 4]), M, A)], 100, 5, 50,
+                        np.random.default_rng(1), n_threads=1)
+    plain = multiplier_sums([(np.arange(100), np.array([0, 2, 4]), M @ A, None)], 100, 5, 50,
+                            np.random.default_rng(1), n_threads=1)
+    np.testing.assert_allclose(S, plain, atol=1e-4)
+    assert np.all(S[:, [1, 3]] == 0)
+
+
+def test_sorted_balanced_periods():
+    ids = np.repeat([3, 5, 9], 4)
+    t = np.tile([1, 2, 5, 7], 3)
+    assert K.sorted_balanced_periods(ids, t) == 4
+    assert K.sorted_balanced_periods(ids.astype(float), t.astype(float)) == 4
+    assert K.sorted_balanced_periods(ids[:-1], t[:-1]) == 0  # unbalanced
+    assert K.sorted_balanced_periods(ids[::-1].copy(), t) == 0  # ids decreasing
+    t2 = t.copy()
+    t2[5] = 3
+    assert K.sorted_balanced_periods(ids, t2) == 0  # periods differ between units
+    t3 = np.tile([2, 1, 5, 7], 3)
+    assert K.sorted_balanced_periods(ids, t3) == 0  # periods not increasing
+    assert K.sorted_balanced_periods(ids[:0], t[:0]) == 0
+
+
+def test_first_varying_row_and_stable_order():
+    m = np.ones((5, 3))
+    assert K.first_varying_row(m) == -1
+    m[3, 2] = 2
+    m[4, 0] = 0
+    assert K.first_varying_row(m) == 3
+    assert K.first_varying_row(m[:, :1]) == -1
+    codes = np.random.default_rng(0).integers(0, 4, size=1000)
+    np.testing.assert_array_equal(K.stable_order(codes, 4), np.argsort(codes, kind="stable"))
+    src = np.arange(12.0).reshape(4, 3)
+    out = np.full((4, 4), -1.0)
+    K.take_rows(src, np.array([2, 0, 3, 1]), out)
+    np.testing.assert_array_equal(out[:, :3], src[[2, 0, 3, 1]])
+    assert np.all(out[:, 3] == -1)
