@@ -96,7 +96,7 @@ def test_sorted_balanced_periods():
     assert K.sorted_balanced_periods(ids[:0], t[:0]) == 0
 
 
-def test_first_varying_row_and_stable_order():
+def test_first_varying_row_and_counting_sort():
     m = np.ones((5, 3))
     assert K.first_varying_row(m) == -1
     m[3, 2] = 2
@@ -104,9 +104,11 @@ def test_first_varying_row_and_stable_order():
     assert K.first_varying_row(m) == 3
     assert K.first_varying_row(m[:, :1]) == -1
     codes = np.random.default_rng(0).integers(0, 4, size=1000)
-    np.testing.assert_array_equal(K.stable_order(codes, 4), np.argsort(codes, kind="stable"))
+    order = np.argsort(codes, kind="stable")
+    rank = K.stable_rank(codes, 4)
+    np.testing.assert_array_equal(order[rank], np.arange(1000))
     src = np.arange(12.0).reshape(4, 3)
     out = np.full((4, 4), -1.0)
-    K.take_rows(src, np.array([2, 0, 3, 1]), out)
-    np.testing.assert_array_equal(out[:, :3], src[[2, 0, 3, 1]])
+    K.scatter_rows(src, np.array([2, 0, 3, 1]), out)
+    np.testing.assert_array_equal(out[[2, 0, 3, 1], :3], src)
     assert np.all(out[:, 3] == -1)

@@ -141,29 +141,33 @@ def first_varying_row(mat: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def stable_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Stable ordering of rows by small non-negative integer ``codes`` (a counting sort)."""
-    counts = np.zeros(n_codes + 1, np.int64)
+def stable_rank(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Position of each row when rows are stably sorted by small non-negative integer
+    ``codes`` (a counting sort); the inverse of the stable sorting permutation."""
+    start = np.zeros(n_codes + 1, np.int64)
     for c in codes:
-        counts[c + 1] += 1
+        start[c + 1] += 1
     for c in range(n_codes):
-        counts[c + 1] += counts[c]
-    order = np.empty(codes.shape[0], np.int64)
+        start[c + 1] += start[c]
+    rank = np.empty(codes.shape[0], np.int64)
     for i in range(codes.shape[0]):
         c = codes[i]
-        order[counts[c]] = i
-        counts[c] += 1
-    return order
+        rank[i] = start[c]
+        start[c] += 1
+    return rank
 
 
 @njit(cache=True, nogil=True)
-def take_rows(src: np.ndarray, order: np.ndarray, out: np.ndarray) -> None:
-    """``out[i, :k] = src[order[i], :]`` with ``k = src.shape[1]`` (out may be wider)."""
+def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray) -> None:
+    """``out[rank[i], :k] = src[i, :]`` with ``k = src.shape[1]`` (out may be wider).
+
+    Reading ``src`` in order and writing to the few sequential streams of a
+    counting sort is much faster than gathering rows in sorted order."""
     k = src.shape[1]
-    for i in range(order.shape[0]):
-        r = order[i]
+    for i in range(rank.shape[0]):
+        r = rank[i]
         for j in range(k):
-            out[i, j] = src[r, j]
+            out[r, j] = src[i, j]
 
 
 # ----------------------------------------------------------------------------- regressions
@@ -224,4 +228,43 @@ def stacked_differences(Y: np.ndarray, starts: np.ndarray, stops: np.ndarray, cs
             for j in range(m):
                 out[r, j] = Y[i, cs[j]] - Y[i, bs[j]]
             r += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def weighted_crossprods(X: np.ndarray, Y: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``X' diag(V[:, q]) Y`` for every weight column ``q``: a (q, p, m) array, one pass."""
+    n, p = X.shape
+    m = Y.shape[1]
+    nq = V.shape[1]
+    out = np.zeros((nq, p, m))
+    for i in range(n):
+        for q in range(nq):
+            vq = V[i, q]
+            for j in range(p):
+                xv = X[i, j] * vq
+                for k in range(m):
+                    out[q, j, k] += xv * Y[i, k]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def dr_influence(dY: np.ndarray, X: np.ndarray, beta: np.ndarray, a: np.ndarray,
+                 l0: np.ndarray, l1: np.ndarray, s: np.ndarray, G: np.ndarray,
+                 eta0: np.ndarray, eta1: np.ndarray) -> np.ndarray:
+    """Rows of the doubly robust influence function, one pass:
+    ``psi[i] = a_i (dY_i - X_i beta) + l0_i eta0 + l1_i eta1 - s_i X_i G``."""
+    n, m = dY.shape
+    p = X.shape[1]
+    out = np.empty((n, m))
+    for i in range(n):
+        ai = a[i]
+        si = s[i]
+        for k in range(m):
+            fit = 0.0
+            corr = 0.0
+            for j in range(p):
+                fit += X[i, j] * beta[j, k]
+                corr += X[i, j] * G[j, k]
+            out[i, k] = ai * (dY[i, k] - fit) + l0[i] * eta0[k] + l1[i] * eta1[k] - si * corr
     return out

@@ -319,20 +319,28 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     cohorts = uniq[used]
     ucode = (np.cumsum(used) - 1)[codes]
     if np.all(ucode[1:] >= ucode[:-1]):
-        order = None
+        rank = None
     else:
-        order = kernels.stable_order(ucode, len(cohorts))
+        rank = kernels.stable_rank(ucode, len(cohorts))
 
     def take(a):
-        return a if order is None else np.take(a, order, axis=0)
+        """``a`` with its rows in cohort order."""
+        if rank is None:
+            return a
+        out = np.empty(a.shape, dtype=a.dtype)
+        if a.ndim == 1:
+            out[rank] = a
+        else:
+            kernels.scatter_rows(a.reshape(len(a), -1), rank, out.reshape(len(a), -1))
+        return out
 
     unit_g = take(unit_g)
     # one extra column of ones: without covariates [Y, 1] is each block's factor
     Y1 = np.empty((n_units, T + 1))
-    if order is None:
+    if rank is None:
         Y1[:, :T] = Yw
     else:
-        kernels.take_rows(Yw, order, Y1)
+        kernels.scatter_rows(Yw, rank, Y1)
     Y1[:, T] = 1.0
     Y = Y1[:, :T]
     weights = np.ones(n_units)

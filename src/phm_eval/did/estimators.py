@@ -262,30 +262,32 @@ def _panel_dr(dY, D, X, w, n, where, trim_level):
     ps, trim, H = _ps_parts(D, X, w, trim_level)
     if X.shape[1] > 1:
         check_overlap(ps, where)
+    X = np.ascontiguousarray(X)
+    dY = np.ascontiguousarray(dY)
     T_, C_ = slice(0, k), slice(k, n)
-    XC, wC = X[C_], w[C_]
-    beta = _wls(X, dY, w, D == 0, "outcome regression for comparison units")
-    RT = dY[T_] - X[T_] @ beta
-    RC = dY[C_] - XC @ beta
+    XT, XC, wC, dYT, dYC = X[T_], X[C_], w[C_], dY[T_], dY[C_]
     w_tr = w[T_]  # trimming never removes treated units
     w_co = trim[C_] * wC * ps[C_] / (1 - ps[C_])
+    # outcome regression on comparison units, and the sums the influence function needs,
+    # without forming the residuals: X' W (dY - X beta) = X' W dY - (X' W X) beta
+    XtWX = kernels.weighted_gram(XC, wC)
+    _check_rcond(XtWX, "outcome regression for comparison units")
+    cross = kernels.weighted_crossprods(XC, dYC, np.column_stack([wC, w_co]))
+    beta = np.linalg.solve(XtWX, cross[0])
+    sT, sC = w_tr @ XT, w_co @ XC
     m_tr, m_co = w_tr.sum() / n, w_co.sum() / n
-    eta_tr = (w_tr @ RT) / n / m_tr
-    eta_co = (w_co @ RC) / n / m_co
+    eta_tr = (w_tr @ dYT - sT @ beta) / n / m_tr
+    eta_co = (w_co @ dYC - sC @ beta) / n / m_co
     att = eta_tr - eta_co
-    XpX = (XC * wC[:, None]).T @ XC / n
-    M1 = (w_tr @ X[T_]) / n
-    M3 = (w_co @ XC) / n
-    sol = np.linalg.solve(XpX, np.column_stack([M1, M3]))
-    M2 = ((XC * w_co[:, None]).T @ RC - np.outer(w_co @ XC, eta_co)) / n
-    asy_ps = (w * (D - ps))[:, None] * (X @ H)
-    low = np.vstack([eta_tr[None, :], eta_co[None, :], M2])
-    psi = np.empty_like(dY)
-    left_T = np.column_stack([-w_tr / m_tr, np.zeros(k), -asy_ps[T_] / m_co])
-    psi[T_] = RT * (w_tr / m_tr)[:, None] + left_T @ low
+    sol = np.linalg.solve(XtWX / n, np.column_stack([sT, sC]) / n)
+    M2 = (cross[1] - kernels.weighted_gram(XC, w_co) @ beta - np.outer(sC, eta_co)) / n
+    # psi_i = a_i (dY_i - X_i beta) + l0_i eta_tr + l1_i eta_co - s_i X_i H M2 / m_co
     coef_C = wC * (XC @ (sol[:, 1] / m_co - sol[:, 0] / m_tr)) - w_co / m_co
-    left_C = np.column_stack([np.zeros(n - k), w_co / m_co, -asy_ps[C_] / m_co])
-    psi[C_] = RC * coef_C[:, None] + left_C @ low
+    a = np.concatenate([w_tr / m_tr, coef_C])
+    l0 = np.concatenate([-w_tr / m_tr, np.zeros(n - k)])
+    l1 = np.concatenate([np.zeros(k), w_co / m_co])
+    psi = kernels.dr_influence(dY, X, beta, a, l0, l1, w * (D - ps), H @ M2 / m_co,
+                               eta_tr, eta_co)
     return att, psi
 
 
