@@ -112,3 +112,35 @@ def test_first_varying_row_and_counting_sort():
     K.scatter_rows(src, np.array([2, 0, 3, 1]), out)
     np.testing.assert_array_equal(out[[2, 0, 3, 1], :3], src)
     assert np.all(out[:, 3] == -1)
+
+
+def test_regression_kernels_match_numpy():
+    rng = np.random.default_rng(4)
+    n, p, m = 200, 3, 4
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    Y = rng.normal(size=(n, m))
+    V = rng.random(size=(n, 2))
+    D = (rng.random(n) < 0.4).astype(float)
+    beta = rng.normal(size=p) * 0.3
+    grad, H = np.empty(p), np.empty((p, p))
+    K.logit_gradient_hessian(X, D, V[:, 0], beta, grad, H)
+    prob = 1 / (1 + np.exp(-X @ beta))
+    np.testing.assert_allclose(grad, X.T @ (V[:, 0] * (D - prob)), rtol=1e-12)
+    np.testing.assert_allclose(H, (X * (V[:, 0] * prob * (1 - prob))[:, None]).T @ X,
+                               rtol=1e-12)
+    np.testing.assert_allclose(K.weighted_gram(X, V[:, 1]), (X * V[:, 1:2]).T @ X, rtol=1e-12)
+    cross = K.weighted_crossprods(X, Y, V)
+    for q in range(2):
+        np.testing.assert_allclose(cross[q], (X * V[:, q:q + 1]).T @ Y, rtol=1e-12)
+    B, G = rng.normal(size=(p, m)), rng.normal(size=(p, m))
+    a, l0, l1, s = rng.normal(size=(4, n))
+    e0, e1 = rng.normal(size=(2, m))
+    expected = (a[:, None] * (Y - X @ B) + np.outer(l0, e0) + np.outer(l1, e1)
+                - s[:, None] * (X @ G))
+    np.testing.assert_allclose(K.dr_influence(Y, X, B, a, l0, l1, s, G, e0, e1), expected,
+                               rtol=1e-12, atol=1e-12)
+    Yw = rng.normal(size=(10, 5))
+    out = K.stacked_differences(Yw, np.array([0, 6]), np.array([3, 9]), np.array([2, 4]),
+                                np.array([1, 1]))
+    rows = np.r_[0:3, 6:9]
+    np.testing.assert_array_equal(out, Yw[rows][:, [2, 4]] - Yw[rows][:, [1, 1]])
