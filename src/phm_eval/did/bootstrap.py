@@ -62,7 +62,8 @@ def multiplier_sums(
     ----------
     blocks : list of (rows, cols, M, A)
         The block's rows (only their number is used), the global columns
-        ``cols`` it contributes to, its (rows x r) matrix ``M`` and an (r x
+        ``cols`` it contributes to, its (rows x r) matrix ``M`` (or a list of
+        column pieces side by side, to avoid a copy) and an (r x
         len(cols)) matrix ``A`` (None for the identity): the block adds
         ``(V_block @ M) @ A``.  Multipliers are i.i.d. over rows, so each block
         draws its own.
@@ -101,15 +102,19 @@ def multiplier_sums(
     prepared = []  # (cols, A, padded float32 matrix)
     tiles = []  # (block index, first row, number of rows)
     for bi, (_rows, cols, mat, A) in enumerate(blocks):
-        mat = np.asarray(mat, dtype=float)
-        msum = mat.sum(axis=0)
+        pieces = [np.asarray(m, dtype=float) for m in (mat if isinstance(mat, list) else [mat])]
+        pieces = [m[:, None] if m.ndim == 1 else m for m in pieces]
+        msum = np.concatenate([m.sum(axis=0) for m in pieces])
         cols = np.asarray(cols)
         np.add.at(colsum, cols, msum if A is None else msum @ A)
-        nb, r = mat.shape
+        nb, r = pieces[0].shape[0], len(msum)
         # zero rows and columns pad the block to whole pairs of 8-row groups and to
         # a multiple of 8 columns (one vector register): zero rows add nothing
         padded = np.zeros((-(-nb // 16) * 16, -(-max(r, 1) // 8) * 8), dtype=np.float32)
-        padded[:nb, :r] = mat
+        j = 0
+        for m in pieces:
+            padded[:nb, j:j + m.shape[1]] = m
+            j += m.shape[1]
         prepared.append((cols, A, padded, r))
         for a in range(0, nb, tile_rows):
             tiles.append((bi, a, min(tile_rows, nb - a)))

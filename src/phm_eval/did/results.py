@@ -162,22 +162,31 @@ def _draws(res: AttGtResult) -> np.ndarray:
                 # factored block [w * Y, w]: its last column is w; add ones if weighted
                 M, r = b.M, b.M.shape[1]
                 unweighted = bool(np.all(w == 1.0))
+                width = r if unweighted else r + 1
                 if not unweighted:
-                    M = np.column_stack([M, np.ones(size)])
-                E = np.zeros((M.shape[1], len(extra_cols)))
+                    M = [M, np.ones((size, 1))]
+                E = np.zeros((width, len(extra_cols)))
                 if c in glist:
                     E[r - 1, 0] = 1.0
                 E[r - 1 if unweighted else r, -1] = 1.0
-                A = np.zeros((M.shape[1], b.A.shape[1]))
+                A = np.zeros((width, b.A.shape[1]))
                 A[:r] = b.A
                 blocks.append((sl, np.concatenate([b.cols, extra_cols]), M,
                                np.column_stack([A, E])))
                 continue
             cols = b.cols if b is not None else np.zeros(0, dtype=np.int64)
             mat = b.M if b is not None else np.zeros((size, 0))
-            extra = [w, np.ones(size)] if c in glist else [np.ones(size)]
+            r = mat.shape[1]
+            if c in glist and not np.all(w == 1.0):
+                blocks.append((sl, np.concatenate([cols, extra_cols]),
+                               [mat, w[:, None], np.ones((size, 1))], None))
+                continue
+            # unweighted: the cohort-share column equals the column of ones; draw it once
+            A = np.zeros((r + 1, r + len(extra_cols)))
+            A[:r, :r] = np.eye(r)
+            A[r, r:] = 1.0
             blocks.append((sl, np.concatenate([cols, extra_cols]),
-                           np.column_stack([mat, *extra]), None))
+                           [mat, np.ones((size, 1))], A))
         n_rows = d.n
     return multiplier_sums(blocks, n_rows, ncols, res.biters, res.rng, kind=res.multiplier)
 
