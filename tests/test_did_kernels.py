@@ -109,9 +109,9 @@ def test_first_varying_row_and_counting_sort():
     np.testing.assert_array_equal(order[rank], np.arange(1000))
     src = np.arange(12.0).reshape(4, 3)
     out = np.full((4, 4), -1.0)
-    K.scatter_rows(src, np.array([2, 0, 3, 1]), out)
+    K.scatter_rows(src, np.array([2, 0, 3, 1]), out, 1.0)
     np.testing.assert_array_equal(out[[2, 0, 3, 1], :3], src)
-    assert np.all(out[:, 3] == -1)
+    assert np.all(out[:, 3] == 1.0)
 
 
 def test_regression_kernels_match_numpy():
@@ -144,3 +144,15 @@ def test_regression_kernels_match_numpy():
                                 np.array([1, 1]))
     rows = np.r_[0:3, 6:9]
     np.testing.assert_array_equal(out, Yw[rows][:, [2, 4]] - Yw[rows][:, [1, 1]])
+
+
+def test_small_codes():
+    v = np.array([5.0, 0.0, 5.0, 7.0, 0.0, 0.0])
+    codes, distinct, ok = K.small_codes(v, 8)
+    assert ok
+    np.testing.assert_array_equal(distinct[codes], v)
+    np.testing.assert_array_equal(distinct, [5.0, 0.0, 7.0])
+    assert not K.small_codes(v, 2)[2]  # more distinct values than allowed
+    assert not K.small_codes(np.array([1.0, np.nan]), 8)[2]
+    codes, distinct, ok = K.small_codes(np.array([3, 3, 1]), 4)
+    assert ok and list(distinct[codes]) == [3, 3, 1]

@@ -158,16 +158,54 @@ def stable_rank(codes: np.ndarray, n_codes: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray) -> None:
-    """``out[rank[i], :k] = src[i, :]`` with ``k = src.shape[1]`` (out may be wider).
+def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray, fill: float = 0.0) -> None:
+    """``out[rank[i], :k] = src[i, :]`` with ``k = src.shape[1]``; columns of ``out``
+    beyond ``k`` are set to ``fill``.
 
     Reading ``src`` in order and writing to the few sequential streams of a
     counting sort is much faster than gathering rows in sorted order."""
     k = src.shape[1]
+    width = out.shape[1]
     for i in range(rank.shape[0]):
         r = rank[i]
         for j in range(k):
             out[r, j] = src[i, j]
+        for j in range(k, width):
+            out[r, j] = fill
+
+
+@njit(cache=True, nogil=True)
+def small_codes(values: np.ndarray, max_distinct: int):
+    """Codes of ``values`` into their distinct values in order of first appearance, by a
+    linear scan of at most ``max_distinct`` distinct values (cohorts are few).
+
+    Returns ``(codes, distinct, ok)``; ``ok`` is False when there are more distinct
+    values (the caller then uses a hash table) or a NaN.
+    """
+    n = values.shape[0]
+    codes = np.empty(n, np.int64)
+    distinct = np.empty(max_distinct, values.dtype)
+    n_distinct = 0
+    last = 0
+    for i in range(n):
+        v = values[i]
+        if n_distinct > 0 and distinct[last] == v:
+            codes[i] = last
+            continue
+        found = -1
+        for d in range(n_distinct):
+            if distinct[d] == v:
+                found = d
+                break
+        if found < 0:
+            if n_distinct == max_distinct or v != v:
+                return codes, distinct[:n_distinct], False
+            distinct[n_distinct] = v
+            found = n_distinct
+            n_distinct += 1
+        codes[i] = found
+        last = found
+    return codes, distinct[:n_distinct], True
 
 
 # ----------------------------------------------------------------------------- regressions

@@ -339,9 +339,9 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     Y1 = np.empty((n_units, T + 1))
     if rank is None:
         Y1[:, :T] = Yw
+        Y1[:, T] = 1.0
     else:
-        kernels.scatter_rows(Yw, rank, Y1)
-    Y1[:, T] = 1.0
+        kernels.scatter_rows(Yw, rank, Y1, 1.0)
     Y = Y1[:, :T]
     weights = np.ones(n_units)
     if wmat is not None:
@@ -379,7 +379,7 @@ def _sorted_balanced(ids, t):
     T = kernels.sorted_balanced_periods(ids, t)
     if T == 0:
         return None
-    return ids[::T].copy(), np.asarray(t[:T], dtype=float)
+    return ids[::T], np.asarray(t[:T], dtype=float)
 
 
 def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,
@@ -394,8 +394,10 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
     _check_rows_constant(gm, gname, uid,
                          "first treated period must be the same in every period for a unit")
     # one hash pass over units; everything else works on the few cohort values
-    codes, vals = pd.factorize(gm[:, 0])
-    vals = np.asarray(vals, dtype=float)
+    codes, vals, ok = kernels.small_codes(gm[:, 0], 64)
+    if not ok:
+        codes, vals = pd.factorize(gm[:, 0])
+    vals = np.array(vals, dtype=float)
     vals[vals > tlist[-1] + anticipation] = 0.0
     uniq, remap = np.unique(vals, return_inverse=True)
     codes = remap[codes]
