@@ -146,13 +146,17 @@ def test_regression_kernels_match_numpy():
     np.testing.assert_array_equal(out, Yw[rows][:, [2, 4]] - Yw[rows][:, [1, 1]])
 
 
-def test_small_codes():
-    v = np.array([5.0, 0.0, 5.0, 7.0, 0.0, 0.0])
-    codes, distinct, ok = K.small_codes(v, 8)
-    assert ok
-    np.testing.assert_array_equal(distinct[codes], v)
-    np.testing.assert_array_equal(distinct, [5.0, 0.0, 7.0])
-    assert not K.small_codes(v, 2)[2]  # more distinct values than allowed
-    assert not K.small_codes(np.array([1.0, np.nan]), 8)[2]
-    codes, distinct, ok = K.small_codes(np.array([3, 3, 1]), 4)
-    assert ok and list(distinct[codes]) == [3, 3, 1]
+def test_scan_sorted_panel():
+    ids = np.repeat([3, 5, 9, 11], 3)
+    t = np.tile([1, 2, 4], 4)
+    g = np.repeat([4.0, 0.0, 4.0, 2.0], 3)
+    T, varying, codes, distinct, ok, g_min = K.scan_sorted_panel(ids, t, g, 8)
+    assert (T, varying, ok, g_min) == (3, -1, True, 0.0)
+    np.testing.assert_array_equal(distinct, [4.0, 0.0, 2.0])
+    np.testing.assert_array_equal(distinct[codes], [4.0, 0.0, 4.0, 2.0])
+    assert not K.scan_sorted_panel(ids, t, g, 2)[4]  # more distinct values than allowed
+    g2 = g.copy()
+    g2[7] = -1.0  # unit 9 changes group and has a negative one
+    T, varying, _, _, _, g_min = K.scan_sorted_panel(ids, t, g2, 8)
+    assert (T, varying, g_min) == (3, 2, -1.0)
+    assert K.scan_sorted_panel(ids[::-1].copy(), t, g, 8)[0] == 0

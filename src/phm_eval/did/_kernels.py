@@ -129,6 +129,64 @@ def sorted_balanced_periods(ids: np.ndarray, t: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
+def scan_sorted_panel(ids: np.ndarray, t: np.ndarray, g: np.ndarray, max_distinct: int):
+    """One pass over a long panel sorted by unit then period (see
+    :func:`sorted_balanced_periods`), also checking the group variable ``g``.
+
+    Returns ``(T, varying, codes, distinct, codes_ok, g_min)``: ``T`` is 0 when the
+    layout is not a sorted balanced panel (then nothing else is meaningful);
+    ``varying`` is the first unit whose ``g`` changes over time (-1 if none);
+    ``codes``/``distinct`` code each unit's first ``g`` into its distinct values in
+    order of first appearance, by a linear scan of the few distinct values
+    (``codes_ok`` False if there are more than ``max_distinct``); ``g_min`` is the
+    smallest ``g``.
+    """
+    T = sorted_balanced_periods(ids, t)
+    n = ids.shape[0] // T if T > 0 else 0
+    codes = np.empty(n, np.int64)
+    distinct = np.empty(max_distinct, g.dtype)
+    if T == 0:
+        return 0, -1, codes, distinct[:0], False, g.dtype.type(0)
+    varying = -1
+    n_distinct = 0
+    last = 0
+    codes_ok = True
+    g_min = g[0]
+    for k in range(n):
+        base = k * T
+        gk = g[base]
+        for j in range(1, T):
+            if g[base + j] != gk and varying < 0:
+                varying = k
+        if gk < g_min:
+            g_min = gk
+        if not codes_ok:
+            continue
+        if n_distinct > 0 and distinct[last] == gk:
+            codes[k] = last
+            continue
+        found = -1
+        for d in range(n_distinct):
+            if distinct[d] == gk:
+                found = d
+                break
+        if found < 0:
+            if n_distinct == max_distinct:
+                codes_ok = False
+                continue
+            distinct[n_distinct] = gk
+            found = n_distinct
+            n_distinct += 1
+        codes[k] = found
+        last = found
+    if varying >= 0:  # g_min over all rows, not just each unit's first
+        for i in range(g.shape[0]):
+            if g[i] < g_min:
+                g_min = g[i]
+    return T, varying, codes, distinct[:n_distinct], codes_ok, g_min
+
+
+@njit(cache=True, nogil=True)
 def first_varying_row(mat: np.ndarray) -> int:
     """Index of the first row of ``mat`` whose values are not all equal (-1 if none)."""
     n, T = mat.shape
@@ -172,40 +230,6 @@ def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray, fill: float
             out[r, j] = src[i, j]
         for j in range(k, width):
             out[r, j] = fill
-
-
-@njit(cache=True, nogil=True)
-def small_codes(values: np.ndarray, max_distinct: int):
-    """Codes of ``values`` into their distinct values in order of first appearance, by a
-    linear scan of at most ``max_distinct`` distinct values (cohorts are few).
-
-    Returns ``(codes, distinct, ok)``; ``ok`` is False when there are more distinct
-    values (the caller then uses a hash table) or a NaN.
-    """
-    n = values.shape[0]
-    codes = np.empty(n, np.int64)
-    distinct = np.empty(max_distinct, values.dtype)
-    n_distinct = 0
-    last = 0
-    for i in range(n):
-        v = values[i]
-        if n_distinct > 0 and distinct[last] == v:
-            codes[i] = last
-            continue
-        found = -1
-        for d in range(n_distinct):
-            if distinct[d] == v:
-                found = d
-                break
-        if found < 0:
-            if n_distinct == max_distinct or v != v:
-                return codes, distinct[:n_distinct], False
-            distinct[n_distinct] = v
-            found = n_distinct
-            n_distinct += 1
-        codes[i] = found
-        last = found
-    return codes, distinct[:n_distinct], True
 
 
 # ----------------------------------------------------------------------------- regressions

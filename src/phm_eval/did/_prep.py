@@ -193,17 +193,17 @@ def prepare(
         clus = clus[ok] if clus is not None else None
     if len(y) == 0:
         raise InputError(_TABLE, "no rows left after dropping missing values")
-    if g.min() < 0:
+    # a balanced panel sorted by unit and period (the usual layout) is checked in one pass
+    layout = _sorted_balanced(ids, t, g) if panel and len(flow) == 1 else None
+    if (layout["g_min"] if layout is not None else g.min()) < 0:
         bad = g < 0
         raise InputError(_TABLE, "first treated period must be 0 (never treated) or positive",
                          column=gname, rows=_first_rows(bad), n_failing=int(bad.sum()))
     if w is not None and (np.any(w < 0) or not np.mean(w) > 0):
         raise InputError(_TABLE, "weights must be non-negative with a positive mean",
                          column=weightsname)
-    if panel and len(flow) == 1:
-        layout = _sorted_balanced(ids, t)
-        if layout is not None:
-            return _panel_fast(layout, y=y, g=g, w=w, Xrows=Xrows, names=names, clus=clus,
+    if layout is not None:
+        return _panel_fast(layout, y=y, g=g, w=w, Xrows=Xrows, names=names, clus=clus,
                                gname=gname, tname=tname, control_group=control_group,
                                anticipation=anticipation, flow=flow,
                                extra_cluster=extra_cluster, weightsname=weightsname)
@@ -372,30 +372,34 @@ def _uniq(a: np.ndarray) -> np.ndarray:
     return np.sort(pd.unique(a))
 
 
-def _sorted_balanced(ids, t):
-    """(unit ids, periods) when rows are sorted by unit then period and balanced."""
-    if ids.dtype.kind not in "iuf" or t.dtype.kind not in "iuf":
+def _sorted_balanced(ids, t, g) -> dict | None:
+    """One pass over rows sorted by unit then period and balanced (else None): unit ids,
+    periods, whether the group varies within a unit, cohort codes and the smallest group."""
+    if ids.dtype.kind not in "iuf" or t.dtype.kind not in "iuf" or g.dtype.kind not in "iuf":
         return None
-    T = kernels.sorted_balanced_periods(ids, t)
+    T, varying, codes, distinct, codes_ok, g_min = kernels.scan_sorted_panel(ids, t, g, 64)
     if T == 0:
         return None
-    return ids[::T], np.asarray(t[:T], dtype=float)
+    return {"uid": ids[::T], "tlist": np.asarray(t[:T], dtype=float), "varying": varying,
+            "codes": (codes, distinct) if codes_ok else None, "g_min": g_min}
 
 
 def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,
                 anticipation, flow, extra_cluster, weightsname) -> DidData:
     """Balanced panel already sorted by unit and period: work on units x periods views."""
-    uid, tlist = layout
+    uid, tlist = layout["uid"], layout["tlist"]
     if not np.all(np.equal(np.mod(tlist, 1), 0)):
         raise InputError(_TABLE, "time periods must be whole numbers (e.g. 1, 2, 3 or 2004)",
                          column=tname)
     n, T = len(uid), len(tlist)
     gm = g.reshape(n, T)
-    _check_rows_constant(gm, gname, uid,
-                         "first treated period must be the same in every period for a unit")
-    # one hash pass over units; everything else works on the few cohort values
-    codes, vals, ok = kernels.small_codes(gm[:, 0], 64)
-    if not ok:
+    if layout["varying"] >= 0:
+        _check_rows_constant(gm, gname, uid,
+                             "first treated period must be the same in every period for a unit")
+    # cohorts are coded in the scan (or by one hash pass); the rest works on the few values
+    if layout["codes"] is not None:
+        codes, vals = layout["codes"]
+    else:
         codes, vals = pd.factorize(gm[:, 0])
     vals = np.array(vals, dtype=float)
     vals[vals > tlist[-1] + anticipation] = 0.0

@@ -264,7 +264,7 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
             unweighted = bool(np.all(w == 1.0))
             M = dd.Y1[sl] if unweighted else dd.Y1[sl] * w[:, None]
             infl.set_factor(c, M)
-            colsum = M.sum(axis=0)
+            colsum = np.ones(len(M)) @ M  # BLAS; faster than sum(axis=0) for tall skinny M
             cache[c] = (colsum[-1], colsum[:-1])
         return cache[c]
 

@@ -104,7 +104,7 @@ def multiplier_sums(
     for bi, (_rows, cols, mat, A) in enumerate(blocks):
         pieces = [np.asarray(m, dtype=float) for m in (mat if isinstance(mat, list) else [mat])]
         pieces = [m[:, None] if m.ndim == 1 else m for m in pieces]
-        msum = np.concatenate([m.sum(axis=0) for m in pieces])
+        msum = np.concatenate([np.ones(len(m)) @ m for m in pieces])
         cols = np.asarray(cols)
         np.add.at(colsum, cols, msum if A is None else msum @ A)
         nb, r = pieces[0].shape[0], len(msum)
