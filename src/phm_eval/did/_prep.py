@@ -315,8 +315,10 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
         uniq, remap = np.unique(np.asarray(vals, dtype=float), return_inverse=True)
         cohort_codes = (remap[codes], uniq)
     codes, uniq = cohort_codes
-    used = np.bincount(codes, minlength=len(uniq)) > 0
+    counts = np.bincount(codes, minlength=len(uniq))
+    used = counts > 0
     cohorts = uniq[used]
+    counts = counts[used]
     ucode = (np.cumsum(used) - 1)[codes]
     if np.all(ucode[1:] >= ucode[:-1]):
         rank = None
@@ -334,7 +336,7 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
             kernels.scatter_rows(a.reshape(len(a), -1), rank, out.reshape(len(a), -1))
         return out
 
-    unit_g = take(unit_g)
+    unit_g = np.repeat(cohorts, counts)  # the cohorts in sorted order
     # one extra column of ones: without covariates [Y, 1] is each block's factor
     Y1 = np.empty((n_units, T + 1))
     if rank is None:

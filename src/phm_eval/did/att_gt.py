@@ -256,15 +256,23 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
     cache: dict = {}
     tasks: list = []
 
+    unweighted = no_covariates and bool(np.all(dd.unit_weight == 1.0))
+
     def moments(c):
         """Block factor [w * Y, w] and its (sum of w, w'Y), computed once per cohort."""
         if c not in cache:
             sl = dd.blocks[c]
-            w = dd.unit_weight[sl]
-            unweighted = bool(np.all(w == 1.0))
-            M = dd.Y1[sl] if unweighted else dd.Y1[sl] * w[:, None]
-            infl.set_factor(c, M)
-            colsum = np.ones(len(M)) @ M  # BLAS; faster than sum(axis=0) for tall skinny M
+            if unweighted:
+                # the factor [Y, 1] ends in ones: its column sums are the last row of M'M,
+                # which the standard errors need anyway
+                M = dd.Y1[sl]
+                MtM = M.T @ M
+                colsum = MtM[-1]
+            else:
+                M = dd.Y1[sl] * dd.unit_weight[sl][:, None]
+                MtM = None
+                colsum = np.ones(len(M)) @ M  # BLAS; faster than sum(axis=0) here
+            infl.set_factor(c, M, MtM)
             cache[c] = (colsum[-1], colsum[:-1])
         return cache[c]
 

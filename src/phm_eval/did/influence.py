@@ -56,6 +56,7 @@ class BlockInfluence:
         self.slices = dict(blocks)
         self._dense: dict = {c: [] for c in blocks}
         self._factor: dict = {}
+        self._factor_MtM: dict = {}
         self._factor_pieces: dict = {c: [] for c in blocks}
         self._built: dict | None = None
 
@@ -64,9 +65,11 @@ class BlockInfluence:
         self._dense[cohort].append((np.asarray(cols, dtype=np.int64), values))
         self._built = None
 
-    def set_factor(self, cohort: float, M: np.ndarray) -> None:
-        """Use ``M`` (rows of ``cohort``'s block x r) as the block's factor."""
+    def set_factor(self, cohort: float, M: np.ndarray, MtM: np.ndarray | None = None) -> None:
+        """Use ``M`` (rows of ``cohort``'s block x r) as the block's factor (``MtM``:
+        ``M' M`` if already known)."""
         self._factor[cohort] = M
+        self._factor_MtM[cohort] = MtM
         self._built = None
 
     def add_factored(self, cohort: float, cols, A: np.ndarray) -> None:
@@ -92,6 +95,7 @@ class BlockInfluence:
                     cols = np.concatenate([p[0] for p in fac])
                     A = np.concatenate([p[1] for p in fac], axis=1)
                     out[c] = _Block(self._factor[c], A, cols)
+                    out[c]._MtM = self._factor_MtM.get(c)
             self._built = out
         return self._built
 
