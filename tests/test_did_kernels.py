@@ -81,19 +81,28 @@ def test_multiplier_sums_factored_block_and_columns():
     assert np.all(S[:, [1, 3]] == 0)
 
 
-def test_sorted_balanced_periods():
+def _layout_ok(ids, t):
+    T = K.leading_run(ids)
+    if T == 0 or len(ids) % T:
+        return 0
+    g = np.zeros(len(ids))
+    return T if K.scan_sorted_units(ids, t, g, T, 0, len(ids) // T, 4)[0] else 0
+
+
+def test_sorted_balanced_layout():
     ids = np.repeat([3, 5, 9], 4)
     t = np.tile([1, 2, 5, 7], 3)
-    assert K.sorted_balanced_periods(ids, t) == 4
-    assert K.sorted_balanced_periods(ids.astype(float), t.astype(float)) == 4
-    assert K.sorted_balanced_periods(ids[:-1], t[:-1]) == 0  # unbalanced
-    assert K.sorted_balanced_periods(ids[::-1].copy(), t) == 0  # ids decreasing
+    assert _layout_ok(ids, t) == 4
+    assert _layout_ok(ids.astype(float), t.astype(float)) == 4
+    assert _layout_ok(ids[:-1], t[:-1]) == 0  # unbalanced
+    assert _layout_ok(ids[::-1].copy(), t) == 0  # ids decreasing
     t2 = t.copy()
     t2[5] = 3
-    assert K.sorted_balanced_periods(ids, t2) == 0  # periods differ between units
-    t3 = np.tile([2, 1, 5, 7], 3)
-    assert K.sorted_balanced_periods(ids, t3) == 0  # periods not increasing
-    assert K.sorted_balanced_periods(ids[:0], t[:0]) == 0
+    assert _layout_ok(ids, t2) == 0  # periods differ between units
+    assert _layout_ok(ids, np.tile([2, 1, 5, 7], 3)) == 0  # periods not increasing
+    assert _layout_ok(ids[:0], t[:0]) == 0
+    # a later half is checked against the unit before it
+    assert not K.scan_sorted_units(np.repeat([3, 9, 5], 4), t, np.zeros(12), 4, 2, 3, 4)[0]
 
 
 def test_first_varying_row_and_counting_sort():
@@ -146,17 +155,35 @@ def test_regression_kernels_match_numpy():
     np.testing.assert_array_equal(out, Yw[rows][:, [2, 4]] - Yw[rows][:, [1, 1]])
 
 
-def test_scan_sorted_panel():
+def test_scan_sorted_units():
     ids = np.repeat([3, 5, 9, 11], 3)
     t = np.tile([1, 2, 4], 4)
     g = np.repeat([4.0, 0.0, 4.0, 2.0], 3)
-    T, varying, codes, distinct, ok, g_min = K.scan_sorted_panel(ids, t, g, 8)
-    assert (T, varying, ok, g_min) == (3, -1, True, 0.0)
+    ok, varying, codes, distinct, codes_ok, g_min = K.scan_sorted_units(ids, t, g, 3, 0, 4, 8)
+    assert (ok, varying, codes_ok, g_min) == (True, -1, True, 0.0)
     np.testing.assert_array_equal(distinct, [4.0, 0.0, 2.0])
     np.testing.assert_array_equal(distinct[codes], [4.0, 0.0, 4.0, 2.0])
-    assert not K.scan_sorted_panel(ids, t, g, 2)[4]  # more distinct values than allowed
+    assert not K.scan_sorted_units(ids, t, g, 3, 0, 4, 2)[4]  # more distinct values
     g2 = g.copy()
     g2[7] = -1.0  # unit 9 changes group and has a negative one
-    T, varying, _, _, _, g_min = K.scan_sorted_panel(ids, t, g2, 8)
-    assert (T, varying, g_min) == (3, 2, -1.0)
-    assert K.scan_sorted_panel(ids[::-1].copy(), t, g, 8)[0] == 0
+    ok, varying, _, _, _, g_min = K.scan_sorted_units(ids, t, g2, 3, 0, 4, 8)
+    assert (ok, varying, g_min) == (True, 2, -1.0)
+    # the second half on its own, as the threaded scan runs it
+    ok, _, codes, distinct, _, _ = K.scan_sorted_units(ids, t, g, 3, 2, 4, 8)
+    assert ok and list(distinct[codes]) == [4.0, 2.0]
+
+
+def test_sorted_panel_scan_in_halves_matches_one_pass():
+    from phm_eval.did._prep import _sorted_balanced
+
+    rng = np.random.default_rng(5)
+    n, T = 60_000, 4
+    ids = np.repeat(np.arange(n) * 2 + 1, T)
+    t = np.tile(np.arange(T), n)
+    g = np.repeat(rng.choice([0.0, 3.0, 2.0, 5.0], n), T)
+    layout = _sorted_balanced(ids, t, g)
+    codes, distinct = layout["codes"]
+    np.testing.assert_array_equal(distinct[codes], g[::T])
+    assert layout["varying"] == -1 and layout["g_min"] == 0.0
+    g[T * 40_000 + 1] = 7.0
+    assert _sorted_balanced(ids, t, g)["varying"] == 40_000

@@ -100,70 +100,61 @@ def binary_multiplier_sums(M: np.ndarray, state: np.ndarray, n_draws: int, thres
 
 # ----------------------------------------------------------------------------- data layout
 @njit(cache=True, nogil=True)
-def sorted_balanced_periods(ids: np.ndarray, t: np.ndarray) -> int:
-    """Number of periods ``T`` if the rows are a balanced panel sorted by unit then period.
-
-    That is: ``ids`` comes in runs of equal length ``T``, one run per unit with
-    strictly increasing ids from run to run, and every run has the same strictly
-    increasing periods ``t[:T]``.  Returns 0 otherwise (including no rows).
-    """
+def leading_run(ids: np.ndarray) -> int:
+    """Length of the run of equal values at the start of ``ids`` (0 if empty)."""
     N = ids.shape[0]
     if N == 0:
         return 0
     T = 1
     while T < N and ids[T] == ids[0]:
         T += 1
-    if N % T != 0:
-        return 0
-    for j in range(1, T):
-        if not t[j] > t[j - 1]:
-            return 0
-    for base in range(0, N, T):
-        unit = ids[base]
-        if base > 0 and not unit > ids[base - T]:
-            return 0
-        for j in range(T):
-            if ids[base + j] != unit or t[base + j] != t[j]:
-                return 0
     return T
 
 
 @njit(cache=True, nogil=True)
-def scan_sorted_panel(ids: np.ndarray, t: np.ndarray, g: np.ndarray, max_distinct: int):
-    """One pass over a long panel sorted by unit then period (see
-    :func:`sorted_balanced_periods`), also checking the group variable ``g``.
+def scan_sorted_units(ids: np.ndarray, t: np.ndarray, g: np.ndarray, T: int, u0: int, u1: int,
+                      max_distinct: int):
+    """Check units ``u0 .. u1 - 1`` of a long panel laid out as ``T`` rows per unit, sorted
+    by unit then period, and code their group ``g``.
 
-    Returns ``(T, varying, codes, distinct, codes_ok, g_min)``: ``T`` is 0 when the
-    layout is not a sorted balanced panel (then nothing else is meaningful);
-    ``varying`` is the first unit whose ``g`` changes over time (-1 if none);
-    ``codes``/``distinct`` code each unit's first ``g`` into its distinct values in
-    order of first appearance, by a linear scan of the few distinct values
-    (``codes_ok`` False if there are more than ``max_distinct``); ``g_min`` is the
-    smallest ``g``.
+    The layout holds when every unit's ``T`` rows have the same id, ids increase strictly
+    from unit to unit (also across ``u0``) and every unit has the periods ``t[:T]``, which
+    increase strictly.  Returns ``(ok, varying, codes, distinct, codes_ok, g_min)``: ``ok``
+    False when the layout does not hold (then nothing else is meaningful); ``varying`` the
+    first unit whose ``g`` changes over time (-1 if none); ``codes``/``distinct`` code each
+    unit's first ``g`` into the distinct values in order of first appearance, by a linear
+    scan of the few distinct values (``codes_ok`` False if there are more than
+    ``max_distinct``); ``g_min`` the smallest ``g``.
     """
-    T = sorted_balanced_periods(ids, t)
-    n = ids.shape[0] // T if T > 0 else 0
+    n = u1 - u0
     codes = np.empty(n, np.int64)
     distinct = np.empty(max_distinct, g.dtype)
-    if T == 0:
-        return 0, -1, codes, distinct[:0], False, g.dtype.type(0)
+    g_min = g[u0 * T] if n > 0 else g.dtype.type(0)
+    for j in range(1, T):
+        if not t[j] > t[j - 1]:
+            return False, -1, codes, distinct[:0], False, g_min
     varying = -1
     n_distinct = 0
     last = 0
     codes_ok = True
-    g_min = g[0]
-    for k in range(n):
+    for k in range(u0, u1):
         base = k * T
+        unit = ids[base]
+        if k > 0 and not unit > ids[base - T]:
+            return False, -1, codes, distinct[:0], False, g_min
         gk = g[base]
-        for j in range(1, T):
-            if g[base + j] != gk and varying < 0:
+        for j in range(T):
+            if ids[base + j] != unit or t[base + j] != t[j]:
+                return False, -1, codes, distinct[:0], False, g_min
+            gj = g[base + j]
+            if gj != gk and varying < 0:
                 varying = k
-        if gk < g_min:
-            g_min = gk
+            if gj < g_min:
+                g_min = gj
         if not codes_ok:
             continue
         if n_distinct > 0 and distinct[last] == gk:
-            codes[k] = last
+            codes[k - u0] = last
             continue
         found = -1
         for d in range(n_distinct):
@@ -177,13 +168,9 @@ def scan_sorted_panel(ids: np.ndarray, t: np.ndarray, g: np.ndarray, max_distinc
             distinct[n_distinct] = gk
             found = n_distinct
             n_distinct += 1
-        codes[k] = found
+        codes[k - u0] = found
         last = found
-    if varying >= 0:  # g_min over all rows, not just each unit's first
-        for i in range(g.shape[0]):
-            if g[i] < g_min:
-                g_min = g[i]
-    return T, varying, codes, distinct[:n_distinct], codes_ok, g_min
+    return True, varying, codes, distinct[:n_distinct], codes_ok, g_min
 
 
 @njit(cache=True, nogil=True)

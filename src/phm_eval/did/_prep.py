@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 from phm_eval.errors import EstimationError, InputError
 
 from . import _kernels as kernels
+from .bootstrap import default_threads
 
 logger = logging.getLogger(__name__)
 
@@ -374,16 +376,47 @@ def _uniq(a: np.ndarray) -> np.ndarray:
     return np.sort(pd.unique(a))
 
 
-def _sorted_balanced(ids, t, g) -> dict | None:
+def _sorted_balanced(ids, t, g, max_distinct: int = 64) -> dict | None:
     """One pass over rows sorted by unit then period and balanced (else None): unit ids,
-    periods, whether the group varies within a unit, cohort codes and the smallest group."""
+    periods, whether the group varies within a unit, cohort codes and the smallest group.
+    Long panels are scanned in two halves by two threads."""
     if ids.dtype.kind not in "iuf" or t.dtype.kind not in "iuf" or g.dtype.kind not in "iuf":
         return None
-    T, varying, codes, distinct, codes_ok, g_min = kernels.scan_sorted_panel(ids, t, g, 64)
-    if T == 0:
+    T = kernels.leading_run(ids)
+    if T == 0 or len(ids) % T:
         return None
+    n = len(ids) // T
+    parts = 2 if n * T >= 200_000 and default_threads() > 1 else 1
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def scan(span):
+        return kernels.scan_sorted_units(ids, t, g, T, span[0], span[1], max_distinct)
+
+    if parts > 1:
+        with ThreadPoolExecutor(parts) as pool:
+            found = list(pool.map(scan, spans))
+    else:
+        found = [scan(spans[0])]
+    if not all(f[0] for f in found):
+        return None
+    varying = next((f[1] for f in found if f[1] >= 0), -1)
+    codes = None
+    if all(f[4] for f in found):
+        # merge the halves' codes: distinct values in order of first appearance
+        distinct = list(found[0][3])
+        pieces = []
+        for f in found:
+            remap = np.empty(len(f[3]), dtype=np.int64)
+            for i, v in enumerate(f[3]):
+                if v not in distinct:
+                    distinct.append(v)
+                remap[i] = distinct.index(v)
+            pieces.append(remap[f[2]] if len(f[2]) else f[2])
+        if len(distinct) <= max_distinct:
+            codes = (np.concatenate(pieces), np.asarray(distinct, dtype=g.dtype))
     return {"uid": ids[::T], "tlist": np.asarray(t[:T], dtype=float), "varying": varying,
-            "codes": (codes, distinct) if codes_ok else None, "g_min": g_min}
+            "codes": codes, "g_min": min(f[5] for f in found)}
 
 
 def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,
