@@ -47,7 +47,7 @@ from scipy.stats import norm
 from phm_eval.errors import ConfigError, EstimationError
 
 if TYPE_CHECKING:
-    from .results import AggteResult, AttGtResult
+    from ..results import AggteResult, AttGtResult
 
 __all__ = ["honest_did", "honest_did_from_event_study", "original_ci", "identified_set",
            "event_study_covariance", "HonestDiDResult"]
@@ -344,7 +344,7 @@ def event_study_covariance(res: AttGtResult, agg: AggteResult | None = None,
     -------
     egt, beta, V : arrays
     """
-    from .aggregate import aggregate
+    from ..aggregate import aggregate
 
     if agg is not None:
         if agg.type != "dynamic":
