@@ -1,6 +1,6 @@
 """Time phm_eval.did.att_gt against Python peers on one large staggered panel.
 
-    python benchmarks/did_vs_peers.py [--units 200000] [--repeats 3] [--json out.json]
+    python benchmarks/did_vs_peers.py [--units 200000] [--repeats 7] [--json out.json]
 
 The panel has 8 periods, cohorts first treated in periods 4, 5 and 6 plus
 never-treated units, one covariate that shifts cohort membership and trends,
@@ -13,8 +13,10 @@ and effects that vary by cohort, event time and covariate.  Two settings:
 
 Peers (csdid, differences, moderndid, diff-diff) are timed in the same process
 on the same data when they can be imported; a peer that is missing or fails is
-reported and skipped.  Every library runs ``--repeats`` times (once if a run
-takes longer than 20 s) and the fastest run counts.  The ATT(g,t) of each peer
+reported and skipped.  Every library is warmed up on a small panel, then runs
+``--repeats`` times (once if a run takes longer than 20 s), the libraries
+taking turns within each round so that all meet the same machine load; the
+fastest run of each counts.  The ATT(g,t) of each peer
 are compared with ours; note that diff-diff's doubly robust estimator does not
 normalise the comparison-group weights (R's ``DRDID::drdid_panel`` does), so
 with a covariate its DR estimates differ from R's in the fifth decimal.
@@ -130,22 +132,35 @@ PEERS = {"csdid": run_csdid, "differences": run_differences, "moderndid": run_mo
          "diff-diff": run_diff_diff}
 
 
-def timed(fn, df, cov, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn(df, cov)
-        dt = time.perf_counter() - t0
-        best = min(best, dt)
-        if dt > BIG:
-            break
-    return best, out
+def interleaved(runners: dict, df, cov, repeats: int) -> dict:
+    """Best wall time of each runner over ``repeats`` rounds, the runners taking turns within
+    each round so that all of them meet the same machine load.  A runner whose run takes
+    longer than BIG seconds runs only once; one that fails is reported and dropped."""
+    out: dict = {name: {"seconds": np.inf, "att": None} for name in runners}
+    for r in range(repeats):
+        for name, fn in runners.items():
+            row = out[name]
+            if "skipped" in row or (r > 0 and row["seconds"] > BIG):
+                continue
+            try:
+                t0 = time.perf_counter()
+                att = fn(df, cov)
+                dt = time.perf_counter() - t0
+            except ImportError as exc:
+                out[name] = {"skipped": f"not importable: {exc}"}
+                continue
+            except Exception as exc:  # a peer failing must not stop the benchmark
+                out[name] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:200]}
+                continue
+            row["seconds"] = min(row["seconds"], dt)
+            row["att"] = att
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -154,21 +169,28 @@ def main() -> None:
     print(f"panel: {args.units:,} units x 8 periods = {len(df):,} rows")
     report = {"units": args.units, "settings": {}}
     for setting, cov in (("nocov", False), ("cov_boot_es", True)):
-        run_phm(df.head(8 * 2000), cov)  # warm up imports and caches
-        ours, ref = timed(run_phm, df, cov, args.repeats)
-        rows = {"phm-eval": {"seconds": ours, "max_att_diff": 0.0}}
-        for name in args.peers.split(","):
+        runners = {"phm-eval": run_phm}
+        runners.update({name: PEERS[name] for name in args.peers.split(",") if name})
+        for fn in runners.values():  # warm up imports, caches and compiled code
             try:
-                secs, att = timed(PEERS[name], df, cov, args.repeats)
-            except ImportError as exc:
-                rows[name] = {"skipped": f"not importable: {exc}"}
+                fn(df.head(8 * 2000), cov)
+            except Exception:  # reported when it fails again on the full panel
+                pass
+        timings = interleaved(runners, df, cov, args.repeats)
+        ref = timings["phm-eval"]["att"]
+        ours = timings["phm-eval"]["seconds"]
+        rows = {"phm-eval": {"seconds": ours, "max_att_diff": 0.0}}
+        for name, t in timings.items():
+            if name == "phm-eval":
                 continue
-            except Exception as exc:  # a peer failing must not stop the benchmark
-                rows[name] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:200]}
+            if "skipped" in t:
+                rows[name] = t
                 continue
+            att = t["att"]
             diff = float(np.max(np.abs(att.sort_index().to_numpy()
                                        - ref.reindex(att.sort_index().index).to_numpy())))
-            rows[name] = {"seconds": secs, "ratio": secs / ours, "max_att_diff": diff}
+            rows[name] = {"seconds": t["seconds"], "ratio": t["seconds"] / ours,
+                          "max_att_diff": diff}
         timed_peers = {k: v for k, v in rows.items() if k != "phm-eval" and "seconds" in v}
         fastest = min(timed_peers, key=lambda k: timed_peers[k]["seconds"]) if timed_peers else None
         report["settings"][setting] = {"results": rows, "fastest_peer": fastest}

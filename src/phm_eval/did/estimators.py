@@ -64,7 +64,9 @@ def logit_fit(D: np.ndarray, X: np.ndarray, w: np.ndarray, *, max_iter: int = 10
             raise EstimationError("propensity score model is singular; consider removing "
                                   "covariates") from exc
         beta = beta + step
-        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))):
+        # Newton converges quadratically: after a step of size s the error is of order s^2,
+        # so a step below sqrt(tol) leaves an error below tol without another pass
+        if np.max(np.abs(step)) < np.sqrt(tol) * (1 + np.max(np.abs(beta))):
             break
         if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 50:
             break
