@@ -117,6 +117,29 @@ def test_row_order_does_not_matter(panel):
     np.testing.assert_allclose(shuffled.se, ref.se, rtol=1e-10)
 
 
+def test_cohort_sort_paths_agree():
+    """Units already in cohort order (no sort) and in id order (counting sort in two halves,
+    cohort moments accumulated while sorting) give the same estimates and SEs."""
+    rng = np.random.default_rng(8)
+    n, T = 60_000, 5
+    g = np.sort(rng.choice([0, 3, 4], size=n))  # cohort order
+    t = np.arange(1, T + 1)
+    y = rng.normal(size=(n, T)) + 0.1 * t + np.where((g[:, None] > 0) & (t >= g[:, None]),
+                                                      0.5, 0.0)
+    def frame(ids):
+        order = np.argsort(ids)
+        return pd.DataFrame({"id": np.repeat(ids[order], T), "period": np.tile(t, n),
+                             "y": y[order].ravel(), "first_treated": np.repeat(g[order], T)})
+
+    in_order = fit(frame(np.arange(n)))
+    shuffled = fit(frame(rng.permutation(n)))
+    assert in_order.data.Y1_gram is None and shuffled.data.Y1_gram is not None
+    np.testing.assert_allclose(shuffled.att, in_order.att, atol=1e-12)
+    np.testing.assert_allclose(shuffled.se, in_order.se, rtol=1e-10)
+    a, b = in_order.aggregate("simple"), shuffled.aggregate("simple")
+    assert b.overall_se == pytest.approx(a.overall_se, rel=1e-10)
+
+
 def test_units_missing_periods_are_dropped(panel):
     holes = panel[~((panel["id"] <= 30) & (panel["period"] == 2))]
     res = fit(holes)
@@ -223,3 +246,29 @@ def test_influence_function_layout(panel):
     np.testing.assert_allclose(np.sqrt((psi**2).sum(axis=0)) / res.n, res.se, rtol=1e-12)
     V = res.V
     np.testing.assert_allclose(np.sqrt(np.diag(V) / res.n), res.se, rtol=1e-12)
+
+
+def test_pretest_excluding_anticipation_periods():
+    """An effect that starts one period early (allowed by anticipation=1) makes R's pre-test,
+    which includes that period, reject; the test over earlier periods does not."""
+    rng = np.random.default_rng(12)
+    n, T = 4000, 6
+    g = rng.choice([0, 4, 5], size=n)
+    t = np.arange(1, T + 1)
+    y = rng.normal(size=(n, 1)) + 0.2 * t + rng.normal(size=(n, T))
+    y += np.where((g[:, None] > 0) & (t[None, :] >= g[:, None] - 1), 1.0, 0.0)
+    df = pd.DataFrame({"id": np.repeat(np.arange(n), T), "period": np.tile(t, n),
+                       "y": y.ravel(), "first_treated": np.repeat(g, T)})
+    res = fit(df, anticipation=1, base_period="universal")
+    assert res.pretest()["pvalue"] < 1e-6
+    clean = res.pretest(exclude_anticipation=True)
+    assert clean["pvalue"] > 0.001
+    # the statistic is the Wald form over the cells before the anticipation period
+    pre = np.flatnonzero((res.group - 1 > res.time) & np.isfinite(res.se))
+    assert clean["df"] == len(pre)
+    b = res.att[pre]
+    V = res.covariance(pre)
+    assert clean["statistic"] == pytest.approx(res.n * b @ np.linalg.solve(V, b), rel=1e-10)
+    # without anticipation both are R's test
+    plain = fit(df)
+    assert plain.pretest(exclude_anticipation=True) == plain.pretest()

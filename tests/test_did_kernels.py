@@ -114,8 +114,22 @@ def test_first_varying_row_and_counting_sort():
     assert K.first_varying_row(m[:, :1]) == -1
     codes = np.random.default_rng(0).integers(0, 4, size=1000)
     order = np.argsort(codes, kind="stable")
-    rank = K.stable_rank(codes, 4)
+    src = np.random.default_rng(1).normal(size=(1000, 2))
+    out = np.zeros((1000, 3))
+    rank = np.empty(1000, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=4))[:-1]])
+    # two halves with their own positions, as the threaded preparation runs them
+    second = starts + np.bincount(codes[:600], minlength=4)
+    grams = np.zeros((2, 4, 3, 3))
+    K.scatter_by_code(src, codes, 0, 600, starts.copy(), out, 1.0, rank, grams[0])
+    K.scatter_by_code(src, codes, 600, 1000, second, out, 1.0, rank, grams[1])
     np.testing.assert_array_equal(order[rank], np.arange(1000))
+    np.testing.assert_array_equal(out[:, :2], src[order])
+    assert np.all(out[:, 2] == 1.0)
+    for c in range(4):  # the lower triangle of each code's [src, 1]'[src, 1]
+        rows = out[np.sort(rank[codes == c])]
+        np.testing.assert_allclose(grams.sum(axis=0)[c], np.tril(rows.T @ rows), rtol=1e-12)
+    K.scatter_by_code(src, codes, 0, 1000, starts.copy(), out, 1.0, rank, np.zeros((0, 0, 0)))
     src = np.arange(12.0).reshape(4, 3)
     out = np.full((4, 4), -1.0)
     K.scatter_rows(src, np.array([2, 0, 3, 1]), out, 1.0)

@@ -186,20 +186,32 @@ def first_varying_row(mat: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def stable_rank(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Position of each row when rows are stably sorted by small non-negative integer
-    ``codes`` (a counting sort); the inverse of the stable sorting permutation."""
-    start = np.zeros(n_codes + 1, np.int64)
-    for c in codes:
-        start[c + 1] += 1
-    for c in range(n_codes):
-        start[c + 1] += start[c]
-    rank = np.empty(codes.shape[0], np.int64)
-    for i in range(codes.shape[0]):
+def scatter_by_code(src: np.ndarray, codes: np.ndarray, u0: int, u1: int, next_pos: np.ndarray,
+                    out: np.ndarray, fill: float, rank: np.ndarray, gram: np.ndarray) -> None:
+    """Counting-sort scatter of rows ``u0 .. u1 - 1``: row ``i`` goes to
+    ``r = next_pos[codes[i]]`` (then incremented), ``out[r, :k] = src[i]`` with the columns
+    beyond ``k`` set to ``fill``, and ``rank[i] = r``.  Rows of one code keep their order;
+    disjoint row ranges with disjoint positions can run in parallel.
+
+    If ``gram`` has a first dimension (codes x width x width), the lower triangle of each
+    code's ``out_rows' out_rows`` is added to it in the same pass (no second read)."""
+    k = src.shape[1]
+    width = out.shape[1]
+    with_gram = gram.shape[0] > 0
+    for i in range(u0, u1):
         c = codes[i]
-        rank[i] = start[c]
-        start[c] += 1
-    return rank
+        r = next_pos[c]
+        next_pos[c] = r + 1
+        rank[i] = r
+        for j in range(k):
+            out[r, j] = src[i, j]
+        for j in range(k, width):
+            out[r, j] = fill
+        if with_gram:
+            for a in range(width):
+                xa = out[r, a]
+                for b in range(a + 1):
+                    gram[c, a, b] += xa * out[r, b]
 
 
 @njit(cache=True, nogil=True)

@@ -46,13 +46,14 @@ class DidData:
     blocks: dict  # cohort -> slice of unit rows
     unit_cohort: np.ndarray  # (n,) cohort of each unit
     unit_weight: np.ndarray  # (n,) sampling weight of each unit (raw scale)
-    unit_ids: np.ndarray  # (n,) original id of each unit (row number for cross-sections)
+    _unit_ids: object = field(repr=False)  # unit_ids, or a function computing them once
     covariate_names: list  # design column names, intercept first
     # balanced panel
     Y: np.ndarray | None = None  # (n, T), a view of Y1
     Y1: np.ndarray | None = None  # (n, T + 1): outcomes and a column of ones
     X: np.ndarray | None = None  # (n, p) when covariates are time-invariant
     X_by_period: np.ndarray | None = None  # (T, n, p) when some covariate varies
+    Y1_gram: dict | None = None  # cohort -> Y1' Y1 over its rows, when computed in passing
     # repeated cross-section / unbalanced panel (observation rows, sorted by unit)
     row_y: np.ndarray | None = None
     row_t: np.ndarray | None = None  # period index of each row
@@ -63,6 +64,13 @@ class DidData:
     unit_cluster: np.ndarray | None = None  # (n,) integer cluster codes
     n_clusters: int = 0
     flow: list = field(default_factory=list)  # (step, n_rows_or_units, reason)
+
+    @property
+    def unit_ids(self) -> np.ndarray:
+        """(n,) original id of each unit (row number for cross-sections)."""
+        if callable(self._unit_ids):
+            self._unit_ids = self._unit_ids()
+        return self._unit_ids
 
 
 def parse_xformla(xformla: str | None) -> str | None:
@@ -322,10 +330,41 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     cohorts = uniq[used]
     counts = counts[used]
     ucode = (np.cumsum(used) - 1)[codes]
+    # one extra column of ones: without covariates [Y, 1] is each block's factor
+    Y1 = np.empty((n_units, T + 1))
+    Y1_gram = None
     if np.all(ucode[1:] >= ucode[:-1]):
         rank = None
+        Y1[:, :T] = Yw
+        Y1[:, T] = 1.0
     else:
-        rank = kernels.stable_rank(ucode, len(cohorts))
+        # counting sort: each half of the units scatters its rows in its own thread
+        rank = np.empty(n_units, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        halves = 2 if n_units >= 50_000 and default_threads() > 1 else 1
+        bounds = np.linspace(0, n_units, halves + 1).astype(int)
+        next_pos = []
+        for h in range(halves):
+            next_pos.append(starts.copy())
+            starts = starts + np.bincount(ucode[bounds[h]:bounds[h + 1]], minlength=len(counts))
+
+        # without covariates or weights the estimators need each cohort's [Y, 1]'[Y, 1]:
+        # accumulate it while the rows are written
+        gram_shape = (len(counts), T + 1, T + 1) if Xw is None and wmat is None else (0, 0, 0)
+        grams = [np.zeros(gram_shape) for _ in range(halves)]
+
+        def scatter(h):
+            kernels.scatter_by_code(Yw, ucode, bounds[h], bounds[h + 1], next_pos[h], Y1, 1.0,
+                                    rank, grams[h])
+
+        if halves > 1:
+            with ThreadPoolExecutor(halves) as pool:
+                list(pool.map(scatter, range(halves)))
+        else:
+            scatter(0)
+        if gram_shape[0]:
+            low = sum(grams)
+            Y1_gram = low + np.tril(low, -1).transpose(0, 2, 1)
 
     def take(a):
         """``a`` with its rows in cohort order."""
@@ -339,13 +378,6 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
         return out
 
     unit_g = np.repeat(cohorts, counts)  # the cohorts in sorted order
-    # one extra column of ones: without covariates [Y, 1] is each block's factor
-    Y1 = np.empty((n_units, T + 1))
-    if rank is None:
-        Y1[:, :T] = Yw
-        Y1[:, T] = 1.0
-    else:
-        kernels.scatter_rows(Yw, rank, Y1, 1.0)
     Y = Y1[:, :T]
     weights = np.ones(n_units)
     if wmat is not None:
@@ -362,8 +394,9 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     data = DidData(
         panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
         blocks=_blocks(unit_g, cohorts), unit_cohort=unit_g,
-        unit_weight=weights, unit_ids=take(np.asarray(uid)), covariate_names=names, Y=Y, Y1=Y1, X=X,
-        X_by_period=Xbp, flow=flow,
+        unit_weight=weights, _unit_ids=lambda: take(np.asarray(uid)), covariate_names=names,
+        Y=Y, Y1=Y1, X=X, X_by_period=Xbp, flow=flow,
+        Y1_gram=None if Y1_gram is None else dict(zip(cohorts.tolist(), Y1_gram, strict=True)),
     )
     if unit_clus is not None:
         data.unit_cluster, data.n_clusters = _recode(take(unit_clus))
@@ -608,7 +641,7 @@ def _cross_section(*, y, t, g, w, Xrows, names, ids, clus, tlist, glist, flow, t
     data = DidData(
         panel=False, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
         blocks=_blocks(unit_g[order], cohorts), unit_cohort=unit_g[order],
-        unit_weight=unit_w, unit_ids=np.asarray(uid)[order], covariate_names=names,
+        unit_weight=unit_w, _unit_ids=np.asarray(uid)[order], covariate_names=names,
         row_y=y[row_order], row_t=np.searchsorted(tlist, t[row_order]),
         row_unit=row_unit[row_order], row_w=w_rows[row_order],
         row_X=Xrows[row_order] if Xrows is not None else None, flow=flow, true_rc=true_rc,

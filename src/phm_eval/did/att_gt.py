@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, norm
+from scipy.stats import norm
 
 from phm_eval.errors import ConfigError, EstimationError
 
@@ -25,7 +25,7 @@ from ._threads import single_threaded_blas
 from .bootstrap import boot_summary, default_threads
 from .estimators import panel_2x2, rc_2x2
 from .influence import BlockInfluence
-from .results import AttGtResult
+from .results import AttGtResult, wald_pretest
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,8 @@ def att_gt(
                                   "band may be unreliable with so few units per cohort",
                                   stacklevel=2)
                 res.crit_val = crit
-    res.wald_stat, res.wald_df, res.wald_pvalue = _wald(res, zero_na, dd)
+    res.zero_se = zero_na
+    res.wald_stat, res.wald_df, res.wald_pvalue = wald_pretest(res, zero_na)
     return res
 
 
@@ -266,7 +267,7 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
                 # the factor [Y, 1] ends in ones: its column sums are the last row of M'M,
                 # which the standard errors need anyway
                 M = dd.Y1[sl]
-                MtM = M.T @ M
+                MtM = dd.Y1_gram[c] if dd.Y1_gram is not None else M.T @ M
                 colsum = MtM[-1]
             else:
                 M = dd.Y1[sl] * dd.unit_weight[sl][:, None]
@@ -407,19 +408,3 @@ def _estimate_rc(dd: DidData, cells: list, method: str, att: np.ndarray,
             infl.add(float(c), [cell.col], per_unit[sl][:, None])
 
 
-def _wald(res: AttGtResult, zero_na: np.ndarray, dd: DidData):
-    """R's pre-test: ``n b' V^-1 b`` over pre-treatment cells, chi-squared."""
-    if dd.unit_cluster is not None and res.bstrap:
-        logger.info("Wald pre-test not reported: clustered inference uses the bootstrap")
-        return None, None, None
-    pre = np.flatnonzero((res.group > res.time) & ~zero_na)
-    if len(pre) == 0:
-        return None, None, None
-    b = res.att[pre]
-    Vp = res.covariance(pre)
-    if np.any(~np.isfinite(Vp)) or 1.0 / np.linalg.cond(Vp, 1) <= np.finfo(float).eps:
-        warnings.warn("Wald pre-test not reported: singular covariance matrix", stacklevel=3)
-        return None, None, None
-    W = float(res.n * b @ np.linalg.solve(Vp, b))
-    q = len(pre)
-    return W, q, float(chi2.sf(W, q))

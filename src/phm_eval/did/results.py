@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import chi2, norm
 
 from .bootstrap import multiplier_sums
+
+logger = logging.getLogger(__name__)
+
+
+def wald_pretest(res: AttGtResult, zero_se: np.ndarray, anticipation: int = 0):
+    """R's pre-test: ``n b' V^-1 b`` over cells with ``time < group - anticipation`` (R:
+    ``anticipation = 0``, all cells before the group's first treated period), chi-squared.
+
+    Returns (statistic, degrees of freedom, p-value), or Nones when unavailable.
+    """
+    if res.data.unit_cluster is not None and res.bstrap:
+        logger.info("Wald pre-test not reported: clustered inference uses the bootstrap")
+        return None, None, None
+    pre = np.flatnonzero((res.group - anticipation > res.time) & ~zero_se)
+    if len(pre) == 0:
+        return None, None, None
+    b = res.att[pre]
+    Vp = res.covariance(pre)
+    if np.any(~np.isfinite(Vp)) or 1.0 / np.linalg.cond(Vp, 1) <= np.finfo(float).eps:
+        warnings.warn("Wald pre-test not reported: singular covariance matrix", stacklevel=3)
+        return None, None, None
+    W = float(res.n * b @ np.linalg.solve(Vp, b))
+    q = len(pre)
+    return W, q, float(chi2.sf(W, q))
 
 
 @dataclass
@@ -46,6 +72,7 @@ class AttGtResult:
     wald_pvalue: float | None = None
     cluster_sums: np.ndarray | None = field(default=None, repr=False)
     _draws: np.ndarray | None = field(default=None, repr=False)
+    zero_se: np.ndarray | None = field(default=None, repr=False)  # cells with a zero SE
 
     # ------------------------------------------------------------------ basics
     @property
@@ -84,8 +111,22 @@ class AttGtResult:
             "ci_low": self.att - half, "ci_high": self.att + half, "post": self.post,
         })
 
-    def pretest(self) -> dict:
-        """Wald pre-test of parallel trends (statistic, degrees of freedom, p-value)."""
+    def pretest(self, exclude_anticipation: bool = False) -> dict:
+        """Wald pre-test of parallel trends (statistic, degrees of freedom, p-value).
+
+        Parameters
+        ----------
+        exclude_anticipation : bool
+            False (default): R's test, over every cell before its cohort's first
+            treated period, which includes the ``anticipation`` periods just before
+            it. True: only cells before the anticipation periods, so that effects
+            already starting in them (which anticipation allows) do not count as
+            a violation of parallel trends. The same without anticipation.
+        """
+        if exclude_anticipation and self.config.get("anticipation", 0) > 0:
+            stat, df, p = wald_pretest(self, self.zero_se,
+                                       anticipation=self.config["anticipation"])
+            return {"statistic": stat, "df": df, "pvalue": p}
         return {"statistic": self.wald_stat, "df": self.wald_df, "pvalue": self.wald_pvalue}
 
     def influence_function(self) -> np.ndarray:

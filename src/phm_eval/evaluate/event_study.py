@@ -6,8 +6,9 @@ Enrolled rows are a single group first treated at event month 0 and comparators 
 treated, so the Callaway & Sant'Anna ATT(g,t) of :func:`phm_eval.did.att_gt` are the
 event-study coefficients. Enrolment falls within month -1 (the index date is the first of the
 following month), so month -1 is partly exposed: it is an anticipation period (``anticipation=1``)
-and the reference is month -2 (universal base period). The pre-test is R's: all months before
-the index date (-12..-1) jointly zero, which is the same statistic whatever the reference month.
+and the reference is month -2 (universal base period). The pre-test asks whether months -12..-3
+are jointly zero: R's test would include month -1, where an effect that has already begun would
+count as a pre-trend.
 The overall ATT (mean of post-index months) is converted to admissions per 1,000 person-years.
 """
 
@@ -92,9 +93,10 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
         "label": "average change in admissions per 1,000 person-years, enrolled vs comparators",
         "subgroup": None,
     }
-    pre = res.pretest()
+    pre = res.pretest(exclude_anticipation=True)
     pretrend = {"statistic": pre["statistic"], "df": pre["df"], "p_value": pre["pvalue"],
-                "test": "Wald test that all pre-index monthly ATT(g,t) are zero "
-                        "(event study, months -12 to -1 against base month -2)"}
+                "test": "Wald test that the monthly ATT(g,t) of months -12 to -3 are zero "
+                        "(event study against base month -2; month -1, when enrolment "
+                        "happens, excluded)"}
     return {"effect": effect, "pretrend": pretrend, "plot": dynamic.plot, "result": res,
             "dynamic": dynamic}
