@@ -159,3 +159,26 @@ def test_nullable_dtypes_and_integer_coded_categories(frames):
         assert np.isfinite(model.predict_proba(data)[:, 1]).all()
     levels = model.named_steps["features"].named_transformers_["categorical"][-1].categories_
     assert list(levels[2]) == ["1", "2", "3", "4", "5", "missing"]  # not "1.0", "2.0", ...
+
+
+def test_tolerance_option_tightens_the_fit(frames):
+    """``tol`` reaches the solver; a tight tolerance lands closer to the optimum than the
+    default (the gradient of the penalised log-likelihood is smaller)."""
+    dev, _ = frames
+
+    def gradient_norm(model):
+        fitted = model.fit(dev, dev[Y])
+        X = fitted.named_steps["features"].transform(dev)
+        lr = fitted.named_steps["model"]
+        p = lr.predict_proba(X)[:, 1]
+        grad = X.T @ (p - dev[Y].to_numpy()) + lr.coef_.ravel() / lr.C
+        return np.linalg.norm(grad), lr.tol
+
+    loose, tol_loose = gradient_norm(make_model("penalised_logistic", NUMERIC, CATEGORICAL,
+                                                binary_features=FLAGS))
+    tight, tol_tight = gradient_norm(make_model("penalised_logistic", NUMERIC, CATEGORICAL,
+                                                binary_features=FLAGS, tol=1e-8))
+    assert (tol_loose, tol_tight) == (1e-4, 1e-8)
+    assert tight < loose
+    with pytest.raises(ConfigError, match="tol"):
+        make_model("penalised_logistic", NUMERIC, CATEGORICAL, tol=0)
