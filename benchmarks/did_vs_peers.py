@@ -1,6 +1,6 @@
 """Time phm_eval.did.att_gt against Python peers on one large staggered panel.
 
-    python benchmarks/did_vs_peers.py [--units 200000] [--repeats 7] [--json out.json]
+    python benchmarks/did_vs_peers.py [--units 200000] [--repeats 5] [--rounds 2] [--json out.json]
 
 The panel has 8 periods, cohorts first treated in periods 4, 5 and 6 plus
 never-treated units, one covariate that shifts cohort membership and trends,
@@ -11,15 +11,18 @@ and effects that vary by cohort, event time and covariate.  Two settings:
 * ``cov_boot_es``: one covariate, doubly robust, 999-draw multiplier bootstrap
   with a uniform band, then the event study (dynamic aggregation).
 
-Peers (csdid, differences, moderndid, diff-diff) are timed in the same process
-on the same data when they can be imported; a peer that is missing or fails is
-reported and skipped.  Every library is warmed up on a small panel, then runs
-``--repeats`` times (once if a run takes longer than 20 s), the libraries
-taking turns within each round so that all meet the same machine load; the
-fastest run of each counts.  The ATT(g,t) of each peer
-are compared with ours; note that diff-diff's doubly robust estimator does not
-normalise the comparison-group weights (R's ``DRDID::drdid_panel`` does), so
-with a covariate its DR estimates differ from R's in the fifth decimal.
+Peers (csdid, differences, moderndid, diff-diff) are timed on the same data
+(written once to a temporary Parquet file) when they can be imported; a peer
+that is missing or fails is reported and skipped.  Each library runs in a
+fresh interpreter, so that no library's worker threads, caches or settings
+left from another can affect it (numba-based peers leave threads that take a
+core): it is warmed up on a small panel, then runs ``--repeats`` times (once if
+a run takes longer than 20 s).  This is done in ``--rounds`` rounds, the
+libraries taking turns, and the fastest run of each library counts.  The
+ATT(g,t) of each peer are compared with ours; note that diff-diff's doubly
+robust estimator does not normalise the comparison-group weights (R's
+``DRDID::drdid_panel`` does), so with a covariate its DR estimates differ from
+R's in the fifth decimal.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ import argparse
 import contextlib
 import io
 import json
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,82 +139,127 @@ PEERS = {"csdid": run_csdid, "differences": run_differences, "moderndid": run_mo
          "diff-diff": run_diff_diff}
 
 
-def interleaved(runners: dict, df, cov, repeats: int) -> dict:
-    """Best wall time of each runner over ``repeats`` rounds, the runners taking turns within
-    each round so that all of them meet the same machine load.  A runner whose run takes
-    longer than BIG seconds runs only once; one that fails is reported and dropped."""
-    out: dict = {name: {"seconds": np.inf, "att": None} for name in runners}
-    for r in range(repeats):
-        for name, fn in runners.items():
-            row = out[name]
-            if "skipped" in row or (r > 0 and row["seconds"] > BIG):
-                continue
-            try:
-                t0 = time.perf_counter()
-                att = fn(df, cov)
-                dt = time.perf_counter() - t0
-            except ImportError as exc:
-                out[name] = {"skipped": f"not importable: {exc}"}
-                continue
-            except Exception as exc:  # a peer failing must not stop the benchmark
-                out[name] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:200]}
-                continue
-            row["seconds"] = min(row["seconds"], dt)
-            row["att"] = att
-    return out
+RUNNERS = {"phm-eval": run_phm, **PEERS}
+
+
+def worker(name: str, data: str, cov: bool, repeats: int) -> dict:
+    """Time one library in this (fresh) process: warm up on a small panel, then the fastest
+    of ``repeats`` runs on the full one (one run if it takes longer than BIG seconds)."""
+    df = pd.read_parquet(data)
+    fn = RUNNERS[name]
+    try:
+        fn(df.head(8 * 2000), cov)  # imports, caches and compiled code
+    except ImportError as exc:
+        return {"skipped": f"not importable: {exc}"}
+    except Exception:  # reported when it fails again on the full panel
+        pass
+    best, att = np.inf, None
+    for _ in range(repeats):
+        try:
+            t0 = time.perf_counter()
+            att = fn(df, cov)
+            dt = time.perf_counter() - t0
+        except Exception as exc:  # a peer failing must not stop the benchmark
+            return {"skipped": f"failed: {type(exc).__name__}: {exc}"[:200]}
+        best = min(best, dt)
+        if dt > BIG:
+            break
+    return {"seconds": best, "att": [[int(g), int(t), float(a)] for (g, t), a in att.items()]}
+
+
+def run_worker(name: str, data: str, cov: bool, repeats: int) -> dict:
+    """Run :func:`worker` in a new interpreter, so that no library's threads, caches or
+    settings left over from another can affect it."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--data", data,
+           "--repeats", str(repeats)] + (["--cov"] if cov else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"skipped": f"worker failed: {tail[-1][:200] if tail else proc.returncode}"}
+    return json.loads(lines[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per process")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="processes per library, taking turns with the other libraries")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--cov", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    if args.worker:
+        with contextlib.redirect_stdout(io.StringIO()):
+            out = worker(args.worker, args.data, args.cov, args.repeats)
+        print(json.dumps(out))
+        return
     df = panel(args.units)
     print(f"panel: {args.units:,} units x 8 periods = {len(df):,} rows")
-    report = {"units": args.units, "settings": {}}
-    for setting, cov in (("nocov", False), ("cov_boot_es", True)):
-        runners = {"phm-eval": run_phm}
-        runners.update({name: PEERS[name] for name in args.peers.split(",") if name})
-        for fn in runners.values():  # warm up imports, caches and compiled code
-            try:
-                fn(df.head(8 * 2000), cov)
-            except Exception:  # reported when it fails again on the full panel
-                pass
-        timings = interleaved(runners, df, cov, args.repeats)
-        ref = timings["phm-eval"]["att"]
-        ours = timings["phm-eval"]["seconds"]
-        rows = {"phm-eval": {"seconds": ours, "max_att_diff": 0.0}}
-        for name, t in timings.items():
-            if name == "phm-eval":
-                continue
-            if "skipped" in t:
-                rows[name] = t
-                continue
-            att = t["att"]
-            diff = float(np.max(np.abs(att.sort_index().to_numpy()
-                                       - ref.reindex(att.sort_index().index).to_numpy())))
-            rows[name] = {"seconds": t["seconds"], "ratio": t["seconds"] / ours,
-                          "max_att_diff": diff}
-        timed_peers = {k: v for k, v in rows.items() if k != "phm-eval" and "seconds" in v}
-        fastest = min(timed_peers, key=lambda k: timed_peers[k]["seconds"]) if timed_peers else None
-        report["settings"][setting] = {"results": rows, "fastest_peer": fastest}
-        print(f"\n== {setting} ==")
-        for name, r in rows.items():
-            if "seconds" in r:
-                ratio = f"{r['ratio']:6.1f}x slower" if "ratio" in r else "       (ours)"
-                print(f"  {name:12s} {r['seconds']:8.3f} s  {ratio}  "
-                      f"max |ATT diff| {r['max_att_diff']:.1e}")
-            else:
-                print(f"  {name:12s} skipped ({r['skipped']})")
-        if fastest:
-            print(f"  fastest peer: {fastest}, "
-                  f"phm-eval is {timed_peers[fastest]['ratio']:.1f}x faster")
+    report = {"units": args.units, "repeats": args.repeats, "rounds": args.rounds,
+              "settings": {}}
+    names = ["phm-eval", *[p for p in args.peers.split(",") if p]]
+    unknown = [p for p in names if p not in RUNNERS]
+    if unknown:
+        raise SystemExit(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(Path(tmp) / "panel.parquet")
+        df.to_parquet(data, index=False)
+        for setting, cov in (("nocov", False), ("cov_boot_es", True)):
+            timings: dict = {}
+            for _ in range(args.rounds):
+                for name in names:
+                    prev = timings.get(name)
+                    if prev is not None and ("skipped" in prev or prev["seconds"] > BIG):
+                        continue
+                    got = run_worker(name, data, cov, args.repeats)
+                    if prev is None or ("skipped" not in got
+                                        and got["seconds"] < prev["seconds"]):
+                        timings[name] = got
+            report["settings"][setting] = _compare(timings, setting)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=1)
+
+
+def _compare(timings: dict, setting: str) -> dict:
+    """Ratios to phm-eval and largest ATT(g,t) differences; prints the table."""
+    def series(t):
+        return pd.Series({(g, tt): a for g, tt, a in t["att"]}).sort_index()
+
+    ours = timings["phm-eval"]
+    if "skipped" in ours:
+        raise SystemExit(f"phm-eval failed: {ours['skipped']}")
+    ref = series(ours)
+    rows = {"phm-eval": {"seconds": ours["seconds"], "max_att_diff": 0.0}}
+    for name, t in timings.items():
+        if name == "phm-eval":
+            continue
+        if "skipped" in t:
+            rows[name] = t
+            continue
+        att = series(t)
+        diff = float(np.max(np.abs(att.to_numpy() - ref.reindex(att.index).to_numpy())))
+        rows[name] = {"seconds": t["seconds"], "ratio": t["seconds"] / ours["seconds"],
+                      "max_att_diff": diff}
+    timed_peers = {k: v for k, v in rows.items() if k != "phm-eval" and "seconds" in v}
+    fastest = min(timed_peers, key=lambda k: timed_peers[k]["seconds"]) if timed_peers else None
+    print(f"\n== {setting} ==")
+    for name, r in rows.items():
+        if "seconds" in r:
+            ratio = f"{r['ratio']:6.1f}x slower" if "ratio" in r else "       (ours)"
+            print(f"  {name:12s} {r['seconds']:8.3f} s  {ratio}  "
+                  f"max |ATT diff| {r['max_att_diff']:.1e}")
+        else:
+            print(f"  {name:12s} skipped ({r['skipped']})")
+    if fastest:
+        print(f"  fastest peer: {fastest}, phm-eval is {timed_peers[fastest]['ratio']:.1f}x "
+              "faster")
+    return {"results": rows, "fastest_peer": fastest}
 
 
 if __name__ == "__main__":
