@@ -132,7 +132,14 @@ def test_cohort_sort_paths_agree():
                              "y": y[order].ravel(), "first_treated": np.repeat(g[order], T)})
 
     in_order = fit(frame(np.arange(n)))
-    shuffled = fit(frame(rng.permutation(n)))
+    ids = rng.permutation(n)
+    shuffled = fit(frame(ids))
+    # influence-function rows map back to the input's unit ids and cohorts
+    cohort_of = dict(zip(ids, g, strict=True))
+    unit_ids = shuffled.data.unit_ids
+    assert sorted(unit_ids) == list(range(n))
+    assert all(cohort_of[u] == c for u, c in
+               zip(unit_ids[::997], shuffled.data.unit_cohort[::997], strict=True))
     assert in_order.data.Y1_gram is None and shuffled.data.Y1_gram is not None
     np.testing.assert_allclose(shuffled.att, in_order.att, atol=1e-12)
     np.testing.assert_allclose(shuffled.se, in_order.se, rtol=1e-10)
