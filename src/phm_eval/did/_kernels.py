@@ -60,6 +60,8 @@ def binary_multiplier_sums(M: np.ndarray, state: np.ndarray, n_draws: int, thres
     out : (n_draws, c) array of M's dtype, updated in place
     """
     n, c = M.shape
+    if n % 16 != 0 or out.shape[0] != n_draws or out.shape[1] != c:
+        raise ValueError("M needs a multiple of 16 rows and out the shape (n_draws, M's columns)")
     t1 = np.zeros((256, c), M.dtype)
     t2 = np.zeros((256, c), M.dtype)
     thr = _U(threshold)
@@ -187,17 +189,15 @@ def first_varying_row(mat: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True)
 def scatter_by_code(src: np.ndarray, codes: np.ndarray, u0: int, u1: int, next_pos: np.ndarray,
-                    out: np.ndarray, fill: float, rank: np.ndarray, gram: np.ndarray) -> None:
+                    out: np.ndarray, fill: float, rank: np.ndarray) -> None:
     """Counting-sort scatter of rows ``u0 .. u1 - 1``: row ``i`` goes to
     ``r = next_pos[codes[i]]`` (then incremented), ``out[r, :k] = src[i]`` with the columns
     beyond ``k`` set to ``fill``, and ``rank[i] = r``.  Rows of one code keep their order;
-    disjoint row ranges with disjoint positions can run in parallel.
-
-    If ``gram`` has a first dimension (codes x width x width), the lower triangle of each
-    code's ``out_rows' out_rows`` is added to it in the same pass (no second read)."""
+    disjoint row ranges with disjoint positions can run in parallel.  Reading ``src`` in
+    order and writing to the few sequential streams of a counting sort is much faster than
+    gathering rows in sorted order."""
     k = src.shape[1]
     width = out.shape[1]
-    with_gram = gram.shape[0] > 0
     for i in range(u0, u1):
         c = codes[i]
         r = next_pos[c]
@@ -207,28 +207,16 @@ def scatter_by_code(src: np.ndarray, codes: np.ndarray, u0: int, u1: int, next_p
             out[r, j] = src[i, j]
         for j in range(k, width):
             out[r, j] = fill
-        if with_gram:
-            for a in range(width):
-                xa = out[r, a]
-                for b in range(a + 1):
-                    gram[c, a, b] += xa * out[r, b]
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray, fill: float = 0.0) -> None:
-    """``out[rank[i], :k] = src[i, :]`` with ``k = src.shape[1]``; columns of ``out``
-    beyond ``k`` are set to ``fill``.
-
-    Reading ``src`` in order and writing to the few sequential streams of a
-    counting sort is much faster than gathering rows in sorted order."""
+def scatter_rows(src: np.ndarray, rank: np.ndarray, out: np.ndarray) -> None:
+    """``out[rank[i], :] = src[i, :]`` (see :func:`scatter_by_code` for why a scatter)."""
     k = src.shape[1]
-    width = out.shape[1]
     for i in range(rank.shape[0]):
         r = rank[i]
         for j in range(k):
             out[r, j] = src[i, j]
-        for j in range(k, width):
-            out[r, j] = fill
 
 
 # ----------------------------------------------------------------------------- regressions

@@ -19,6 +19,7 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,6 @@ class DidData:
     Y1: np.ndarray | None = None  # (n, T + 1): outcomes and a column of ones
     X: np.ndarray | None = None  # (n, p) when covariates are time-invariant
     X_by_period: np.ndarray | None = None  # (T, n, p) when some covariate varies
-    Y1_gram: dict | None = None  # cohort -> Y1' Y1 over its rows, when computed in passing
     # repeated cross-section / unbalanced panel (observation rows, sorted by unit)
     row_y: np.ndarray | None = None
     row_t: np.ndarray | None = None  # period index of each row
@@ -332,7 +332,6 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     ucode = (np.cumsum(used) - 1)[codes]
     # one extra column of ones: without covariates [Y, 1] is each block's factor
     Y1 = np.empty((n_units, T + 1))
-    Y1_gram = None
     if np.all(ucode[1:] >= ucode[:-1]):
         rank = None
         Y1[:, :T] = Yw
@@ -348,34 +347,18 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
             next_pos.append(starts.copy())
             starts = starts + np.bincount(ucode[bounds[h]:bounds[h + 1]], minlength=len(counts))
 
-        # without covariates or weights the estimators need each cohort's [Y, 1]'[Y, 1]:
-        # accumulate it while the rows are written
-        gram_shape = (len(counts), T + 1, T + 1) if Xw is None and wmat is None else (0, 0, 0)
-        grams = [np.zeros(gram_shape) for _ in range(halves)]
-
         def scatter(h):
             kernels.scatter_by_code(Yw, ucode, bounds[h], bounds[h + 1], next_pos[h], Y1, 1.0,
-                                    rank, grams[h])
+                                    rank)
 
         if halves > 1:
             with ThreadPoolExecutor(halves) as pool:
                 list(pool.map(scatter, range(halves)))
         else:
             scatter(0)
-        if gram_shape[0]:
-            low = sum(grams)
-            Y1_gram = low + np.tril(low, -1).transpose(0, 2, 1)
 
     def take(a):
-        """``a`` with its rows in cohort order."""
-        if rank is None:
-            return a
-        out = np.empty(a.shape, dtype=a.dtype)
-        if a.ndim == 1:
-            out[rank] = a
-        else:
-            kernels.scatter_rows(a.reshape(len(a), -1), rank, out.reshape(len(a), -1))
-        return out
+        return _in_cohort_order(a, rank)
 
     unit_g = np.repeat(cohorts, counts)  # the cohorts in sorted order
     Y = Y1[:, :T]
@@ -394,14 +377,26 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
     data = DidData(
         panel=True, n=n_units, tlist=tlist, glist=glist, cohorts=cohorts,
         blocks=_blocks(unit_g, cohorts), unit_cohort=unit_g,
-        unit_weight=weights, _unit_ids=lambda: take(np.asarray(uid)), covariate_names=names,
+        unit_weight=weights, _unit_ids=partial(_in_cohort_order, np.asarray(uid), rank),
+        covariate_names=names,
         Y=Y, Y1=Y1, X=X, X_by_period=Xbp, flow=flow,
-        Y1_gram=None if Y1_gram is None else dict(zip(cohorts.tolist(), Y1_gram, strict=True)),
     )
     if unit_clus is not None:
         data.unit_cluster, data.n_clusters = _recode(take(unit_clus))
     flow.append(("units analysed", n_units, f"{T} periods, balanced panel"))
     return data
+
+
+def _in_cohort_order(a: np.ndarray, rank: np.ndarray | None) -> np.ndarray:
+    """``a`` with row ``i`` moved to ``rank[i]`` (unchanged when ``rank`` is None)."""
+    if rank is None:
+        return a
+    out = np.empty(a.shape, dtype=a.dtype)
+    if a.ndim == 1:
+        out[rank] = a
+    else:
+        kernels.scatter_rows(a.reshape(len(a), -1), rank, out.reshape(len(a), -1))
+    return out
 
 
 def _uniq(a: np.ndarray) -> np.ndarray:
@@ -411,10 +406,13 @@ def _uniq(a: np.ndarray) -> np.ndarray:
 
 def _sorted_balanced(ids, t, g, max_distinct: int = 64) -> dict | None:
     """One pass over rows sorted by unit then period and balanced (else None): unit ids,
-    periods, whether the group varies within a unit, cohort codes and the smallest group.
-    Long panels are scanned in two halves by two threads."""
-    if ids.dtype.kind not in "iuf" or t.dtype.kind not in "iuf" or g.dtype.kind not in "iuf":
+    periods, the first unit whose group varies over time (-1 if none), cohort codes (None
+    when there are too many cohorts to code by a scan) and the smallest group. Long panels
+    are scanned in two halves by two threads; other id types are checked with numpy."""
+    if t.dtype.kind not in "iuf" or g.dtype.kind not in "iuf":
         return None
+    if ids.dtype.kind not in "iuf":
+        return _sorted_balanced_generic(ids, t, g)
     T = kernels.leading_run(ids)
     if T == 0 or len(ids) % T:
         return None
@@ -450,6 +448,40 @@ def _sorted_balanced(ids, t, g, max_distinct: int = 64) -> dict | None:
             codes = (np.concatenate(pieces), np.asarray(distinct, dtype=g.dtype))
     return {"uid": ids[::T], "tlist": np.asarray(t[:T], dtype=float), "varying": varying,
             "codes": codes, "g_min": min(f[5] for f in found)}
+
+
+def _sorted_balanced_generic(ids, t, g) -> dict | None:
+    """:func:`_sorted_balanced` for ids of any comparable type (strings, say), in numpy."""
+    N = len(ids)
+    if N == 0:
+        return None
+    head = ids[: min(N, 4096)]
+    change = head != head[0]
+    if not change.any():
+        change = ids != ids[0]
+    T = int(np.argmax(change)) if change.any() else N
+    if N % T:
+        return None
+    n = N // T
+    tlist = t[:T]
+    if T > 1 and not np.all(tlist[1:] > tlist[:-1]):
+        return None
+    if not (t.reshape(n, T) == tlist).all():
+        return None
+    idm = ids.reshape(n, T)
+    if T > 1 and not (idm[:, 1:] == idm[:, :1]).all():
+        return None
+    first = idm[:, 0]
+    try:
+        if not np.all(first[1:] > first[:-1]):
+            return None
+    except TypeError:  # ids that cannot be ordered
+        return None
+    gm = g.reshape(n, T)
+    varying = np.flatnonzero(~(gm == gm[:, :1]).all(axis=1))
+    return {"uid": first, "tlist": np.asarray(tlist, dtype=float),
+            "varying": int(varying[0]) if len(varying) else -1, "codes": None,
+            "g_min": g.min()}
 
 
 def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_group,

@@ -267,7 +267,7 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
                 # the factor [Y, 1] ends in ones: its column sums are the last row of M'M,
                 # which the standard errors need anyway
                 M = dd.Y1[sl]
-                MtM = dd.Y1_gram[c] if dd.Y1_gram is not None else M.T @ M
+                MtM = M.T @ M
                 colsum = MtM[-1]
             else:
                 M = dd.Y1[sl] * dd.unit_weight[sl][:, None]

@@ -8,10 +8,11 @@ multiplier distributions take two values, ``v = low + (high - low) u`` with
 of each eight rows and adds one table row per draw (eight times fewer additions
 than the product, and no multipliers are ever expanded to floating point).
 Rows are processed in tiles, each tile's sums in single precision (the
-bootstrap's own Monte Carlo error is far larger than float32 rounding) and
-accumulated in double precision in a fixed tile order, so the result does not
-depend on the number of worker threads.  Memory stays at the packed bits of a
-few tiles.
+bootstrap's own Monte Carlo error is far larger than float32 rounding of
+centred columns; columns are centred first, see below) and accumulated in
+double precision in a fixed tile order, so the result does not depend on the
+number of worker threads.  Memory: a single-precision copy of the blocks and
+one ``draws x columns`` array per tile.
 
 Multipliers are Rademacher by default, as in R's ``did`` (which draws them in
 ``BMisc::multiplier_bootstrap``); Mammen's two-point distribution is offered
@@ -99,7 +100,7 @@ def multiplier_sums(
         raise ValueError(f"unknown multiplier distribution {kind!r}")
     tile_rows = max(16, tile_rows - tile_rows % 16)
     colsum = np.zeros(n_cols)
-    prepared = []  # (cols, A, padded float32 matrix)
+    prepared = []  # (cols, A, padded float32 matrix, r, column means, count column)
     tiles = []  # (block index, first row, number of rows)
     for bi, (_rows, cols, mat, A) in enumerate(blocks):
         pieces = [np.asarray(m, dtype=float) for m in (mat if isinstance(mat, list) else [mat])]
@@ -108,14 +109,34 @@ def multiplier_sums(
         cols = np.asarray(cols)
         np.add.at(colsum, cols, msum if A is None else msum @ A)
         nb, r = pieces[0].shape[0], len(msum)
-        # zero rows and columns pad the block to whole pairs of 8-row groups and to
-        # a multiple of 8 columns (one vector register): zero rows add nothing
-        padded = np.zeros((-(-nb // 16) * 16, -(-max(r, 1) // 8) * 8), dtype=np.float32)
+        # Single precision is ample for the multiplier sums of centred columns, but not
+        # for raw columns with a large level (costs, say), which the combination with A
+        # cancels afterwards. So columns are centred, U @ M = U @ (M - mean) + (U @ 1)
+        # mean', with U @ 1 from a column of ones: the block's own if it has one (exact),
+        # else an added one.
+        count = None
         j = 0
         for m in pieces:
-            padded[:nb, j:j + m.shape[1]] = m
+            last = m[:, -1]
+            if count is None and nb and last[0] == 1.0 and np.all(last == 1.0):
+                count = j + m.shape[1] - 1
             j += m.shape[1]
-        prepared.append((cols, A, padded, r))
+        mean = msum / max(nb, 1)
+        if count is not None:
+            mean[count] = 0.0
+        width = r if count is not None else r + 1
+        # zero rows and columns pad the block to whole pairs of 8-row groups and to
+        # a multiple of 8 columns (one vector register): zero rows add nothing
+        padded = np.zeros((-(-nb // 16) * 16, -(-width // 8) * 8), dtype=np.float32)
+        j = 0
+        for m in pieces:
+            w = m.shape[1]
+            np.subtract(m, mean[j:j + w], out=padded[:nb, j:j + w], casting="unsafe")
+            j += w
+        if count is None:
+            count = r
+            padded[:nb, r] = 1.0
+        prepared.append((cols, A, padded, r, mean, count))
         for a in range(0, nb, tile_rows):
             tiles.append((bi, a, min(tile_rows, nb - a)))
     if n_threads is None:
@@ -143,8 +164,8 @@ def multiplier_sums(
             for (bi, _, _), part in zip(tiles, pool.map(run, range(len(tiles))), strict=True):
                 acc[bi] += part
     out = np.tile(low * colsum, (biters, 1))
-    for (cols, A, _, r), part in zip(prepared, acc, strict=True):
-        part = (high - low) * part[:, :r]
+    for (cols, A, _, r, mean, count), part in zip(prepared, acc, strict=True):
+        part = (high - low) * (part[:, :r] + part[:, count:count + 1] * mean)
         out[:, cols] += part if A is None else part @ A
     return out
 

@@ -36,7 +36,10 @@ def logit_fit(D: np.ndarray, X: np.ndarray, w: np.ndarray, *, max_iter: int = 10
     """Weighted logistic regression by Newton-Raphson; returns fitted probabilities.
 
     ``X`` includes the intercept column.  With an intercept-only design the
-    maximum-likelihood fit is the weighted share of treated units.
+    maximum-likelihood fit is the weighted share of treated units.  ``tol`` bounds
+    the remaining error of the (standardised) coefficients relative to their size:
+    iterations stop after a step smaller than ``sqrt(tol)``, since Newton's error
+    after a step of size ``s`` is of order ``s**2``.
     """
     if X.shape[1] == 1:
         return np.full(len(D), np.dot(w, D) / w.sum())

@@ -19,9 +19,10 @@ import numpy as np
 class _Block:
     __slots__ = ("M", "A", "cols", "_MtM")
 
-    def __init__(self, M: np.ndarray, A: np.ndarray | None, cols: np.ndarray):
+    def __init__(self, M: np.ndarray, A: np.ndarray | None, cols: np.ndarray,
+                 MtM: np.ndarray | None = None):
         self.M, self.A, self.cols = M, A, cols
-        self._MtM = None
+        self._MtM = MtM
 
     @property
     def MtM(self) -> np.ndarray:
@@ -94,8 +95,7 @@ class BlockInfluence:
                 elif fac:
                     cols = np.concatenate([p[0] for p in fac])
                     A = np.concatenate([p[1] for p in fac], axis=1)
-                    out[c] = _Block(self._factor[c], A, cols)
-                    out[c]._MtM = self._factor_MtM.get(c)
+                    out[c] = _Block(self._factor[c], A, cols, self._factor_MtM.get(c))
             self._built = out
         return self._built
 

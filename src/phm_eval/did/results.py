@@ -124,8 +124,8 @@ class AttGtResult:
             a violation of parallel trends. The same without anticipation.
         """
         if exclude_anticipation and self.config.get("anticipation", 0) > 0:
-            stat, df, p = wald_pretest(self, self.zero_se,
-                                       anticipation=self.config["anticipation"])
+            zero_se = self.zero_se if self.zero_se is not None else np.isnan(self.se)
+            stat, df, p = wald_pretest(self, zero_se, anticipation=self.config["anticipation"])
             return {"statistic": stat, "df": df, "pvalue": p}
         return {"statistic": self.wald_stat, "df": self.wald_df, "pvalue": self.wald_pvalue}
 
@@ -205,7 +205,11 @@ def _draws(res: AttGtResult) -> np.ndarray:
                 unweighted = bool(np.all(w == 1.0))
                 width = r if unweighted else r + 1
                 if not unweighted:
-                    M = [M, np.ones((size, 1))]
+                    # [w Y, w] -> [w (Y - c), w] with c the block's mean outcome: psi is
+                    # unchanged (each cell's outcome coefficients sum to 0) and the columns
+                    # lose the outcome's level, which single precision could not carry
+                    c_level = M[:, :-1].sum() / max(M[:, -1].sum() * (r - 1), np.finfo(float).tiny)
+                    M = [M[:, :-1] - c_level * M[:, -1:], M[:, -1:], np.ones((size, 1))]
                 E = np.zeros((width, len(extra_cols)))
                 if c in glist:
                     E[r - 1, 0] = 1.0
@@ -222,7 +226,9 @@ def _draws(res: AttGtResult) -> np.ndarray:
                 blocks.append((sl, np.concatenate([cols, extra_cols]),
                                [mat, w[:, None], np.ones((size, 1))], None))
                 continue
-            # unweighted: the cohort-share column equals the column of ones; draw it once
+            # the extra columns are all ones here (the cohort-share column of an unweighted
+            # treated cohort is its weights, all 1; a comparison-only block has just the
+            # ones): draw one column of ones and copy it with A
             A = np.zeros((r + 1, r + len(extra_cols)))
             A[:r, :r] = np.eye(r)
             A[r, r:] = 1.0
