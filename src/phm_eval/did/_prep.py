@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -27,7 +26,7 @@ import pandas as pd
 from phm_eval.errors import EstimationError, InputError
 
 from . import _kernels as kernels
-from .bootstrap import default_threads
+from ._threads import map_in_threads
 
 logger = logging.getLogger(__name__)
 
@@ -337,10 +336,11 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
         Y1[:, :T] = Yw
         Y1[:, T] = 1.0
     else:
-        # counting sort: each half of the units scatters its rows in its own thread
+        # counting sort; long panels in two halves (the same halves whatever the number of
+        # threads), each scattering its rows in its own thread
         rank = np.empty(n_units, dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        halves = 2 if n_units >= 50_000 and default_threads() > 1 else 1
+        halves = 2 if n_units >= 50_000 else 1
         bounds = np.linspace(0, n_units, halves + 1).astype(int)
         next_pos = []
         for h in range(halves):
@@ -351,11 +351,7 @@ def _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flo
             kernels.scatter_by_code(Yw, ucode, bounds[h], bounds[h + 1], next_pos[h], Y1, 1.0,
                                     rank)
 
-        if halves > 1:
-            with ThreadPoolExecutor(halves) as pool:
-                list(pool.map(scatter, range(halves)))
-        else:
-            scatter(0)
+        map_in_threads(scatter, range(halves))
 
     def take(a):
         return _in_cohort_order(a, rank)
@@ -417,18 +413,13 @@ def _sorted_balanced(ids, t, g, max_distinct: int = 64) -> dict | None:
     if T == 0 or len(ids) % T:
         return None
     n = len(ids) // T
-    parts = 2 if n * T >= 200_000 and default_threads() > 1 else 1
+    parts = 2 if n * T >= 200_000 else 1
     bounds = np.linspace(0, n, parts + 1).astype(int)
-    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def scan(span):
         return kernels.scan_sorted_units(ids, t, g, T, span[0], span[1], max_distinct)
 
-    if parts > 1:
-        with ThreadPoolExecutor(parts) as pool:
-            found = list(pool.map(scan, spans))
-    else:
-        found = [scan(spans[0])]
+    found = map_in_threads(scan, zip(bounds[:-1], bounds[1:], strict=True))
     if not all(f[0] for f in found):
         return None
     varying = next((f[1] for f in found if f[1] >= 0), -1)

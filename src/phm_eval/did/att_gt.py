@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +20,8 @@ from phm_eval.errors import ConfigError, EstimationError
 
 from . import _kernels as kernels
 from ._prep import DidData, prepare
-from ._threads import single_threaded_blas
-from .bootstrap import boot_summary, default_threads
+from ._threads import map_in_threads, single_threaded_blas
+from .bootstrap import boot_summary
 from .estimators import panel_2x2, rc_2x2
 from .influence import BlockInfluence
 from .results import AttGtResult, wald_pretest
@@ -260,7 +259,13 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
     unweighted = no_covariates and bool(np.all(dd.unit_weight == 1.0))
 
     def moments(c):
-        """Block factor [w * Y, w] and its (sum of w, w'Y), computed once per cohort."""
+        """Block factor [w * Y, w] and its (sum of w, w'Y), computed once per cohort.
+
+        With weights the factor is [w (Y - m), w], m the cohort's mean outcome: every
+        estimate uses Y only through differences between periods, so the shift changes
+        nothing but keeps the outcome's level (costs in the thousands, say) out of the
+        products formed from the factor (standard errors, the single-precision bootstrap).
+        """
         if c not in cache:
             sl = dd.blocks[c]
             if unweighted:
@@ -271,6 +276,9 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
                 colsum = MtM[-1]
             else:
                 M = dd.Y1[sl] * dd.unit_weight[sl][:, None]
+                level = M[:, :-1].sum() / max(M[:, -1].sum() * (M.shape[1] - 1),
+                                              np.finfo(float).tiny)
+                M[:, :-1] -= level * M[:, -1:]
                 MtM = None
                 colsum = np.ones(len(M)) @ M  # BLAS; faster than sum(axis=0) here
             infl.set_factor(c, M, MtM)
@@ -316,14 +324,9 @@ def _estimate_panel(dd: DidData, cells: list, method: str, att: np.ndarray,
         psi *= n / (n_tr + n_co)
         return a, psi
 
-    # cells of different cohorts are independent: fit them in worker threads (numpy and
-    # the compiled kernels release the GIL); results are stored in a fixed order
-    n_threads = min(default_threads(), len(tasks))
-    if n_threads > 1:
-        with ThreadPoolExecutor(n_threads) as pool:
-            fitted = list(pool.map(fit, tasks))
-    else:
-        fitted = [fit(task) for task in tasks]
+    # cells of different cohorts are independent: fit them in worker threads; results are
+    # stored in a fixed order
+    fitted = map_in_threads(fit, tasks)
     for (members, _, sizes, _, _, cols, _, _), (a, psi) in zip(tasks, fitted, strict=True):
         att[cols] = a
         start = 0

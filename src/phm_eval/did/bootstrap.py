@@ -24,27 +24,16 @@ normal standard deviation, and the uniform band's critical value is the
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.stats import norm
 
+from ._threads import default_threads
+
 _TINY = np.sqrt(np.finfo(float).eps) * 10
 _IQR_NORMAL = norm.ppf(0.75) - norm.ppf(0.25)
 _MAMMEN_THRESHOLD = int(round((np.sqrt(5) + 1) / (2 * np.sqrt(5)) * 65536))
-
-
-def default_threads() -> int:
-    """Bootstrap worker threads: ``PHM_EVAL_THREADS`` if set, else the cores this process may
-    use, at most 2 (the tiles are memory-bound; more threads add little)."""
-    if "PHM_EVAL_THREADS" in os.environ:
-        return max(1, int(os.environ["PHM_EVAL_THREADS"]))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
 
 
 def multiplier_sums(

@@ -205,11 +205,7 @@ def _draws(res: AttGtResult) -> np.ndarray:
                 unweighted = bool(np.all(w == 1.0))
                 width = r if unweighted else r + 1
                 if not unweighted:
-                    # [w Y, w] -> [w (Y - c), w] with c the block's mean outcome: psi is
-                    # unchanged (each cell's outcome coefficients sum to 0) and the columns
-                    # lose the outcome's level, which single precision could not carry
-                    c_level = M[:, :-1].sum() / max(M[:, -1].sum() * (r - 1), np.finfo(float).tiny)
-                    M = [M[:, :-1] - c_level * M[:, -1:], M[:, -1:], np.ones((size, 1))]
+                    M = [M, np.ones((size, 1))]
                 E = np.zeros((width, len(extra_cols)))
                 if c in glist:
                     E[r - 1, 0] = 1.0
