@@ -1,4 +1,5 @@
-"""Event-rate ratios (e.g. emergency admissions per person-year) from a negative binomial GLM."""
+"""Event-rate ratios (e.g. emergency admissions per person-year) from a negative binomial GLM,
+and the Poisson GLM with (cluster-)robust standard errors for counts that are not overdispersed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from phm_eval.survival._data import check_finite, design_matrix
 from phm_eval.survival._summary import coefficient_table, format_table
 
 logger = logging.getLogger(__name__)
+
+
+class DispersionError(EstimationError):
+    """The negative binomial dispersion cannot be estimated (not positive, or its maximum
+    likelihood did not converge). ``reason`` says which, in a few words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -150,27 +160,8 @@ class NegativeBinomialRateModel:
         import statsmodels.api as sm
         from statsmodels.discrete.discrete_model import NegativeBinomial
 
-        for col in (count_col, person_time_col) + ((cluster_col,) if cluster_col else ()):
-            if col not in df.columns:
-                raise InputError("data", f"column '{col}' not found")
-        y = df[count_col].to_numpy(dtype=float)
-        pt = df[person_time_col].to_numpy(dtype=float)
-        check_finite(y, count_col)
-        check_finite(pt, person_time_col)
-        bad = np.flatnonzero((y < 0) | (np.floor(y) != y))
-        if bad.size:
-            raise InputError("data", "counts must be non-negative integers", column=count_col,
-                             rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
-        bad = np.flatnonzero(pt <= 0)
-        if bad.size:
-            raise InputError("data", "person-time must be positive", column=person_time_col,
-                             rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
-        exclude = [count_col, person_time_col] + ([cluster_col] if cluster_col else [])
-        X = design_matrix(df, covariates, formula, exclude)
-        for c in X.columns:
-            check_finite(X[c], str(c))
-        X.insert(0, "Intercept", 1.0)
-        offset = np.log(pt)
+        y, X, offset = _prepare(df, count_col, person_time_col, covariates, formula,
+                                cluster_col)
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -180,11 +171,14 @@ class NegativeBinomialRateModel:
             nb = NegativeBinomial(y, X, offset=offset, loglike_method="nb2").fit(
                 start_params=start, method="newton", maxiter=200, tol=1e-12, disp=0)
         if not nb.mle_retvals.get("converged", True):
-            raise EstimationError("negative binomial maximum likelihood did not converge")
+            raise DispersionError("negative binomial maximum likelihood did not converge",
+                                  "dispersion not estimable: maximum likelihood did not "
+                                  "converge")
         alpha_hat = float(nb.params.iloc[-1])
         if not alpha_hat > 0:
-            raise EstimationError("estimated dispersion is not positive: the counts are not "
-                                  "overdispersed (use a Poisson model)")
+            raise DispersionError("estimated dispersion is not positive: the counts are not "
+                                  "overdispersed (use a Poisson model)",
+                                  "dispersion not positive")
         glm = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha_hat), offset=offset)
         res = glm.fit(start_params=nb.params.to_numpy()[:-1], tol=1e-12)
         # (X'WX)^-1 with IRLS weights: the expected information, as glm.nb and sandwich use
@@ -206,6 +200,153 @@ class NegativeBinomialRateModel:
             conf_level_alpha=self.alpha,
             n_clusters=None if groups is None else int(groups.max()) + 1,
         )
+
+
+@dataclass
+class PoissonRateResults:
+    """Fitted Poisson rate model with (cluster-)robust standard errors.
+
+    ``params`` are log rate ratios; the sandwich variance keeps the Wald intervals valid
+    whatever the counts' dispersion (under-, equi- or overdispersed), because the Poisson
+    score equations stay unbiased when only the mean model is right.
+    """
+
+    params: pd.Series
+    bse: pd.Series
+    cov_params: pd.DataFrame
+    log_likelihood: float
+    n_obs: int
+    cov_type: str
+    conf_level_alpha: float
+    n_clusters: int
+    pearson_dispersion: float
+
+    def summary(self) -> pd.DataFrame:
+        """Coefficient table (lifelines layout; ``exp(coef)`` is the rate ratio)."""
+        return coefficient_table(self.params, self.bse, self.conf_level_alpha)
+
+    rate_ratio = NegativeBinomialRateResults.rate_ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {
+            "model": "Poisson GLM, log link, log person-time offset, robust (sandwich) SEs",
+            "n_obs": self.n_obs, "cov_type": self.cov_type, "n_clusters": self.n_clusters,
+            "pearson_dispersion": self.pearson_dispersion,
+            "log_likelihood": self.log_likelihood,
+            "coefficients": self.summary().reset_index().to_dict(orient="records"),
+        }
+
+
+class PoissonRateModel:
+    """Poisson regression of event counts with a log person-time offset and robust SEs.
+
+    The same mean model as :class:`NegativeBinomialRateModel` (intercept, covariates, offset
+    ``log(person_time)``), for when the negative binomial dispersion is not positive or not
+    estimable. Standard errors are always the sandwich: clustered on ``cluster_col`` when
+    given, else on each row (heteroskedasticity-robust), with the factor
+    ``G/(G-1) * (N-1)/(N-K)`` by default (R's ``sandwich::vcovCL(type = "HC1")``; with one
+    row per cluster this is ``vcovHC(type = "HC1")``), or none with
+    ``cluster_correction=False`` (HC0).
+
+    Parameters
+    ----------
+    alpha : float, default 0.05
+        One minus the confidence level.
+    cluster_correction : bool, default True
+    """
+
+    def __init__(self, alpha: float = 0.05, cluster_correction: bool = True) -> None:
+        self.alpha = alpha
+        self.cluster_correction = cluster_correction
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        count_col: str,
+        person_time_col: str,
+        covariates: Sequence[str] | None = None,
+        formula: str | None = None,
+        cluster_col: str | None = None,
+    ) -> PoissonRateResults:
+        """Fit the model (arguments as :meth:`NegativeBinomialRateModel.fit`).
+
+        Returns
+        -------
+        PoissonRateResults
+
+        Raises
+        ------
+        EstimationError
+            If the maximum likelihood does not converge or gives non-finite estimates.
+        """
+        import statsmodels.api as sm
+
+        y, X, offset = _prepare(df, count_col, person_time_col, covariates, formula,
+                                cluster_col)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.Poisson(y, X, offset=offset).fit(method="newton", maxiter=200,
+                                                      tol=1e-12, disp=0)
+        params = fit.params.to_numpy()
+        if not fit.mle_retvals.get("converged", True) or not np.all(np.isfinite(params)):
+            raise EstimationError("Poisson maximum likelihood did not converge")
+        mu = np.exp(X.to_numpy() @ params + offset)
+        Xa = X.to_numpy()
+        # canonical link: expected = observed information, X' diag(mu) X
+        bread = np.linalg.inv(Xa.T @ (mu[:, None] * Xa))
+        scores = (y - mu)[:, None] * Xa
+        if cluster_col:
+            groups = pd.factorize(df[cluster_col])[0]
+            kind = "cluster-robust"
+        else:
+            groups = np.arange(y.size)
+            kind = "robust"
+        cov = _cluster_sandwich(bread, scores, groups, self.cluster_correction)
+        names = pd.Index(X.columns, name="covariate")
+        k = Xa.shape[1]
+        return PoissonRateResults(
+            params=pd.Series(params, index=names, name="coef"),
+            bse=pd.Series(np.sqrt(np.diag(cov)), index=names, name="se(coef)"),
+            cov_params=pd.DataFrame(cov, index=names, columns=names),
+            log_likelihood=float(fit.llf), n_obs=int(y.size),
+            cov_type=kind + (" (HC1)" if self.cluster_correction else " (HC0)"),
+            conf_level_alpha=self.alpha, n_clusters=int(groups.max()) + 1,
+            pearson_dispersion=float(np.sum((y - mu) ** 2 / mu) / max(y.size - k, 1)),
+        )
+
+
+def _prepare(
+    df: pd.DataFrame,
+    count_col: str,
+    person_time_col: str,
+    covariates: Sequence[str] | None,
+    formula: str | None,
+    cluster_col: str | None,
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Checked counts, design matrix (intercept first) and log person-time offset."""
+    for col in (count_col, person_time_col) + ((cluster_col,) if cluster_col else ()):
+        if col not in df.columns:
+            raise InputError("data", f"column '{col}' not found")
+    y = df[count_col].to_numpy(dtype=float)
+    pt = df[person_time_col].to_numpy(dtype=float)
+    check_finite(y, count_col)
+    check_finite(pt, person_time_col)
+    bad = np.flatnonzero((y < 0) | (np.floor(y) != y))
+    if bad.size:
+        raise InputError("data", "counts must be non-negative integers", column=count_col,
+                         rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
+    bad = np.flatnonzero(pt <= 0)
+    if bad.size:
+        raise InputError("data", "person-time must be positive", column=person_time_col,
+                         rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
+    exclude = [count_col, person_time_col] + ([cluster_col] if cluster_col else [])
+    X = design_matrix(df, covariates, formula, exclude)
+    for c in X.columns:
+        check_finite(X[c], str(c))
+    X.insert(0, "Intercept", 1.0)
+    offset = np.log(pt)
+    return y, X, offset
 
 
 def _cluster_sandwich(
