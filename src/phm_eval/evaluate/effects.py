@@ -1,9 +1,14 @@
 """Effect estimates on the matched cohort, each as a record for ``effects.json``.
 
 Records: ``{outcome, method, estimate, ci_low, ci_high, scale, n_treated, n_control}`` plus
-``label``, ``subgroup`` and, for the headline, ``headline: true`` and
+``label``, ``subgroup``, ``fallback`` and ``note`` and, for the headline, ``headline: true`` and
 ``baseline_rate_per_1000`` (comparators' emergency admissions per 1,000 person-years), so a rate
 ratio can be read as admissions avoided.
+
+``method`` always says what actually ran. ``fallback`` is ``None``, or why the planned method
+was replaced (a negative binomial whose dispersion is not positive is refitted as the same
+Poisson model with robust standard errors). An estimate that cannot be made is ``null`` with
+its reason in ``note`` (see :func:`not_estimable`), never ``NaN``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..survival import (
     NegativeBinomialRateModel,
     RobustCoxPHFitter,
 )
+from ..survival.rates import DispersionError, PoissonRateModel
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,17 @@ class Effect:
     label: str = ""
     subgroup: str | None = None
     p_value: float | None = None
+    fallback: str | None = None
+    note: str | None = None
+
+    @property
+    def estimable(self) -> bool:
+        """False when the estimate could not be made (``note`` says why)."""
+        return bool(np.isfinite(self.estimate))
 
     def to_dict(self) -> dict:
-        """JSON-ready; ``subgroup`` is None for the whole matched cohort."""
+        """JSON-ready (non-finite numbers as None); ``subgroup`` is None for the whole
+        matched cohort."""
         out = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                for k, v in self.__dict__.items()}
         if out.get("subgroup") == "all":
@@ -58,24 +72,55 @@ OUTCOME_NAMES = {"emergency_admissions": "emergency admissions",
                  "readmissions_30d": "emergency readmissions within 30 days"}
 
 
+def not_estimable(outcome: str, method: str, scale: str, reason: str, df: pd.DataFrame | None,
+                  label: str = "", subgroup: str | None = None) -> Effect:
+    """A record for an estimate that could not be made: estimate and interval null (NaN here,
+    ``None`` in JSON), ``note`` the reason in words."""
+    nt, nc = _counts(df) if df is not None else (0, 0)
+    return Effect(outcome, method, float("nan"), float("nan"), float("nan"), scale, nt, nc,
+                  label, subgroup, None, None, f"not estimable: {reason}")
+
+
 def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
                subgroup: str | None = None, label: str = "",
-               adjust: list[str] | None = None) -> Effect:
-    """Negative binomial rate ratio, treated vs comparators, person-time offset, SEs clustered
-    on the person; optionally adjusted for baseline covariates (``adjust``)."""
+               adjust: list[str] | None = None, cluster: str = "patient_id") -> Effect:
+    """Rate ratio, treated vs comparators, log person-time offset, SEs clustered on
+    ``cluster`` (the person); optionally adjusted for baseline covariates (``adjust``).
+
+    The model is a negative binomial (NB2) GLM. When its dispersion is not positive (the
+    counts are not overdispersed) or cannot be estimated, the same model (same covariates,
+    offset and clustering) is fitted as a Poisson GLM with cluster-robust (sandwich) standard
+    errors, which are valid whatever the dispersion; ``method`` then says so and ``fallback``
+    gives the reason.
+
+    Raises
+    ------
+    EstimationError
+        If neither model can be fitted (the caller records it as not estimable).
+    """
     covariates = ["treated", *[c for c in (adjust or []) if df[c].nunique() > 1]]
-    data = df[[outcome, "person_years", "patient_id", *covariates]].copy()
+    data = df[[outcome, "person_years", cluster, *covariates]].copy()
     data[covariates] = data[covariates].astype(float)
-    model = NegativeBinomialRateModel().fit(
-        data, count_col=outcome, person_time_col="person_years", covariates=covariates,
-        cluster_col="patient_id")
+    spec = dict(count_col=outcome, person_time_col="person_years", covariates=covariates,
+                cluster_col=cluster)
+    detail = "matched" + (", adjusted" if adjust else "")
+    fallback = None
+    try:
+        model = NegativeBinomialRateModel().fit(data, **spec)
+        method = f"negative binomial rate ratio ({detail})"
+    except DispersionError as exc:
+        model = PoissonRateModel().fit(data, **spec)
+        method = f"Poisson rate ratio, robust SEs ({exc.reason}; {detail})"
+        fallback = (f"negative binomial not used ({exc}): the same model (covariates, log "
+                    "person-time offset) fitted as a Poisson regression with standard errors "
+                    f"robust to the counts' dispersion, clustered on {cluster.replace('_', ' ')}")
+        log.warning("%s: %s", label or outcome, fallback)
     rr = model.rate_ratio("treated")
     nt, nc = _counts(df)
-    method = "negative binomial rate ratio (matched" + (", adjusted)" if adjust else ")")
     return Effect(OUTCOME_NAMES.get(outcome, outcome), method,
                   rr["rate_ratio"],
                   rr["lower"], rr["upper"], "RR", nt, nc, label or f"{outcome} rate ratio",
-                  subgroup, rr["p"])
+                  subgroup, rr["p"], fallback)
 
 
 def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: str) -> Effect:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EstimationError
+from ..errors import ConfigError, EstimationError, InputError
 from ..matching import MatchResult, NearestNeighborMatcher
 from . import effects as fx
 from .design import Cohort, Eligibility, build_cohort
@@ -26,6 +27,27 @@ SUBGROUPS = ("efi_group", "core20_group", "age_group")
 # (doubly robust in spirit: matching for design, the model for what is left).
 ADJUSTMENT = ["n_emergency_admissions_1y", "n_emergency_admissions_2y", "efi_deficits", "age",
               "bed_days_1y"]
+# Problems with the user's data or configuration stop the run; anything else an estimator
+# raises means that one estimate cannot be made, which is recorded (null, with the reason).
+STOPS_THE_RUN = (InputError, ConfigError)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, EstimationError) else f"{type(exc).__name__}: {text}"
+
+
+def _estimate(fit: Callable[[], fx.Effect], outcome: str, method: str, scale: str,
+              data: pd.DataFrame | None, label: str = "",
+              subgroup: str | None = None) -> fx.Effect:
+    """``fit()``, or a not-estimable record (null estimate, reason in ``note``) if it fails."""
+    try:
+        return fit()
+    except STOPS_THE_RUN:
+        raise
+    except Exception as exc:
+        log.warning("%s not estimable: %s", label or outcome, _reason(exc))
+        return fx.not_estimable(outcome, method, scale, _reason(exc), data, label, subgroup)
 
 
 @dataclass
@@ -118,25 +140,47 @@ def evaluate_programme(
                          follow_up_days, lookback_days)
 
     records: list[dict] = []
-    headline = fx.rate_ratio(analysed, label="emergency admissions, rate ratio",
-                             adjust=ADJUSTMENT)
+    rr_method = "negative binomial rate ratio (matched, adjusted)"
+    headline = _estimate(lambda: fx.rate_ratio(analysed, label="emergency admissions, rate ratio",
+                                               adjust=ADJUSTMENT),
+                         fx.OUTCOME_NAMES["emergency_admissions"], rr_method, "RR", analysed,
+                         "emergency admissions, rate ratio")
     comparators = analysed[analysed["treated"] == 0]
     baseline = 1000 * comparators["emergency_admissions"].sum() / comparators["person_years"].sum()
     records.append(headline.to_dict() | {"headline": True, "baseline_rate_per_1000": baseline})
-    records.append(fx.cox_hazard_ratio(analysed, 1, "first emergency admission",
-                                       "patient_id").to_dict())
-    records.append(fx.fine_gray(analysed).to_dict())
-    records.append(fx.cox_hazard_ratio(analysed, 2, "death", "patient_id").to_dict()
+    cox_method = "Cox proportional hazards (cause-specific, matched)"
+    records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 1, "first emergency admission",
+                                                         "patient_id"),
+                             "first emergency admission", cox_method, "HR", analysed,
+                             "first emergency admission hazard ratio").to_dict())
+    records.append(_estimate(lambda: fx.fine_gray(analysed), "first emergency admission",
+                             "Fine-Gray subdistribution hazards (matched)", "SHR", analysed,
+                             "first emergency admission, death as competing risk").to_dict())
+    records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 2, "death", "patient_id"),
+                             "death", cox_method, "HR", analysed).to_dict()
                    | {"label": "mortality hazard ratio (cause-specific)"})
     for outcome in ("bed_days", "readmissions_30d"):
-        try:
-            records.append(fx.rate_ratio(analysed, outcome, label=f"{outcome} rate ratio",
-                                         adjust=ADJUSTMENT).to_dict())
-        except Exception as exc:  # sparse outcomes may not be estimable in small cohorts
-            log.warning("rate ratio for %s not estimable: %s", outcome, exc)
-    did, rtm = fx.did_before_after(analysed)
+        records.append(_estimate(
+            lambda o=outcome: fx.rate_ratio(analysed, o, label=f"{o} rate ratio",
+                                            adjust=ADJUSTMENT),
+            fx.OUTCOME_NAMES[outcome], rr_method, "RR", analysed, f"{outcome} rate ratio",
+        ).to_dict())
+    did_label = "change in emergency admission rate, enrolled minus comparators"
+    try:
+        did, rtm = fx.did_before_after(analysed)
+    except STOPS_THE_RUN:
+        raise
+    except Exception as exc:
+        log.warning("difference in differences not estimable: %s", _reason(exc))
+        did = fx.not_estimable("emergency admissions per 1,000 person-years",
+                               "difference in differences (matched, before vs after)",
+                               "difference", _reason(exc), analysed, did_label)
+        rtm = fx.rtm_table(analysed)
     records.append(did.to_dict())
-    naive = fx.naive_before_after(analysed)
+    naive = _estimate(lambda: fx.naive_before_after(analysed), "emergency admissions",
+                      "naive before/after (enrolled only, uncontrolled)", "RR",
+                      analysed[analysed["treated"] == 1],
+                      "naive before/after rate ratio (biased: regression to the mean)")
     records.append(naive.to_dict())
 
     analysed["age_group"] = np.where(analysed["age"] >= 80, "80+", "65-79")
@@ -144,20 +188,30 @@ def evaluate_programme(
     if subgroups:
         for column in SUBGROUPS:
             for level, sub in analysed.groupby(column):
+                # subgroups below 20 per arm are not analysed (a pre-specified rule)
                 if sub["treated"].sum() >= 20 and (sub["treated"] == 0).sum() >= 20:
-                    try:
-                        records.append(fx.rate_ratio(sub, subgroup=f"{column}={level}",
-                                                     label=str(level), adjust=ADJUSTMENT)
-                                       .to_dict())
-                    except Exception as exc:
-                        log.warning("subgroup %s=%s not estimable: %s", column, level, exc)
+                    name = f"{column}={level}"
+                    records.append(_estimate(
+                        lambda s=sub, n=name, lv=level: fx.rate_ratio(
+                            s, subgroup=n, label=str(lv), adjust=ADJUSTMENT),
+                        fx.OUTCOME_NAMES["emergency_admissions"], rr_method, "RR", sub,
+                        str(level), name).to_dict())
     study_panel = None
     if event_study_panel:
         try:
             study_panel = event_study(analysed, str(tables["admissions"]), seed=seed)
-            records.append(study_panel["effect"])
-        except EstimationError as exc:
-            log.warning("event study not estimable: %s", exc)
+            records.append({"fallback": None, "note": None} | study_panel["effect"])
+        except STOPS_THE_RUN:
+            raise
+        except Exception as exc:
+            log.warning("event study not estimable: %s", _reason(exc))
+            study_panel = None
+            records.append(fx.not_estimable(
+                "emergency admissions per 1,000 person-years",
+                "difference in differences, 12 months before vs after (Callaway & Sant'Anna "
+                "engine, matched)", "ATT", _reason(exc), analysed,
+                "average change in admissions per 1,000 person-years, enrolled vs "
+                "comparators").to_dict())
     flow = pd.DataFrame(cohort.flow + [
         {"arm": "enrolled", "step": "matched", "reason": "matched to a comparator",
          "n": int(matched["treated"].sum())},
