@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PhmEvalError
-from .paths import PROJECT_ROOT, WORKFLOW_DIR
+from .paths import DEFAULT_CONFIG, WORKFLOW_DIR
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -38,34 +38,81 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from .config import starter_config
+
+    folder = Path(args.folder)
+    target = folder / "config.yaml"
+    if target.exists() and not args.force:
+        raise PhmEvalError(f"{target} exists already; pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(starter_config(args.extracts), encoding="utf-8")
+    print(f"Wrote {target}: set input.folder to your extracts (if not done), check the study "
+          f"dates and programme, then run: phm-eval run --config {target}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    snakefile = WORKFLOW_DIR / "Snakefile"
-    config = Path(args.config) if args.config else PROJECT_ROOT / "config" / "config.yaml"
-    if not config.exists():
-        raise PhmEvalError(f"config file not found: {config}")
+    from .config import load_config, read_yaml
+    from .run_lock import acquire, release
+
+    config_path = Path(args.config) if args.config else DEFAULT_CONFIG
+    config = load_config(config_path)
+    results_dir = config["results_dir"]
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
-        "--configfile", str(config), "--cores", str(args.cores),
+        sys.executable, "-m", "snakemake", "--snakefile", str(WORKFLOW_DIR / "Snakefile"),
+        "--configfile", str(config_path), "--cores", str(args.cores),
         "--rerun-incomplete", "--printshellcmds",
     ]
+    if "results_dir" not in read_yaml(config_path):
+        cmd += ["--config", f"results_dir={results_dir}"]
     if args.dry_run:
         cmd.append("--dry-run")
     if args.profile:
         cmd += ["--profile", args.profile]
+    if args.forcerun:
+        cmd += ["--forcerun", *args.forcerun]
+    if args.forceall:
+        cmd.append("--forceall")
     extra = list(args.snakemake_args or [])
     if extra[:1] == ["--"]:
         # `phm-eval run -- --forceall`: the separator is ours, not Snakemake's.
         extra = extra[1:]
     cmd += extra
-    done = subprocess.run(cmd, check=False)
-    if done.returncode != 0:
-        message = _first_input_error(Path("results") / "logs")
+    pid_file = None
+    if not args.dry_run:
+        pid_file, cleared = acquire(results_dir)
+        if cleared:
+            print(f"phm-eval: cleared the lock left on {results_dir}/ by an interrupted run; "
+                  "resuming", file=sys.stderr)
+    child = subprocess.Popen(cmd)
+    try:
+        returncode = child.wait()
+    except KeyboardInterrupt:
+        # Snakemake got the same Ctrl-C: let it stop its jobs and remove their partial outputs.
+        returncode = _wait_after_interrupt(child)
+        print(f"phm-eval: interrupted; unfinished outputs were removed. Run the same command "
+              f"again to resume (finished steps in {results_dir}/ are kept).", file=sys.stderr)
+        return 130
+    finally:
+        if pid_file is not None:
+            release(pid_file)
+    if returncode != 0:
+        message = _first_input_error(Path(results_dir) / "logs")
         if message:
             print(f"phm-eval: {message}", file=sys.stderr)
         else:
-            print("phm-eval: the workflow failed; see the messages above and results/logs/",
+            print(f"phm-eval: the workflow failed; see the messages above and {results_dir}/logs/",
                   file=sys.stderr)
-    return done.returncode
+    return returncode
+
+
+def _wait_after_interrupt(child: subprocess.Popen) -> int:
+    try:
+        return child.wait(timeout=60)
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        child.kill()
+        return child.wait()
 
 
 def _first_input_error(log_dir: Path) -> str | None:
@@ -124,12 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole Snakemake workflow",
                          description="Run the workflow (data to report) with Snakemake.")
     run.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+    run.add_argument("--forcerun", nargs="+", metavar="RULE", default=None,
+                     help="redo these rules (e.g. evaluate) and everything after them")
+    run.add_argument("--forceall", action="store_true", help="redo every rule")
     run.add_argument("--cores", type=int, default=2)
     run.add_argument("--profile", default=None, help="a Snakemake profile folder (clusters)")
     run.add_argument("-n", "--dry-run", action="store_true")
     run.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                      help="further arguments passed to snakemake")
     run.set_defaults(func=_run)
+
+    ini = sub.add_parser("init", help="write a starter configuration for your own extracts",
+                         description="Write FOLDER/config.yaml: every key, commented, set to "
+                                     "read extracts from a folder.")
+    ini.add_argument("folder", help="folder for the configuration (created if needed)")
+    ini.add_argument("--extracts", default=None, help="folder holding your extracts")
+    ini.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
+    ini.set_defaults(func=_init)
 
     chk = sub.add_parser("check-outputs",
                          help="check a report folder for disclosure problems and identifiers")

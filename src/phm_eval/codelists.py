@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigError
-from .paths import CODELIST_DIR, PROJECT_ROOT
+from .paths import resolve_codelist_dir
 
 DEFAULT_FILES = {
     "efi": "efi_deficits_snomed.csv",
@@ -37,11 +37,7 @@ REQUIRED_COLUMNS = {
 def codelist_path(name: str, directory: str | Path | None = None) -> Path:
     """Path of a default code list (``name`` as in :data:`DEFAULT_FILES`) or of a file."""
     if name in DEFAULT_FILES:
-        folder = Path(directory) if directory else CODELIST_DIR
-        if not folder.is_absolute() and not folder.exists():
-            # Relative folders in the config are relative to the project, wherever we run.
-            folder = PROJECT_ROOT / folder
-        return folder / DEFAULT_FILES[name]
+        return resolve_codelist_dir(directory) / DEFAULT_FILES[name]
     return Path(name)
 
 

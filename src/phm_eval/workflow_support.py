@@ -1,4 +1,4 @@
-"""Glue between Snakemake and the package: config checking and running a stage from a rule."""
+"""Glue between Snakemake and the package: running a stage from a rule."""
 
 from __future__ import annotations
 
@@ -9,29 +9,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
-from .errors import ConfigError, PhmEvalError
+from .errors import PhmEvalError
 
 
-def check_config(config: dict, schema_path: str | Path) -> None:
-    """Validate the workflow config against its JSON schema; raise a readable ConfigError."""
-    with open(schema_path, encoding="utf-8") as fh:
-        schema = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"config key '{where}': {err.message}")
+class _ConfigReadThroughParams(dict):
+    """Stands in for ``snakemake.config`` inside a stage: a stage reads only its rule's
+    ``params``, so that Snakemake reruns it exactly when the configuration it reads changes."""
+
+    def __getitem__(self, key):
+        raise RuntimeError(
+            f"a stage read config[{key!r}]: pass it through the rule's params instead, so that "
+            "changing it reruns the rule")
+
+    def get(self, key, default=None):
+        return self[key]
 
 
 def run_stage(smk: Any) -> None:
     """Run ``phm_eval.stages.<module>.<function>(smk)`` with logging to the rule's log file.
 
     A :class:`PhmEvalError` becomes one line ``phm-eval error: <message>`` in the log and on
-    standard error, and exit status 1 (Snakemake then removes the job's outputs).
+    standard error, and exit status 1 (Snakemake then removes the job's outputs). An
+    interruption (Ctrl-C) ends the job quietly with status 130: the run says how to resume.
     """
     module_name, func_name = smk.params.stage.rsplit(".", 1)
     log_path = Path(smk.log[0]) if len(smk.log) else None
@@ -43,9 +42,13 @@ def run_stage(smk: Any) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger(f"phm_eval.stages.{module_name}")
     started = time.time()
+    smk.config = _ConfigReadThroughParams()
     try:
         module = importlib.import_module(f"phm_eval.stages.{module_name}")
         getattr(module, func_name)(smk)
+    except KeyboardInterrupt:
+        log.error("stage %s interrupted", smk.params.stage)
+        sys.exit(130)
     except PhmEvalError as exc:
         message = f"phm-eval error: {exc}"
         log.error(message)

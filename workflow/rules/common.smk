@@ -1,15 +1,33 @@
-# Helpers shared by the rule files: config validation with a readable error, stage dispatch.
+# Helpers shared by the rule files: the checked configuration, the run's results folder, the
+# inputs every stage reads. A rule passes the configuration it reads as params, so changing a
+# value reruns exactly the rules that read it (Snakemake's params rerun trigger).
 import os
 import sys
 
-from phm_eval.workflow_support import check_config
+from phm_eval.config import check_config, default_results_dir
+from phm_eval.errors import ConfigError
+from phm_eval.paths import CONFIG_DIR, resolve_codelist_dir
 
 
 def validate_config(cfg, schema_path):
+    # A configuration run straight through Snakemake (not `phm-eval run`) may name no results
+    # folder: the default configuration's is results/.
+    cfg.setdefault("results_dir", default_results_dir(None))
     try:
         check_config(cfg, schema_path)
-    except Exception as exc:
-        sys.exit(f"phm-eval: invalid configuration: {exc}")
+    except ConfigError as exc:
+        sys.exit(f"phm-eval: {exc}")
+
+
+validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+
+#: Everything this run writes goes under this folder (config key results_dir).
+RESULTS = config["results_dir"].rstrip("/")
+
+
+def R(relative):
+    """A path inside this run's results folder."""
+    return f"{RESULTS}/{relative}"
 
 
 INPUT_TABLES = ["practices", "patients", "events", "admissions", "interventions", "rollout"]
@@ -19,7 +37,7 @@ def input_tables():
     """The input tables as files, so that executors without a shared file system (Kubernetes
     pods with a storage provider) stage them for the jobs that read them."""
     if config["input"]["source"] == "synthetic":
-        return [f"results/synthetic/{table}.parquet" for table in INPUT_TABLES]
+        return [R(f"synthetic/{table}.parquet") for table in INPUT_TABLES]
     folder = config["input"]["folder"]
     return [
         os.path.join(folder, f"{table}.{ext}")
@@ -32,14 +50,24 @@ def input_tables():
 def truth_inputs():
     """The synthetic truth the report sets against the estimates (nothing for real data)."""
     if config["input"]["source"] == "synthetic":
-        return ["results/synthetic/truth/truth.json"]
+        return [R("synthetic/truth/truth.json")]
     return []
 
 
 def input_folder():
     if config["input"]["source"] == "synthetic":
-        return "results/synthetic"
+        return R("synthetic")
     return config["input"]["folder"]
 
+
+#: The configured code-list folder (params) and its files (inputs: editing a list reruns the
+#: rules that read it).
+CODELISTS = config["codelists"].get("directory")
+CODELIST_FILES = sorted(
+    str(p) for p in resolve_codelist_dir(CODELISTS).glob("*.csv")
+)
+
+#: Segmentation rules (an input of the segment rule: editing them reruns it).
+SEGMENTATION_SETTINGS = str(CONFIG_DIR / "segmentation.yaml")
 
 STAGE_SCRIPT = os.path.join(workflow.basedir, "scripts", "run_stage.py")

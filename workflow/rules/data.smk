@@ -4,17 +4,15 @@ if config["input"]["source"] == "synthetic":
 
     rule simulate:
         output:
-            tables=expand(
-                "results/synthetic/{table}.parquet",
-                table=["practices", "patients", "events", "admissions", "interventions", "rollout"],
-            ),
-            truth="results/synthetic/truth/truth.json",
-        log:
-            "results/logs/simulate.log",
-        benchmark:
-            "results/benchmarks/simulate.tsv"
+            tables=expand(R("synthetic/{table}.parquet"), table=INPUT_TABLES),
+            truth=R("synthetic/truth/truth.json"),
         params:
             stage="data.simulate",
+            synthetic=config["synthetic"],
+        log:
+            R("logs/simulate.log"),
+        benchmark:
+            R("benchmarks/simulate.tsv")
         script:
             STAGE_SCRIPT
 
@@ -23,20 +21,20 @@ rule ingest:
     input:
         tables=input_tables(),
     output:
-        flow="results/data/flow.csv",
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
-        interventions="results/data/interventions.parquet",
-        practices="results/data/practices.parquet",
-        rollout="results/data/rollout.parquet",
+        flow=R("data/flow.csv"),
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        interventions=R("data/interventions.parquet"),
+        practices=R("data/practices.parquet"),
+        rollout=R("data/rollout.parquet"),
     params:
         stage="data.ingest_inputs",
         source=input_folder(),
+        study=config["study"],
     log:
-        "results/logs/ingest.log",
+        R("logs/ingest.log"),
     benchmark:
-        "results/benchmarks/ingest.tsv"
+        R("benchmarks/ingest.tsv")
     script:
         STAGE_SCRIPT
-

@@ -4,23 +4,27 @@ DESCRIBE_TABLES = ["population_pyramid", "ltc_prevalence", "emergency_admission_
 
 
 def describe_outputs():
-    return expand("results/describe/{name}.csv", name=DESCRIBE_TABLES) + expand(
-        "results/describe/{name}.png", name=DESCRIBE_TABLES
+    return expand(R("describe/{name}.csv"), name=DESCRIBE_TABLES) + expand(
+        R("describe/{name}.png"), name=DESCRIBE_TABLES
     )
 
 
 rule describe:
     input:
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        codelists=CODELIST_FILES,
     output:
         describe_outputs(),
     params:
         stage="describe.run",
+        study=config["study"],
+        disclosure=config["disclosure"],
+        codelists=CODELISTS,
     log:
-        "results/logs/describe.log",
+        R("logs/describe.log"),
     benchmark:
-        "results/benchmarks/describe.tsv"
+        R("benchmarks/describe.tsv")
     script:
         STAGE_SCRIPT

@@ -2,36 +2,44 @@
 # regression to the mean, subgroups.
 
 EVALUATE_OUTPUTS = [
-    "results/evaluate/effects.json",
-    "results/evaluate/pretrend.json",
-    "results/evaluate/rtm.csv",
-    "results/evaluate/balance.csv",
-    "results/evaluate/flow.csv",
-    "results/evaluate/love_plot.png",
-    "results/evaluate/km.png",
-    "results/evaluate/cif.png",
-    "results/evaluate/forest.png",
-    "results/evaluate/rtm.png",
-    "results/evaluate/event_study.png",
+    R(f"evaluate/{name}")
+    for name in (
+        "effects.json",
+        "pretrend.json",
+        "rtm.csv",
+        "balance.csv",
+        "flow.csv",
+        "love_plot.png",
+        "km.png",
+        "cif.png",
+        "forest.png",
+        "rtm.png",
+        "event_study.png",
+    )
 ]
 
 
 rule evaluate:
     input:
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
-        practices="results/data/practices.parquet",
-        interventions="results/data/interventions.parquet",
-        rollout="results/data/rollout.parquet",
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        practices=R("data/practices.parquet"),
+        interventions=R("data/interventions.parquet"),
+        rollout=R("data/rollout.parquet"),
+        codelists=CODELIST_FILES,
     output:
         EVALUATE_OUTPUTS,
     params:
         stage="evaluate.run",
+        evaluate=config["evaluate"],
+        study=config["study"],
+        disclosure=config["disclosure"],
+        codelists=CODELISTS,
     threads: 2
     log:
-        "results/logs/evaluate.log",
+        R("logs/evaluate.log"),
     benchmark:
-        "results/benchmarks/evaluate.tsv"
+        R("benchmarks/evaluate.tsv")
     script:
         STAGE_SCRIPT

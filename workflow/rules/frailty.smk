@@ -1,26 +1,32 @@
 # Frailty: eFI (Clegg 2016), eFI2 (Best 2025) and HFRS (Gilbert 2018) at the index date.
 
 FRAILTY_OUTPUTS = [
-    "results/frailty/frailty.parquet",
-    "results/frailty/frailty_flow.csv",
-    "results/frailty/efi_summary.csv",
-    "results/frailty/efi_admissions.csv",
-    "results/frailty/efi_distribution.png",
+    R(f"frailty/{name}")
+    for name in (
+        "frailty.parquet",
+        "frailty_flow.csv",
+        "efi_summary.csv",
+        "efi_admissions.csv",
+        "efi_distribution.png",
+    )
 ]
 
 
 rule frailty:
     input:
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        codelists=CODELIST_FILES,
     output:
         FRAILTY_OUTPUTS,
     params:
         stage="frailty.run",
+        frailty=config["frailty"],
+        disclosure=config["disclosure"],
     log:
-        "results/logs/frailty.log",
+        R("logs/frailty.log"),
     benchmark:
-        "results/benchmarks/frailty.tsv"
+        R("benchmarks/frailty.tsv")
     script:
         STAGE_SCRIPT

@@ -1,21 +1,23 @@
 # Report: the commissioner HTML report (one self-contained file, checked for disclosure and
-# identifiers before it is kept) and the manuscript PDF, both built from the results.
+# identifiers before it is kept) and the manuscript PDF, both built from the results. Both
+# describe the whole configuration, so any change to it redoes them.
 
 
 rule report:
     input:
         final_outputs(),
-        manifest="results/manifest.json",
-        patients="results/data/patients.parquet",
+        manifest=R("manifest.json"),
+        patients=R("data/patients.parquet"),
         truth=truth_inputs(),
     output:
-        html="results/report/index.html",
+        html=R("report/index.html"),
     params:
         stage="report.html",
+        config=config,
     log:
-        "results/logs/report.log",
+        R("logs/report.log"),
     benchmark:
-        "results/benchmarks/report.tsv"
+        R("benchmarks/report.tsv")
     script:
         STAGE_SCRIPT
 
@@ -23,15 +25,16 @@ rule report:
 rule manuscript:
     input:
         final_outputs(),
-        manifest="results/manifest.json",
+        manifest=R("manifest.json"),
         truth=truth_inputs(),
     output:
-        pdf="results/manuscript/manuscript.pdf",
+        pdf=R("manuscript/manuscript.pdf"),
     params:
         stage="report.manuscript",
+        config=config,
     log:
-        "results/logs/manuscript.log",
+        R("logs/manuscript.log"),
     benchmark:
-        "results/benchmarks/manuscript.tsv"
+        R("benchmarks/manuscript.tsv")
     script:
         STAGE_SCRIPT

@@ -2,49 +2,64 @@
 # (temporal), internally-externally by PCN or practice, and applied at the segmentation date.
 
 RISK_OUTPUTS = [
-    "results/risk/metrics.json",
-    "results/risk/subgroup_metrics.csv",
-    "results/risk/model_card.md",
-    "results/risk/calibration.png",
-    "results/risk/roc.png",
-    "results/risk/decision_curve.png",
-    "results/risk/predictions.parquet",
+    R(f"risk/{name}")
+    for name in (
+        "metrics.json",
+        "subgroup_metrics.csv",
+        "model_card.md",
+        "calibration.png",
+        "roc.png",
+        "decision_curve.png",
+        "predictions.parquet",
+    )
 ]
+
+#: The index date of each feature set: only the set whose date changed is rebuilt.
+FEATURE_INDEX_DATES = {
+    "development": config["risk"]["development_index_date"],
+    "validation": config["risk"]["validation_index_date"],
+    "current": config["segment"]["index_date"],
+}
 
 
 rule risk_features:
     input:
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
-        practices="results/data/practices.parquet",
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        practices=R("data/practices.parquet"),
+        codelists=CODELIST_FILES,
     output:
-        "results/risk/features_{when}.parquet",
+        R("risk/features_{when}.parquet"),
     wildcard_constraints:
         when="development|validation|current",
     params:
         stage="risk.features",
+        index_date=lambda wildcards: FEATURE_INDEX_DATES[wildcards.when],
+        codelists=CODELISTS,
     log:
-        "results/logs/risk_features_{when}.log",
+        R("logs/risk_features_{when}.log"),
     benchmark:
-        "results/benchmarks/risk_features_{when}.tsv"
+        R("benchmarks/risk_features_{when}.tsv")
     script:
         STAGE_SCRIPT
 
 
 rule risk_model:
     input:
-        development="results/risk/features_development.parquet",
-        validation="results/risk/features_validation.parquet",
-        current="results/risk/features_current.parquet",
+        development=R("risk/features_development.parquet"),
+        validation=R("risk/features_validation.parquet"),
+        current=R("risk/features_current.parquet"),
     output:
         RISK_OUTPUTS,
     params:
         stage="risk.model",
+        risk=config["risk"],
+        disclosure=config["disclosure"],
     threads: 2
     log:
-        "results/logs/risk_model.log",
+        R("logs/risk_model.log"),
     benchmark:
-        "results/benchmarks/risk_model.tsv"
+        R("benchmarks/risk_model.tsv")
     script:
         STAGE_SCRIPT

@@ -1,32 +1,41 @@
 # Segment: risk tiers, 3x3 grid, Bridges to Health, Core20PLUS5, DES personalised-care metrics.
 
 SEGMENT_OUTPUTS = [
-    "results/segment/grid_3x3.csv",
-    "results/segment/grid_3x3.png",
-    "results/segment/risk_tiers.csv",
-    "results/segment/bridges.csv",
-    "results/segment/core20plus5.csv",
-    "results/segment/core20_admissions.csv",
-    "results/segment/des_metrics.csv",
-    "results/segment/des_funnel.png",
-    "results/segment/segments.parquet",
+    R(f"segment/{name}")
+    for name in (
+        "grid_3x3.csv",
+        "grid_3x3.png",
+        "risk_tiers.csv",
+        "bridges.csv",
+        "core20plus5.csv",
+        "core20_admissions.csv",
+        "des_metrics.csv",
+        "des_funnel.png",
+        "segments.parquet",
+    )
 ]
 
 
 rule segment:
     input:
-        patients="results/data/patients.parquet",
-        events="results/data/events.parquet",
-        admissions="results/data/admissions.parquet",
-        practices="results/data/practices.parquet",
-        predictions="results/risk/predictions.parquet",
+        patients=R("data/patients.parquet"),
+        events=R("data/events.parquet"),
+        admissions=R("data/admissions.parquet"),
+        practices=R("data/practices.parquet"),
+        predictions=R("risk/predictions.parquet"),
+        codelists=CODELIST_FILES,
+        settings=SEGMENTATION_SETTINGS,
     output:
         SEGMENT_OUTPUTS,
     params:
         stage="segment.run",
+        segment=config["segment"],
+        study=config["study"],
+        disclosure=config["disclosure"],
+        codelists=CODELISTS,
     log:
-        "results/logs/segment.log",
+        R("logs/segment.log"),
     benchmark:
-        "results/benchmarks/segment.tsv"
+        R("benchmarks/segment.tsv")
     script:
         STAGE_SCRIPT

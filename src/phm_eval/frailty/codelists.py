@@ -126,7 +126,9 @@ def default_codelist_dir() -> Path:
         if path.is_dir():
             return path
         raise ConfigError(f"{CODELIST_DIR_ENV}={env!r} is not a folder")
-    path = Path(__file__).resolve().parents[3] / "config" / "codelists"
+    from ..paths import CODELIST_DIR
+
+    path = CODELIST_DIR
     if path.is_dir():
         return path
     raise ConfigError(

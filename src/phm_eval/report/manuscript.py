@@ -24,7 +24,7 @@ from typing import Any
 
 from ..disclosure import DisclosurePolicy
 from ..errors import PhmEvalError
-from ..paths import PROJECT_ROOT
+from ..paths import MANUSCRIPT_DIR
 from . import blocks as b
 from .context import build_context
 from .results import FIGURES, ResultsFolder
@@ -32,7 +32,7 @@ from .results import FIGURES, ResultsFolder
 logger = logging.getLogger(__name__)
 
 #: The Typst source shipped with the project.
-MANUSCRIPT_SOURCE = PROJECT_ROOT / "manuscript" / "manuscript.typ"
+MANUSCRIPT_SOURCE = MANUSCRIPT_DIR / "manuscript.typ"
 
 #: Outputs the manuscript reads (besides the figures in :data:`FIGURES`).
 MANUSCRIPT_DATA = (

@@ -23,7 +23,7 @@ def output(smk, name: str) -> Path:
 
 
 def policy(smk) -> DisclosurePolicy:
-    return DisclosurePolicy.from_config(smk.config.get("disclosure"))
+    return DisclosurePolicy.from_config(smk.params.disclosure)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

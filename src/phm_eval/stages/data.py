@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def simulate(smk) -> None:
-    cfg = smk.config["synthetic"]
+    cfg = smk.params.synthetic
     out = Path(smk.output.truth).parent.parent
     result = simulate_population(cfg["scenario"], out=out, n_patients=cfg.get("n_patients"),
                                  seed=cfg.get("seed"))
@@ -33,7 +33,7 @@ def declared_folder(smk) -> Path:
 
 
 def ingest_inputs(smk) -> None:
-    study = smk.config["study"]
+    study = smk.params.study
     period = StudyPeriod(study["study_start"], study["study_end"], study.get("programme"))
     flow = ingest(declared_folder(smk), Path(smk.output.flow).parent, period)
     rollout = Path(smk.output.rollout)
@@ -64,12 +64,13 @@ def manifest(smk) -> None:
             record = dict(zip(header, values, strict=False))
             timings[bench.stem] = {"seconds": float(record.get("s", "nan")),
                                    "max_rss_mb": _float(record.get("max_rss"))}
-    synthetic = smk.config["input"]["source"] == "synthetic"
+    config = smk.params.config
+    synthetic = config["input"]["source"] == "synthetic"
     write_manifest(
         smk.output[0],
-        config=dict(smk.config),
+        config=dict(config),
         inputs=inputs,
-        seed=smk.config["synthetic"].get("seed") if synthetic else None,
+        seed=config["synthetic"].get("seed") if synthetic else None,
         started_at=datetime.fromtimestamp(started, UTC),
         extra={"stage_benchmarks": timings},
     )

@@ -15,9 +15,9 @@ from .common import output, write_disclosed  # noqa: E402
 
 
 def run(smk) -> None:
-    cfg = smk.config
-    policy = DisclosurePolicy.from_config(cfg.get("disclosure"))
-    day = cfg["study"]["study_end"]
+    study = smk.params.study
+    policy = DisclosurePolicy.from_config(smk.params.disclosure)
+    day = study["study_end"]
 
     pyramid = population_pyramid(smk.input.patients, day)
     pyr = pyramid.pivot_table(index="age_band", columns="sex", values="n", fill_value=0)
@@ -43,7 +43,7 @@ def run(smk) -> None:
         plt.close(fig)
 
     prev = ltc_prevalence(smk.input.patients, smk.input.events, day,
-                          cfg["codelists"]["directory"])
+                          smk.params.codelists)
     prev = prev.reset_index(drop=True)
     disclosed = apply_disclosure(
         prev, policy, count_cols=["n_with_condition"], denominator_cols=["n_registered"],
@@ -67,8 +67,8 @@ def run(smk) -> None:
         plt.close(fig)
 
     rates = emergency_admission_rates(smk.input.patients,
-                                      smk.input.admissions, cfg["study"]["study_start"],
-                                      cfg["study"]["study_end"])
+                                      smk.input.admissions, study["study_start"],
+                                      study["study_end"])
     disclosed = apply_disclosure(
         rates, policy, count_cols=["emergency_admissions"],
         rate_cols={"per_1000_person_years": ("emergency_admissions", "person_years", 1000)},

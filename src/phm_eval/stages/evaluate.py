@@ -19,9 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def run(smk) -> None:
-    cfg = smk.config
-    ev = cfg.get("evaluate", {})
-    study = cfg["study"]
+    ev = smk.params.evaluate
+    study = smk.params.study
     inp = smk.input
     tables = {k: inp[k] for k in ("patients", "events", "admissions", "practices",
                                   "interventions", "rollout")}
@@ -31,7 +30,7 @@ def run(smk) -> None:
         eligibility=Eligibility(**elig) if elig else None,
         matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
         lookback_days=int(ev.get("lookback_days", 365)),
-        codelist_dir=cfg["codelists"]["directory"], seed=int(ev.get("seed", 1)),
+        codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)),
     )
     write_json(output(smk, "effects.json"), result.records)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else

@@ -20,7 +20,7 @@ AGE_LABELS = ["65-69", "70-74", "75-79", "80-84", "85-89", "90+"]
 
 
 def run(smk) -> None:
-    cfg = smk.config["frailty"]
+    cfg = smk.params.frailty
     day = cfg["index_date"]
     min_age = cfg.get("min_age", 65)
     inp = smk.input

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def html(smk) -> None:
     out = Path(smk.output.html)
-    render_report(Path(smk.input.manifest).parent, out, config=dict(smk.config))
+    render_report(Path(smk.input.manifest).parent, out, config=dict(smk.params.config))
     problems = check_report_outputs(out.parent, smk.input.patients)
     if problems:
         # Nothing that breaks disclosure control may leave results/report/.
@@ -26,5 +26,5 @@ def html(smk) -> None:
 
 def manuscript(smk) -> None:
     pdf = build_manuscript(Path(smk.input.manifest).parent, smk.output.pdf,
-                           config=dict(smk.config))
+                           config=dict(smk.params.config))
     log.info("manuscript written to %s", pdf)

@@ -12,9 +12,6 @@ from ..risk.features import risk_features
 from .common import output, policy, write_disclosed, write_json
 
 log = logging.getLogger(__name__)
-INDEX_DATE_KEYS = {"development": ("risk", "development_index_date"),
-                   "validation": ("risk", "validation_index_date"),
-                   "current": ("segment", "index_date")}
 COUNT_COLUMNS = ("n", "events", "n_flagged", "flagged", "true_positives", "n_events",
                  "events_flagged")
 # Columns that identify people or describe the outcome window, never model inputs.
@@ -23,18 +20,17 @@ NOT_FEATURES = ("efi_category", "index_date", "died_12m", "died_without_admissio
 
 
 def features(smk) -> None:
-    section, key = INDEX_DATE_KEYS[smk.wildcards.when]
-    day = smk.config[section][key]
+    day = smk.params.index_date
     frame = risk_features(smk.input.patients, smk.input.events, smk.input.admissions,
                           smk.input.practices, day,
-                          codelist_dir=smk.config["codelists"]["directory"])
+                          codelist_dir=smk.params.codelists)
     frame.to_parquet(smk.output[0], index=False)
     log.info("%s features at %s: %d patients, outcome rate %.3f", smk.wildcards.when, day,
              len(frame), frame["emergency_admission_12m"].mean())
 
 
 def model(smk) -> None:
-    cfg = smk.config["risk"]
+    cfg = smk.params.risk
     dev = pd.read_parquet(smk.input.development)
     val = pd.read_parquet(smk.input.validation)
     current = pd.read_parquet(smk.input.current)
@@ -44,6 +40,7 @@ def model(smk) -> None:
         "n_optimism_bootstrap": int(cfg.get("bootstrap_replicates", 20)),
         "n_bootstrap": int(cfg.get("ci_bootstrap_replicates", 200)),
         "random_state": int(cfg.get("seed", 1)),
+        "model_options": dict(cfg.get("model_options") or {}),
     }
     if dev[settings["cluster"]].nunique() < 2:
         # One PCN: internal-external cross-validation needs several clusters; use practices.

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def run(smk) -> None:
-    cfg = smk.config
-    seg_cfg = cfg["segment"]
+    seg_cfg = smk.params.segment
+    study = smk.params.study
+    codelists = smk.params.codelists
     day = seg_cfg["index_date"]
     inp = smk.input
     settings = segmentation_config(
@@ -39,7 +40,7 @@ def run(smk) -> None:
     risk = pd.read_parquet(inp.predictions)
     frame = risk.merge(frail, on="patient_id", how="left")
     population = build_population(inp.patients, inp.events, inp.admissions, day, frailty=frame,
-                                  codelist_dir=cfg["codelists"]["directory"], config=settings)
+                                  codelist_dir=codelists, config=settings)
     pol = policy(smk)
 
     grid = grid_3x3(population, settings)
@@ -68,8 +69,8 @@ def run(smk) -> None:
     write_disclosed(c20["breakdown"], output(smk, "core20plus5.csv"), 1)
     write_disclosed(c20["by_core20"], output(smk, "core20_admissions.csv"), 1)
 
-    des = des_metrics(inp.events, inp.patients, inp.practices, cfg["study"]["study_start"],
-                      cfg["study"]["study_end"], codelist_dir=cfg["codelists"]["directory"])
+    des = des_metrics(inp.events, inp.patients, inp.practices, study["study_start"],
+                      study["study_end"], codelist_dir=codelists)
     write_disclosed(disclose(des.pcn, des.disclosure_spec, pol), output(smk, "des_metrics.csv"),
                     1)
     complete = des.practice[des.practice["complete_year"]]
