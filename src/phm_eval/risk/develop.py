@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from phm_eval.errors import ConfigError, EstimationError, InputError
+from phm_eval.jsonio import write_json
 from phm_eval.risk.decision_curve import (
     DEFAULT_TIERS,
     DecisionCurve,
@@ -54,12 +55,14 @@ from phm_eval.risk.validation import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "IECVClusterChoice",
     "IECVResult",
     "RiskModelConfig",
     "RiskModelReport",
     "TemporalValidationResult",
     "ValidationResult",
     "bootstrap_optimism",
+    "choose_iecv_cluster",
     "develop_risk_model",
     "evaluate_predictions",
     "example_risk_features",
@@ -121,6 +124,11 @@ class RiskModelConfig:
         Bootstrap refits for optimism correction; 0 skips it.
     min_cluster_events : int
         Clusters with fewer events or non-events are left out of the meta-analysis.
+    min_iecv_clusters : int
+        Fewest clusters with at least ``min_cluster_events`` events and non-events for
+        internal-external cross-validation by ``cluster``; with fewer, a smaller unit
+        (practice) is used, or the validation is skipped, with a note
+        (:func:`choose_iecv_cluster`).
     random_state : int
         Seed for everything random.
     model_options : mapping
@@ -140,6 +148,7 @@ class RiskModelConfig:
     n_bootstrap: int = 200
     n_optimism_bootstrap: int = 20
     min_cluster_events: int = 5
+    min_iecv_clusters: int = 3
     random_state: int = 2024
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -151,6 +160,8 @@ class RiskModelConfig:
         for name in ("n_bootstrap", "n_optimism_bootstrap", "min_cluster_events"):
             if int(getattr(self, name)) < 0:
                 raise ConfigError(f"risk.{name} must be zero or more")
+        if int(self.min_iecv_clusters) < 2:
+            raise ConfigError("risk.min_iecv_clusters must be 2 or more")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RiskModelConfig:
@@ -506,7 +517,7 @@ def bootstrap_optimism(
 
 def random_effects_c_statistic(
     c: Sequence[float], se: Sequence[float], alpha: float = 0.05
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """DerSimonian-Laird random-effects summary of c-statistics on the logit scale.
 
     Follows Debray et al. (BMJ 2017;356:i6460): ``logit(c)`` with standard error
@@ -517,7 +528,8 @@ def random_effects_c_statistic(
     -------
     dict
         ``c_statistic``, ``lower``, ``upper``, ``prediction_lower``, ``prediction_upper``,
-        ``tau2`` (logit scale), ``i2``, ``q``, ``k``.
+        ``tau2`` (logit scale), ``i2``, ``q``, ``k``; with fewer than three clusters the
+        prediction limits are NaN and ``prediction_note`` says why.
     """
     c_arr = np.asarray(c, dtype=float)
     se_arr = np.asarray(se, dtype=float)
@@ -543,7 +555,7 @@ def random_effects_c_statistic(
     else:
         pred = (float("nan"), float("nan"))
     i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
-    return {
+    out: dict[str, Any] = {
         "c_statistic": float(expit(mu)),
         "lower": float(expit(mu - z * se_mu)),
         "upper": float(expit(mu + z * se_mu)),
@@ -554,6 +566,11 @@ def random_effects_c_statistic(
         "q": q,
         "k": int(k),
     }
+    if k <= 2:
+        out["prediction_note"] = (f"not estimable: a prediction interval needs at least 3 "
+                                  f"clusters with a usable c-statistic (t on k - 2 degrees of "
+                                  f"freedom); {k} available")
+    return out
 
 
 @dataclass
@@ -571,12 +588,15 @@ class IECVResult:
         :func:`random_effects_c_statistic` over clusters with enough events.
     cluster : str
         The cluster column.
+    choice : IECVClusterChoice, optional
+        How the cluster column was chosen (requested column, counts, fallback note).
     """
 
     per_cluster: pd.DataFrame
     pooled: ValidationResult
-    meta: dict[str, float]
+    meta: dict[str, Any]
     cluster: str
+    choice: IECVClusterChoice | None = None
 
     def summary(self) -> pd.DataFrame:
         """Per-cluster table."""
@@ -584,12 +604,131 @@ class IECVResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready representation."""
-        return {
+        out = {
             "cluster": self.cluster,
             "per_cluster": _records(self.per_cluster),
             "pooled": self.pooled.to_dict(),
             "random_effects_c_statistic": self.meta,
         }
+        if self.choice is not None:
+            out |= {k: v for k, v in self.choice.to_dict().items() if k != "cluster"}
+        return out
+
+
+#: Fewest clusters with a usable c-statistic for internal-external cross-validation. The
+#: random-effects summary's 95% prediction interval, which shows how performance varies between
+#: clusters (the point of internal-external validation), uses a t distribution on k - 2 degrees
+#: of freedom (Riley et al., BMJ 2011;342:d549): three clusters are the fewest that give one.
+#: "Usable" means at least ``min_cluster_events`` events and as many non-events (default 5),
+#: enough for a held-out c-statistic and its DeLong standard error.
+MIN_IECV_CLUSTERS = 3
+
+#: Smaller units tried, in order, when the configured cluster has too few usable clusters.
+IECV_FALLBACK_UNITS = ("practice_id",)
+
+
+@dataclass(frozen=True)
+class IECVClusterChoice:
+    """Which unit internal-external cross-validation leaves out, and why.
+
+    Attributes
+    ----------
+    cluster : str or None
+        Column used; None when no unit has enough usable clusters (validation skipped).
+    requested : str or None
+        The configured column (``config.cluster``).
+    n_clusters, n_usable_clusters : int
+        Levels of ``cluster`` (of ``requested`` when skipped), and how many have enough
+        events and non-events for a c-statistic.
+    min_clusters : int
+        The minimum applied.
+    note : str or None
+        Why the requested unit was not used (None when it was).
+    """
+
+    cluster: str | None
+    requested: str | None
+    n_clusters: int
+    n_usable_clusters: int
+    min_clusters: int
+    note: str | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the unit used is not the one requested."""
+        return self.cluster != self.requested
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation."""
+        return {"cluster": self.cluster, "requested_cluster": self.requested,
+                "n_clusters": self.n_clusters, "n_usable_clusters": self.n_usable_clusters,
+                "min_usable_clusters": self.min_clusters, "note": self.note}
+
+
+def _cluster_counts(df: pd.DataFrame, y: np.ndarray, col: str, min_events: int
+                    ) -> tuple[int, int]:
+    labels = df[col].astype("object").where(df[col].notna(), "missing")
+    counts = pd.DataFrame({"c": labels.to_numpy(), "y": y}).groupby("c")["y"].agg(["sum", "size"])
+    usable = np.minimum(counts["sum"], counts["size"] - counts["sum"]) >= min_events
+    return len(counts), int(usable.sum())
+
+
+def _unit(col: str) -> str:
+    return {"pcn_id": "PCN", "practice_id": "practice"}.get(col, col)
+
+
+def choose_iecv_cluster(
+    df: pd.DataFrame,
+    config: RiskModelConfig | None = None,
+    *,
+    fallback: Sequence[str] = IECV_FALLBACK_UNITS,
+) -> IECVClusterChoice:
+    """Choose the unit internal-external cross-validation leaves out.
+
+    The configured ``config.cluster`` (e.g. ``pcn_id``) is used when at least
+    ``config.min_iecv_clusters`` (default :data:`MIN_IECV_CLUSTERS`, 3) of its clusters have
+    ``config.min_cluster_events`` events and as many non-events; otherwise the first unit of
+    ``fallback`` (practice) that has enough, with a note; otherwise none (validation skipped,
+    with a note). A 2-PCN extract is thus validated practice by practice.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Development data with the outcome and the cluster columns.
+    config : RiskModelConfig, optional
+    fallback : sequence of str
+        Smaller units to try, in order (those absent from ``df`` are passed over).
+
+    Returns
+    -------
+    IECVClusterChoice
+    """
+    config = config or RiskModelConfig()
+    requested = config.cluster
+    minimum = int(config.min_iecv_clusters)
+    min_events = max(int(config.min_cluster_events), 2)
+    y = _outcome(df, config)
+    reasons = []
+    first: tuple[int, int] | None = None
+    for col in dict.fromkeys([c for c in (requested, *fallback) if c]):
+        if col not in df.columns:
+            if col == requested:
+                reasons.append(f"the {col} column is missing")
+            continue
+        n, usable = _cluster_counts(df, y, col, min_events)
+        first = first or (n, usable)
+        if usable >= minimum:
+            note = None
+            if col != requested:
+                note = (f"internal-external validation by {_unit(col)} instead of "
+                        f"{_unit(requested or '')}: " + "; ".join(reasons))
+            return IECVClusterChoice(col, requested, n, usable, minimum, note)
+        reasons.append(f"{n} {_unit(col)}(s), {usable} of them with at least {min_events} "
+                       f"patients with and {min_events} without the outcome; at least "
+                       f"{minimum} such are needed")
+    n, usable = first or (0, 0)
+    return IECVClusterChoice(None, requested, n, usable, minimum,
+                             "internal-external validation not run: " + "; ".join(reasons))
 
 
 def _warm_started(model: Pipeline, start: Pipeline | None) -> Pipeline:
@@ -770,6 +909,7 @@ class RiskModelReport:
     events: int
     feature_sets: dict[str, list[str]] = field(default_factory=dict)
     development_frame: pd.DataFrame | None = field(default=None, repr=False)
+    iecv_choice: IECVClusterChoice | None = None
 
     def summary(self) -> pd.DataFrame:
         """Headline metrics by design (rows) for c-statistic, calibration and Brier."""
@@ -796,9 +936,17 @@ class RiskModelReport:
             "optimism": _records(self.optimism.reset_index())
             if self.optimism is not None
             else None,
-            "internal_external": self.iecv.to_dict() if self.iecv is not None else None,
+            "internal_external": self._iecv_dict(),
             "temporal": self.temporal.to_dict() if self.temporal is not None else None,
         }
+
+    def _iecv_dict(self) -> dict[str, Any] | None:
+        if self.iecv is not None:
+            return self.iecv.to_dict()
+        if self.iecv_choice is not None:  # skipped: say why, the results are null
+            return self.iecv_choice.to_dict() | {"per_cluster": [], "pooled": None,
+                                                 "random_effects_c_statistic": None}
+        return None
 
     def primary_validation(self) -> ValidationResult:
         """The most external validation available: temporal, else IECV, else apparent."""
@@ -816,21 +964,13 @@ class RiskModelReport:
         out.mkdir(parents=True, exist_ok=True)
         paths = _write_figures(self, out)
         report_path = out / "risk_model_report.json"
-        report_path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        write_json(report_path, self.to_dict())  # NaN as null: strict JSON
         paths["report"] = report_path
         figures = {k: v.name for k, v in paths.items() if v.suffix == ".png"}
         paths["model_card"] = write_model_card(
             out / "model_card.md", self, figures=figures, **card_kwargs
         )
         return paths
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _write_figures(report: RiskModelReport, out: Path) -> dict[str, Path]:
@@ -902,7 +1042,10 @@ def develop_risk_model(
     output_dir : path, optional
         If given, figures, a JSON report and ``model_card.md`` are written there.
     run_iecv : bool, default True
-        Run internal-external cross-validation when ``config.cluster`` is in the data.
+        Run internal-external cross-validation by ``config.cluster`` when it has at least
+        ``config.min_iecv_clusters`` usable clusters, else by practice, else not at all; the
+        choice and its reason are in ``report.iecv_choice`` and in ``to_dict()``
+        (``internal_external.cluster``, ``requested_cluster`` and ``note``).
     anticipated_c_statistic : float, default 0.75
         For the Riley sample-size check (routine-data admission models report 0.7-0.8).
     model_card_options : mapping, optional
@@ -927,12 +1070,14 @@ def develop_risk_model(
         if config.n_optimism_bootstrap > 0
         else None
     )
-    iecv = None
-    if run_iecv and config.cluster and config.cluster in features.columns:
-        if features[config.cluster].nunique(dropna=False) >= 2:
-            iecv = internal_external_cv(features, config, start=model)
-        else:
-            logger.warning("only one %s: internal-external validation skipped", config.cluster)
+    iecv = choice = None
+    if run_iecv and config.cluster:
+        choice = choose_iecv_cluster(features, config)
+        if choice.note:
+            logger.warning("%s", choice.note)
+        if choice.cluster is not None:
+            iecv = internal_external_cv(features, config, cluster=choice.cluster, start=model)
+            iecv.choice = choice
     temporal = (
         temporal_validation(features, validation_features, config, model=model)
         if validation_features is not None
@@ -954,6 +1099,7 @@ def develop_risk_model(
         events=int(y.sum()),
         feature_sets=_resolve_features(features, config),
         development_frame=features,
+        iecv_choice=choice,
     )
     if output_dir is not None:
         report.write(output_dir, **dict(model_card_options or {}))
