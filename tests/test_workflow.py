@@ -28,7 +28,7 @@ def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     done = _run(workdir, ROOT / "config" / "smoke.yaml")
     assert done.returncode == 0, done.stderr[-4000:]
-    return workdir / "results"
+    return workdir / "results-smoke"
 
 
 def test_outputs_exist(smoke_run):
@@ -100,5 +100,83 @@ def test_bad_real_input_stops_the_run_with_one_message(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("phm-eval: admissions.csv, column 'admission_method'"), last
     assert "row 5" in last
-    assert not (tmp_path / "results" / "data" / "flow.csv").exists()
-    assert not (tmp_path / "results" / "describe").exists()
+    assert not (tmp_path / "results-smoke" / "data" / "flow.csv").exists()
+    assert not (tmp_path / "results-smoke" / "describe").exists()
+
+
+# --- Configuration is an input: a changed value reruns exactly the rules that read it --------
+
+ALL_AFTER_INGEST = {"ingest", "describe", "frailty", "risk_features", "risk_model", "segment",
+                    "evaluate", "manifest", "report", "manuscript", "all"}
+
+
+def _planned(workdir: Path, config: Path) -> dict[str, int]:
+    """Rules a dry run would run, with their job counts (from Snakemake's job table)."""
+    done = _run(workdir, config, "--dry-run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = done.stdout + done.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].splitlines()
+    planned = {}
+    for line in table[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        planned[parts[0]] = int(parts[1])
+    planned.pop("total", None)
+    return planned
+
+
+def _changed_config(tmp_path: Path, section: str, key: str, value) -> Path:
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg.setdefault(section, {})[key] = value
+    path = tmp_path / f"changed_{section}_{key}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_unchanged_config_plans_nothing(smoke_run):
+    assert _planned(smoke_run.parent, ROOT / "config" / "smoke.yaml") == {}
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("synthetic", "seed", 7, {"simulate"} | ALL_AFTER_INGEST),
+    ("study", "study_end", "2024-02-29", ALL_AFTER_INGEST),
+    ("frailty", "index_date", "2021-10-01", {"frailty", "manifest", "report", "manuscript",
+                                             "all"}),
+    ("risk", "cluster", "practice_id", {"risk_model", "segment", "manifest", "report",
+                                        "manuscript", "all"}),
+    ("risk", "bootstrap_replicates", 3, {"risk_model", "segment", "manifest", "report",
+                                         "manuscript", "all"}),
+    ("risk", "validation_index_date", "2021-07-01", {"risk_features", "risk_model", "segment",
+                                                     "manifest", "report", "manuscript", "all"}),
+    ("report", "unit_cost_emergency_admission", 3000, {"manifest", "report", "manuscript",
+                                                       "all"}),
+])
+def test_changed_config_plans_exactly_the_dependent_rules(smoke_run, tmp_path, section, key,
+                                                          value, expected):
+    planned = _planned(smoke_run.parent, _changed_config(tmp_path, section, key, value))
+    assert set(planned) == expected
+    if section == "risk" and key == "validation_index_date":
+        assert planned["risk_features"] == 1  # only the feature set at the changed date
+
+
+def test_two_configs_in_one_folder_keep_separate_outputs(smoke_run, tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    del cfg["results_dir"]
+    other = smoke_run.parent / "other.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+    planned = _planned(smoke_run.parent, other)
+    # A file that names no results folder gets results-<stem>/: nothing of results-smoke/ reused.
+    assert planned.get("simulate") == 1 and planned.get("report") == 1
+    done = _run(smoke_run.parent, other, "--dry-run")
+    assert "results-other/report/index.html" in done.stdout + done.stderr
+
+
+def test_unknown_key_fails_with_a_suggestion(tmp_path):
+    path = _changed_config(tmp_path, "evaluate", "matching", {"calliper": 0.1})
+    done = _run(tmp_path, path, "--dry-run")
+    assert done.returncode != 0
+    assert "`evaluate.matching.calliper`: unknown key; did you mean `caliper`?" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PhmEvalError
-from .paths import DEFAULT_CONFIG, WORKFLOW_DIR
+from .paths import CONFIG_DIR, DEFAULT_CONFIG, WORKFLOW_DIR
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     from .config import load_config, read_yaml
     from .run_lock import acquire, release
 
-    config_path = Path(args.config) if args.config else DEFAULT_CONFIG
+    config_path = _config_file(args.config)
     config = load_config(config_path)
     results_dir = config["results_dir"]
     cmd = [
@@ -105,6 +105,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"phm-eval: the workflow failed; see the messages above and {results_dir}/logs/",
                   file=sys.stderr)
     return returncode
+
+
+def _config_file(name: str | None) -> Path:
+    """The configuration file a user named: a path, or the name of a shipped configuration
+    (``smoke``, ``ics``) when no such file exists."""
+    if name is None:
+        return DEFAULT_CONFIG
+    path = Path(name)
+    shipped = CONFIG_DIR / f"{path.stem}.yaml"
+    if not path.exists() and path.parent == Path(".") and shipped.is_file():
+        return shipped
+    return path
 
 
 def _wait_after_interrupt(child: subprocess.Popen) -> int:
@@ -170,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole Snakemake workflow",
                          description="Run the workflow (data to report) with Snakemake.")
-    run.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+    run.add_argument("--config", default=None, help="config file, or the name of a shipped one (smoke, ics); default "
+                          "config/config.yaml")
     run.add_argument("--forcerun", nargs="+", metavar="RULE", default=None,
                      help="redo these rules (e.g. evaluate) and everything after them")
     run.add_argument("--forceall", action="store_true", help="redo every rule")
