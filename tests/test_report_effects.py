@@ -159,7 +159,8 @@ def test_pick_headline_prefers_the_flag_then_the_overall_effect():
 @pytest.mark.parametrize(("change", "message"), [
     ({"scale": "OR"}, "'scale' must be one of"),
     ({"estimate": 1.2}, "within [ci_low, ci_high]"),
-    ({"estimate": None}, "'estimate' is missing"),
+    # (a null estimate is valid: "not estimable"; see tests/test_edge_cases.py)
+    ({"estimate": "n/a"}, "'estimate' must be a number"),
     ({"ci_low": "low"}, "'ci_low' must be a number"),
     ({"ci_low": 0.0, "estimate": 0.5}, "must be positive"),
 ])

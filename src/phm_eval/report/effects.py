@@ -12,6 +12,10 @@ Conventions
   events per ``per`` person-years (default 1,000), negative meaning fewer.
 * An interval that includes no change (1 for ratios, 0 for differences) is
   reported as "no evidence" of an effect, whatever the point estimate.
+* An estimate that could not be made is ``null`` in ``effects.json`` with its reason in
+  ``note``; it is shown as "not estimable: <reason>", never as NaN or an empty cell. The method
+  actually used is shown beside every estimate, with ``fallback`` (why the planned method was
+  replaced) when there is one.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ SCALE_NAMES = {
     "difference": "difference per 1,000 person-years",
 }
 
-Verdict = Literal["reduction", "increase", "no_evidence"]
+Verdict = Literal["reduction", "increase", "no_evidence", "not_estimable"]
 
 
 MINUS = "\u2212"
+#: First words of method names that keep their capital inside a sentence.
+PROPER_NAMES = ("Poisson", "Cox", "Fine", "Callaway", "Aalen", "Kaplan", "Gray")
 
 
 def fmt_number(value: float, decimals: int | None = None) -> str:
@@ -52,6 +58,17 @@ def fmt_number(value: float, decimals: int | None = None) -> str:
         decimals = 0 if abs(value) >= 1 else 1
     text = f"{abs(value):,.{decimals}f}"
     return text if value >= 0 or float(text.replace(",", "")) == 0 else MINUS + text
+
+
+NO_REASON = "no reason was recorded"
+
+
+def not_estimable_text(reason: str | None) -> str:
+    """``"not estimable: <reason>"`` (the reason's own "not estimable:" prefix not repeated)."""
+    reason = (reason or "").strip()
+    if reason.lower().startswith("not estimable"):
+        reason = reason[len("not estimable"):].lstrip(" :")
+    return f"not estimable: {reason or NO_REASON}"
 
 
 def fmt_ratio(value: float) -> str:
@@ -108,6 +125,14 @@ def _number(record: Mapping[str, Any], key: str, where: str, required: bool = Tr
     return number
 
 
+def _optional(record: Mapping[str, Any], key: str, where: str) -> float | None:
+    """A number that may be null (or NaN, from files written before outputs were strict):
+    None when not estimable; the key itself must be present."""
+    if key not in record:
+        raise InputError(where, f"'{key}' is missing")
+    return _number(record, key, where, required=False)
+
+
 @dataclass(frozen=True)
 class Effect:
     """One effect estimate from ``evaluate/effects.json``.
@@ -115,9 +140,10 @@ class Effect:
     Attributes
     ----------
     outcome, method : str
-        What was measured and how, in words.
-    estimate, ci_low, ci_high : float
-        The estimate and its 95% confidence interval on ``scale``.
+        What was measured and how (the method actually used), in words.
+    estimate, ci_low, ci_high : float or None
+        The estimate and its 95% confidence interval on ``scale``; None when not estimable
+        (``note`` says why).
     scale : {"HR", "SHR", "RR", "ATT", "difference"}
     n_treated, n_control : float, optional
         Patients in each group (disclosed before they are shown).
@@ -128,13 +154,17 @@ class Effect:
         The comparison group's event rate per 1,000 patients a year, for ratios.
     per : float
         Person-years the difference scales refer to (default 1,000).
+    fallback : str, optional
+        Why the planned method was replaced by ``method``.
+    note : str, optional
+        Why the estimate (or its interval) could not be made.
     """
 
     outcome: str
     method: str
-    estimate: float
-    ci_low: float
-    ci_high: float
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
     scale: str
     n_treated: float | None = None
     n_control: float | None = None
@@ -143,6 +173,8 @@ class Effect:
     headline: bool = False
     baseline_rate_per_1000: float | None = None
     per: float = 1000.0
+    fallback: str | None = None
+    note: str | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], where: str = "effects.json") -> Effect:
@@ -155,12 +187,14 @@ class Effect:
                 where, f"'scale' must be one of {list(RATIO_SCALES + DIFFERENCE_SCALES)}, "
                 f"got {record.get('scale')!r}"
             )
-        estimate = _number(record, "estimate", where)
-        low = _number(record, "ci_low", where)
-        high = _number(record, "ci_high", where)
-        if not low <= estimate <= high:
+        estimate = _optional(record, "estimate", where)
+        low = _optional(record, "ci_low", where)
+        high = _optional(record, "ci_high", where)
+        if estimate is None or low is None or high is None:
+            low = high = None  # half an interval is no interval
+        if low is not None and not low <= estimate <= high:
             raise InputError(where, "the estimate must lie within [ci_low, ci_high]")
-        if scale in RATIO_SCALES and low <= 0:
+        if scale in RATIO_SCALES and min(v for v in (estimate, low, 1.0) if v is not None) <= 0:
             raise InputError(where, "ratios and their confidence limits must be positive")
         per = _number(record, "per", where, required=False) or 1000.0
         return cls(
@@ -178,7 +212,23 @@ class Effect:
             baseline_rate_per_1000=_number(record, "baseline_rate_per_1000", where,
                                            required=False),
             per=per,
+            fallback=_text(record.get("fallback")),
+            note=_text(record.get("note")),
         )
+
+    @property
+    def estimable(self) -> bool:
+        """True when the estimate and its interval were made."""
+        return None not in (self.estimate, self.ci_low, self.ci_high)
+
+    @property
+    def reason(self) -> str:
+        """Why the estimate (or its interval) is missing, as "not estimable: <reason>"."""
+        return not_estimable_text(self.note)
+
+    def method_text(self) -> str:
+        """The method actually used, with the fallback's reason when there was one."""
+        return f"{self.method} (fallback: {self.fallback})" if self.fallback else self.method
 
     @property
     def is_ratio(self) -> bool:
@@ -191,7 +241,10 @@ class Effect:
 
     @property
     def verdict(self) -> Verdict:
-        """``"reduction"`` or ``"increase"`` when the interval excludes no change."""
+        """``"reduction"`` or ``"increase"`` when the interval excludes no change;
+        ``"not_estimable"`` without an estimate and interval."""
+        if not self.estimable:
+            return "not_estimable"
         if self.ci_high < self.null_value:
             return "reduction"
         if self.ci_low > self.null_value:
@@ -200,6 +253,8 @@ class Effect:
 
     def change_per_1000(self) -> tuple[float, float, float] | None:
         """(estimate, low, high) change in events per 1,000 patients a year; None if unknown."""
+        if not self.estimable:
+            return None
         values = np.array([self.estimate, self.ci_low, self.ci_high])
         if self.is_ratio:
             if self.baseline_rate_per_1000 is None:
@@ -211,7 +266,15 @@ class Effect:
         return est, low, high
 
     def estimate_text(self) -> str:
-        """The estimate on its own scale: ``"0.86 (95% CI 0.78 to 0.95)"``."""
+        """The estimate on its own scale: ``"0.86 (95% CI 0.78 to 0.95)"``; ``"not estimable:
+        <reason>"`` without an estimate, ``"0.86 (95% CI not estimable: <reason>)"`` without
+        an interval."""
+        if self.estimate is None:
+            return self.reason
+        if not self.estimable:
+            one = fmt_ratio(self.estimate) if self.is_ratio else fmt_number(
+                self.estimate * 1000.0 / self.per)
+            return f"{one} (95% CI {self.reason})"
         if self.is_ratio:
             parts = [fmt_ratio(v) for v in (self.estimate, self.ci_low, self.ci_high)]
         else:
@@ -221,6 +284,8 @@ class Effect:
 
     def short_words(self) -> str:
         """One phrase for tables: the verdict and, when known, the change per 1,000."""
+        if not self.estimable:
+            return _capital(self.reason)
         change = self.change_per_1000()
         verdict = {
             "reduction": "Reduction",
@@ -237,6 +302,14 @@ class Effect:
         out["verdict"] = self.verdict
         out["change_per_1000"] = self.change_per_1000()
         return out
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def read_effects(records: Any, where: str = "evaluate/effects.json") -> list[Effect]:
@@ -288,7 +361,7 @@ class Headline:
     ----------
     title : str
         A short answer: "Fewer emergency admissions", "No evidence of a reduction ...".
-    verdict : {"reduction", "increase", "no_evidence"}
+    verdict : {"reduction", "increase", "no_evidence", "not_estimable"}
     sentence : str
         The effect per 1,000 patients a year (or as a percentage) with its interval.
     estimate : str
@@ -350,9 +423,17 @@ def describe_headline(
         "reduction": f"Fewer {outcome}",
         "increase": f"More {outcome}",
         "no_evidence": f"No evidence of a reduction in {outcome}",
+        "not_estimable": f"The effect on {outcome} could not be estimated",
     }[verdict]
 
-    if change is not None:
+    if verdict == "not_estimable":
+        shown = effect.estimate_text()
+        sentence = (f"The effect on {outcome} is {shown}"
+                    if effect.estimate is None else
+                    f"The {SCALE_NAMES[effect.scale]} was {shown}")
+        sentence += (". No conclusion about the programme's effect can be drawn from it; see "
+                     "the other methods below.")
+    elif change is not None:
         est, low, high = change
         per = "per 1,000 patients a year"
         if verdict == "no_evidence":
@@ -387,8 +468,16 @@ def describe_headline(
         shown = disclosed_count(n, policy)
         if shown is not None:
             groups.append(f"{shown} {who}")
-    estimate = f"{SCALE_NAMES[effect.scale].capitalize()} {effect.estimate_text()}"
-    estimate += f", from {effect.method[0].lower() + effect.method[1:]}"
+    method = effect.method if effect.method.split(" ")[0].split("-")[0] in PROPER_NAMES \
+        else effect.method[0].lower() + effect.method[1:]
+    if effect.estimate is None:
+        estimate = (f"{SCALE_NAMES[effect.scale].capitalize()} by {method}: "
+                    f"{effect.estimate_text()}")
+    else:
+        estimate = f"{SCALE_NAMES[effect.scale].capitalize()} {effect.estimate_text()}"
+        estimate += f", from {method}"
+    if effect.fallback:
+        estimate += f" (fallback: {effect.fallback})"
     estimate += f" ({' and '.join(groups)})." if groups else "."
 
     conversion = None
@@ -406,7 +495,7 @@ def describe_headline(
         if effect.scale in ("HR", "SHR"):
             conversion += ", and the hazard ratio as a ratio of admission rates"
         conversion += "."
-    elif effect.is_ratio:
+    elif effect.is_ratio and effect.estimable:
         conversion = (
             "The effect cannot be given per 1,000 patients a year because the comparison "
             "group's admission rate (baseline_rate_per_1000) was not recorded with it."
