@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
 import re
@@ -31,6 +32,7 @@ import pandas as pd
 from .errors import InputError
 
 __all__ = ["read_json", "to_jsonable", "write_json"]
+logger = logging.getLogger(__name__)
 
 _NON_FINITE = re.compile(r"(?<![\w\"])(-?Infinity|NaN)(?![\w\"])")
 
@@ -143,15 +145,16 @@ def _reject_constant(name: str) -> Any:
 
 
 def read_json(path: str | os.PathLike[str], *,
-              non_finite: Literal["error", "null"] = "error") -> Any:
+              non_finite: Literal["error", "null", "warn"] = "error") -> Any:
     """Parse a JSON file, naming it in any error.
 
     Parameters
     ----------
     path : path
-    non_finite : {"error", "null"}, default "error"
+    non_finite : {"error", "null", "warn"}, default "error"
         What to do with ``NaN``/``Infinity``, which are not JSON: raise (strict), or read
-        them as ``None`` (for results folders written before outputs were strict).
+        them as ``None`` (for results folders written before outputs were strict), with a
+        logged warning naming the file (``"warn"``).
 
     Returns
     -------
@@ -170,9 +173,14 @@ def read_json(path: str | os.PathLike[str], *,
         raise InputError(str(path), "file not found") from None
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"not a UTF-8 text file: {exc}") from None
-    hook = _reject_constant if non_finite == "error" else (lambda _name: None)
+    seen: list[str] = []
+
+    def as_null(name: str) -> None:
+        seen.append(name)
+
+    hook = _reject_constant if non_finite == "error" else as_null
     try:
-        return json.loads(text, parse_constant=hook)
+        value = json.loads(text, parse_constant=hook)
     except json.JSONDecodeError as exc:
         raise InputError(str(path), f"not valid JSON (line {exc.lineno}, column {exc.colno}): "
                                     f"{exc.msg}") from None
@@ -183,3 +191,7 @@ def read_json(path: str | os.PathLike[str], *,
             str(path), f"not valid JSON: holds {exc}{line}, which JSON does not allow; a "
             "quantity that cannot be estimated must be null with a reason. Rerun the stage "
             "that wrote this file") from None
+    if seen and non_finite == "warn":
+        logger.warning("%s holds %d NaN/Infinity value(s), which JSON does not allow; read as "
+                       "null (not estimable)", path, len(seen))
+    return value

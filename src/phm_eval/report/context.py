@@ -31,6 +31,7 @@ from .effects import (
     fmt_ratio,
     fmt_signed,
     interval_words,
+    not_estimable_text,
     pick_headline,
     read_effects,
 )
@@ -61,6 +62,7 @@ def _capital(text: str) -> str:
 
 
 def _metric(value: Any) -> tuple[float, float | None, float | None] | None:
+    """(estimate, low, high) of a metric; None when it is not a metric or not estimable."""
     if isinstance(value, Mapping) and "estimate" in value:
         est = value.get("estimate")
         if est is None:
@@ -73,9 +75,10 @@ def _metric(value: Any) -> tuple[float, float | None, float | None] | None:
     return None
 
 
-def _ci(low: float | None, high: float | None, digits: int = 3) -> str:
+def _ci(low: float | None, high: float | None, digits: int = 3,
+        note: str | None = None) -> str:
     if low is None or high is None:
-        return "not estimated"
+        return not_estimable_text(note)
     return f"{fmt_signed(low, digits)} to {fmt_signed(high, digits)}"
 
 
@@ -90,7 +93,8 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
         return _section("headline", "What the programme changed", blocks), None
     unit_cost = (config.get("report") or {}).get("unit_cost_emergency_admission")
     head = describe_headline(effect, unit_cost=unit_cost, policy=policy)
-    tone = {"reduction": "good", "increase": "warning", "no_evidence": "neutral"}[head.verdict]
+    tone = {"reduction": "good", "increase": "warning", "no_evidence": "neutral",
+            "not_estimable": "warning"}[head.verdict]
     blocks = [
         {"kind": "headline", "title": head.title, "text": head.sentence, "tone": tone,
          "label": effect.label},
@@ -199,15 +203,15 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         "and controlled.", policy, drop=("kind",)))
     overall = [e for e in (effects or []) if not e.subgroup]
     if overall:
-        rows = [[_capital(e.label or e.outcome), e.method, SCALE_NAMES[e.scale], e.estimate_text(),
-                 e.short_words()] for e in overall]
+        rows = [[_capital(e.label or e.outcome), e.method_text(), SCALE_NAMES[e.scale],
+                 e.estimate_text(), e.short_words()] for e in overall]
         blocks.append(b.table(
             "The same question answered by different methods.",
             ["Outcome", "Method", "Scale", "Estimate (95% CI)", "In words"], rows,
             source="evaluate/effects.json",
             notes=["Ratios below 1 and negative differences mean fewer admissions. Hazard "
                    "ratios from time-to-first-admission models are usually closer to 1 than "
-                   "rate ratios of all admissions."],
+                   "rate ratios of all admissions.", *_method_notes(overall)],
         ))
     else:
         blocks.append(b.missing("Estimates from other methods", ["evaluate/effects.json"]))
@@ -237,13 +241,15 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
         rows = []
         for e in groups:
             rows.append([e.subgroup, f"{SCALE_NAMES[e.scale]} {e.estimate_text()}",
-                         e.short_words(), disclosed_count(e.n_treated, policy) or "*"])
+                         e.method_text(), e.short_words(),
+                         disclosed_count(e.n_treated, policy) or "*"])
         blocks.append(b.table(
             "Effect on emergency admissions by subgroup.",
-            ["Subgroup", "Estimate (95% CI)", "In words", "Enrolled patients"], rows,
+            ["Subgroup", "Estimate (95% CI)", "Method", "In words", "Enrolled patients"], rows,
             source="evaluate/effects.json",
             notes=["Subgroups are smaller than the whole, so their intervals are wider; a "
-                   "difference between subgroups needs its own test before it is acted on."],
+                   "difference between subgroups needs its own test before it is acted on.",
+                   *_method_notes(groups)],
         ))
     else:
         blocks.append(b.missing("Effects by subgroup", ["evaluate/effects.json"]))
@@ -324,11 +330,19 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
             words.append(_oe_words(*oe))
         if words:
             blocks.append(b.paragraph(" ".join(words)))
+        iecv = metrics.get("internal_external")
+        if isinstance(iecv, Mapping):
+            blocks.append(b.paragraph(_iecv_words(iecv)))
         rows = []
-        for key, (est, low, high) in found.items():
-            digits = METRIC_DIGITS.get(key, 2)
-            rows.append([METRIC_LABELS.get(key, b.column_label(key)),
-                         fmt_signed(est, digits), _ci(low, high, digits)])
+        for key, value in metrics.items():
+            label = METRIC_LABELS.get(key, b.column_label(key))
+            if key in found:
+                est, low, high = found[key]
+                digits = METRIC_DIGITS.get(key, 2)
+                note = value.get("note") if isinstance(value, Mapping) else None
+                rows.append([label, fmt_signed(est, digits), _ci(low, high, digits, note)])
+            elif isinstance(value, Mapping) and "estimate" in value:  # null: not estimable
+                rows.append([label, not_estimable_text(value.get("note")), ""])
         if rows:
             blocks.append(b.table("Performance of the admission risk model.",
                                   ["Measure", "Estimate", "95% CI"], rows,
@@ -349,6 +363,43 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
     return _section("risk-model", "Finding the patients at risk", blocks,
                     intro="How well the risk model used to find patients for proactive care "
                     "picks out those who go on to have an emergency admission.")
+
+
+def _iecv_words(iecv: Mapping[str, Any]) -> str:
+    """Internal-external cross-validation in words: unit used, summary, and any fallback."""
+    unit = {"pcn_id": "PCN", "practice_id": "practice"}
+    cluster = iecv.get("cluster")
+    text = []
+    meta = iecv.get("random_effects_c_statistic")
+    if cluster and isinstance(meta, Mapping) and meta.get("c_statistic") is not None:
+        k = meta.get("k")
+        prediction = _ci(_num(meta.get("prediction_lower")), _num(meta.get("prediction_upper")),
+                         3, meta.get("prediction_note"))
+        text.append(
+            f"Leaving out one {unit.get(cluster, cluster)} at a time (internal-external "
+            f"validation{f', {k} clusters' if k else ''}), the summary c-statistic was "
+            f"{float(meta['c_statistic']):.3f} (95% CI "
+            f"{_ci(_num(meta.get('lower')), _num(meta.get('upper')))}; 95% prediction interval "
+            f"{prediction}).")
+    elif not cluster:
+        text.append("Internal-external validation was not run.")
+    note = iecv.get("note")
+    if note:
+        text.append(_capital(str(note).rstrip(".")) + ".")
+    return " ".join(text)
+
+
+def _method_notes(effects: list[Effect]) -> list[str]:
+    """Table notes for estimates made by a fallback method or not made at all."""
+    notes = []
+    if any(e.fallback for e in effects):
+        notes.append("Fallback: where the planned method could not be used (for example a "
+                     "negative binomial model whose dispersion is not positive), the method "
+                     "actually used is named, with the reason.")
+    if any(not e.estimable for e in effects):
+        notes.append("Not estimable: the data could not support this estimate; the reason is "
+                     "given instead of a number.")
+    return notes
 
 
 def _num(value: Any) -> float | None:
@@ -558,10 +609,15 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
         if effect is None:
             rows.append([label, fmt(float(value)), "not estimated", "", ""])
             continue
+        if not effect.estimable:
+            rows.append([label, fmt(float(value)), effect.estimate_text(),
+                         effect.method_text(), "Not estimable"])
+            continue
         factor = 1.0 if effect.is_ratio else 1000.0 / effect.per
         low, high = effect.ci_low * factor, effect.ci_high * factor
         covers = "Yes" if low <= float(value) <= high else "No"
-        rows.append([label, fmt(float(value)), effect.estimate_text(), effect.method, covers])
+        rows.append([label, fmt(float(value)), effect.estimate_text(), effect.method_text(),
+                     covers])
     blocks = [b.callout(
         "These results come from a synthetic population generated by phm-eval, not from real "
         "patients. Because the true effect of the programme is known, this section checks "

@@ -13,7 +13,6 @@ disclosure check is neither copied nor shown.  The paths reach Typst through
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ from typing import Any
 
 from ..disclosure import DisclosurePolicy
 from ..errors import PhmEvalError
+from ..jsonio import read_json, write_json
 from ..paths import MANUSCRIPT_DIR
 from . import blocks as b
 from .context import build_context
@@ -110,6 +110,9 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         "des_text": _texts(sections.get("des")),
         "truth": _first_table(sections.get("truth"), "synthetic/truth/truth.json"),
         "subgroups": _first_table(sections.get("who-benefits"), "evaluate/effects.json"),
+        # the same rows as the HTML report: method actually used, "not estimable: <reason>"
+        "effects_table": _first_table(robustness, "evaluate/effects.json"),
+        "risk_table": _first_table(sections.get("risk-model"), "risk/metrics.json"),
         "disclosure": context["disclosure"],
         "unit_cost": context["unit_cost"],
     }
@@ -188,9 +191,13 @@ def build_manuscript(
         for relative in data["available"]:
             target = root / "results" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(results_dir / relative, target)
-        (root / "report.json").write_text(json.dumps(data, indent=2, default=str),
-                                          encoding="utf-8")
+            if relative.endswith(".json"):
+                # Typst's JSON reader is strict: NaN (older runs) goes in as null, and a file
+                # that is not JSON at all stops here with its name (InputError).
+                write_json(target, read_json(results_dir / relative, non_finite="warn"))
+            else:
+                shutil.copy2(results_dir / relative, target)
+        write_json(root / "report.json", data)
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             typst.compile(

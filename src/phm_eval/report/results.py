@@ -3,13 +3,13 @@
 Every reader returns ``None`` for a missing file, so the report and the
 manuscript can say "not available in this run" instead of failing while stages
 are being added.  A file that exists but cannot be parsed is an
-:class:`~phm_eval.errors.InputError`: a broken output should stop the report,
-not vanish from it.
+:class:`~phm_eval.errors.InputError` naming the file: a broken output should
+stop the report, not vanish from it.  ``NaN`` in a JSON file (not valid JSON;
+written by older runs) is read as ``null``, i.e. not estimable, with a warning.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
+from ..jsonio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,17 @@ class ResultsFolder:
         return (self.root / relative).is_file()
 
     def json(self, relative: str) -> Any | None:
-        """Parsed JSON, or ``None`` when the file is missing."""
+        """Parsed JSON (``NaN`` read as ``None``), or ``None`` when the file is missing.
+
+        Raises
+        ------
+        InputError
+            Naming the file, when it is not valid JSON.
+        """
         path = self.path(relative)
         if path is None:
             return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(str(path), f"not valid JSON: {exc}") from exc
+        return read_json(path, non_finite="warn")
 
     def csv(self, relative: str) -> pd.DataFrame | None:
         """The CSV as text cells (suppression markers and blanks kept), or ``None``."""
