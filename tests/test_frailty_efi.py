@@ -233,19 +233,20 @@ def test_dead_and_deregistered_excluded_with_counted_reasons():
         INDEX,
         medications=MEDS,
     )
-    assert sorted(out["patient_id"]) == ["alive", "died_after", "left_on_index"]
+    # A registration ending on the index date, like a death on it, leaves the person out.
+    assert sorted(out["patient_id"]) == ["alive", "died_after"]
     assert out.attrs["exclusions"] == {
         "patients_in_input": 8,
         "missing_date_of_birth": 1,
         "died_on_or_before_index": 2,
-        "not_registered_at_index": 2,
+        "not_registered_at_index": 3,
         "below_min_age": 0,
         "above_max_age": 0,
-        "scored": 3,
+        "scored": 2,
     }
     flow = flow_table(out)
-    assert flow["n_remaining"].iloc[-1] == 3
-    assert flow["n_excluded"].sum() == 5
+    assert flow["n_remaining"].iloc[-1] == 2
+    assert flow["n_excluded"].sum() == 6
 
 
 def test_eligibility_table_matches_efi_population():

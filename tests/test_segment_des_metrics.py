@@ -22,7 +22,7 @@ def _tables():
         [
             ("a1", "PR1", "2015-01-01", None, None),
             ("a2", "PR1", "2021-10-01", None, None),          # joins after mid-year
-            ("a3", "PR1", "2015-01-01", "2021-09-30", None),  # last day = mid-year: counted
+            ("a3", "PR1", "2015-01-01", "2021-10-01", None),  # leaves the day after mid-year
             ("b1", "PR2", "2015-01-01", None, None),
             ("c1", "PR3", "2015-01-01", None, "2021-09-30"),  # dead on mid-year day
         ],
@@ -41,7 +41,7 @@ def _tables():
             ("a1", "2022-04-01", PCSP_REVIEW),        # 2022/23: outside the period asked
             ("a2", "2021-09-01", PCSP_AGREED),        # before a2 registered: not credited
             ("a3", "2021-09-30", SOCIAL_PRESCRIBING),  # last day registered: counts
-            ("a3", "2021-10-01", SOCIAL_PRESCRIBING),  # after leaving: not credited
+            ("a3", "2021-10-02", SOCIAL_PRESCRIBING),  # after leaving: not credited
             ("b1", "2021-06-01", PCSP_AGREED),
             ("b1", "2021-06-01", "22298006"),         # not a personalised-care code
         ],

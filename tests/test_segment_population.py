@@ -22,7 +22,7 @@ def _patients() -> pd.DataFrame:
         # id, dob, reg start, reg end, death
         ("A", "1950-06-01", "2000-01-01", None, None),
         ("B", "1980-01-01", "2022-04-02", None, None),        # registers the day after
-        ("C", "1980-01-01", "2000-01-01", "2022-04-01", None),  # last day registered = index
+        ("C", "1980-01-01", "2000-01-01", "2022-04-01", None),  # left on the index date: out
         ("D", "1940-01-01", "2000-01-01", None, "2022-04-01"),  # died on the index date
         ("E", "1980-01-01", "2000-01-01", "2022-03-31", None),  # left the day before
         ("F", "2004-04-01", "2004-04-01", None, None),         # 18th birthday on the index date
@@ -61,8 +61,8 @@ def _events() -> pd.DataFrame:
 
 def _admissions() -> pd.DataFrame:
     rows = [
-        ("A", "2021-04-01", "2021-04-05", "21"),  # 12 months before: prior, 4 bed days
-        ("A", "2021-03-31", "2021-04-02", "21"),  # one day too early
+        ("A", "2021-04-02", "2021-04-06", "21"),  # first day of the 12 months: prior, 4 bed days
+        ("A", "2021-04-01", "2021-04-02", "21"),  # exactly 12 months before: one day too early
         ("A", "2022-04-01", "2022-04-01", "2B"),  # on the index date: prior, 0 bed days
         ("A", "2022-01-01", "2022-01-03", "11"),  # elective: never counted
         ("A", "2022-04-02", "2022-04-04", "22"),  # day after: follow-up
@@ -79,7 +79,8 @@ def _admissions() -> pd.DataFrame:
 
 def test_registered_population_edges():
     flags = ltc_flags(_patients(), _events(), INDEX)
-    assert flags["patient_id"].tolist() == ["A", "C", "F", "G", "H"]
+    # C's registration ends on the index date and D dies on it: neither is registered then.
+    assert flags["patient_id"].tolist() == ["A", "F", "G", "H"]
 
 
 def test_condition_windows_and_counts():
@@ -111,9 +112,8 @@ def test_admission_windows_and_follow_up():
     assert pop.loc["A", "prior_emergency_bed_days"] == 4
     assert pop.loc["A", "emergency_admissions_followup"] == 2
     assert pop.loc["A", "followup_days"] == 365
-    # C's registration ends on the index date: no follow-up time, no admissions counted.
-    assert pop.loc["C", "followup_days"] == 0
-    assert pop.loc["C", "emergency_admissions_followup"] == 0
+    # C's registration ends on the index date: not in the population at all.
+    assert "C" not in pop.index
     # G dies on 2022-10-01 (183 days after the index date); the admission that day counts.
     assert pop.loc["G", "followup_days"] == 183
     assert pop.loc["G", "emergency_admissions_followup"] == 1

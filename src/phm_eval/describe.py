@@ -13,6 +13,15 @@ import pandas as pd
 
 from .codelists import load_codelist
 from .db import connect
+from .definitions import (
+    age_sql,
+    census_days_sql,
+    date_literal,
+    emergency_sql,
+    entry_date_sql,
+    exit_date_sql,
+    registered_on_sql,
+)
 
 AGE_BAND_SQL = (
     "CASE WHEN {age} >= 90 THEN '90+' ELSE "
@@ -23,7 +32,6 @@ BROAD_AGE_SQL = (
     "CASE WHEN {age} < 16 THEN '0-15' WHEN {age} < 45 THEN '16-44' WHEN {age} < 65 THEN '45-64' "
     "WHEN {age} < 75 THEN '65-74' WHEN {age} < 85 THEN '75-84' ELSE '85+' END"
 )
-AGE_SQL = "date_diff('day', {dob}, {day}) / 365.25"
 
 
 def _source(table: str | Path | pd.DataFrame, con: duckdb.DuckDBPyConnection, name: str) -> str:
@@ -34,13 +42,8 @@ def _source(table: str | Path | pd.DataFrame, con: duckdb.DuckDBPyConnection, na
 
 
 def registered_on(day: str) -> str:
-    """SQL condition: registered and alive on ``day`` (registration_end exclusive)."""
-    return (
-        f"registration_start <= DATE '{day}' "
-        f"AND coalesce(registration_end, DATE '9999-12-31') > DATE '{day}' "
-        f"AND coalesce(date_of_death, DATE '9999-12-31') > DATE '{day}' "
-        f"AND date_of_birth <= DATE '{day}'"
-    )
+    """SQL condition: registered on ``day`` (:func:`phm_eval.definitions.registered_on_sql`)."""
+    return registered_on_sql(date_literal(day))
 
 
 def population_pyramid(patients, day: str) -> pd.DataFrame:
@@ -50,7 +53,7 @@ def population_pyramid(patients, day: str) -> pd.DataFrame:
     """
     con = connect()
     src = _source(patients, con, "patients")
-    age = AGE_SQL.format(dob="date_of_birth", day=f"DATE '{day}'")
+    age = age_sql("date_of_birth", date_literal(day))
     return con.execute(
         f"""SELECT {AGE_BAND_SQL.format(age=age)} AS age_band, sex, count(*) AS n
         FROM {src} WHERE {registered_on(day)} GROUP BY ALL ORDER BY age_band, sex"""
@@ -71,7 +74,7 @@ def ltc_prevalence(patients, events, day: str, codelist_dir=None) -> pd.DataFram
     con.register("ltc_codes", ltc)
     p_src = _source(patients, con, "patients")
     e_src = _source(events, con, "events")
-    age = AGE_SQL.format(dob="date_of_birth", day=f"DATE '{day}'")
+    age = age_sql("date_of_birth", date_literal(day))
     return con.execute(
         f"""
         WITH pop AS (
@@ -107,14 +110,17 @@ def emergency_admission_rates(patients, admissions, study_start: str, study_end:
     """Emergency admissions (spells, ADMIMETH 2x) per 1,000 person-years by financial year and
     broad age band (age at the start of the year).
 
-    Person-time counts registered, living days within each financial year (April to March).
+    Person-time counts the days registered (:mod:`phm_eval.definitions`) within each financial
+    year (April to March); admissions count when observed in that year, including those on the
+    day of death or of leaving.
     Returns columns ``financial_year``, ``age_band``, ``emergency_admissions``,
     ``person_years``.
     """
     con = connect()
     p_src = _source(patients, con, "patients")
     a_src = _source(admissions, con, "admissions")
-    age = AGE_SQL.format(dob="p.date_of_birth", day="y.year_start")
+    age = age_sql("p.date_of_birth", "CAST(y.year_start AS DATE)")
+    ys, ye = "CAST(y.year_start AS DATE)", "CAST(y.year_end AS DATE)"
     return con.execute(
         f"""
         WITH years AS (
@@ -124,28 +130,27 @@ def emergency_admission_rates(patients, admissions, study_start: str, study_end:
                  t(y)
         ),
         spans AS (
-            SELECT p.patient_id, CAST(y.year_start AS DATE) AS year_start,
+            SELECT p.patient_id, {ys} AS year_start,
                    {BROAD_AGE_SQL.format(age=age)} AS age_band,
-                   greatest(p.registration_start, p.date_of_birth, CAST(y.year_start AS DATE))
-                       AS s,
-                   least(coalesce(p.registration_end, DATE '9999-12-31'),
-                         coalesce(p.date_of_death + 1, DATE '9999-12-31'),
-                         CAST(y.year_end AS DATE)) AS e
+                   greatest({entry_date_sql("p")}, {ys}) AS s,
+                   -- last day of the year on which the person's records are observed
+                   least({exit_date_sql("p")}, CAST({ye} - INTERVAL 1 DAY AS DATE)) AS last_seen,
+                   {census_days_sql(ys, f"CAST({ye} - INTERVAL 1 DAY AS DATE)", "p")} AS days
             FROM {p_src} p CROSS JOIN years y
         ),
         exposure AS (
-            SELECT * FROM spans WHERE e > s
+            SELECT * FROM spans WHERE last_seen >= s
         ),
         counted AS (
-            SELECT x.year_start, x.age_band, sum(date_diff('day', x.s, x.e)) / 365.25
-                       AS person_years,
+            SELECT x.year_start, x.age_band, sum(x.days) / 365.25 AS person_years,
                    0 AS emergency_admissions
             FROM exposure x GROUP BY ALL
             UNION ALL
             SELECT x.year_start, x.age_band, 0, count(*)
             FROM {a_src} a JOIN exposure x
-              ON a.patient_id = x.patient_id AND a.admission_date >= x.s AND a.admission_date < x.e
-            WHERE a.admission_method LIKE '2%'
+              ON a.patient_id = x.patient_id AND a.admission_date >= x.s
+             AND a.admission_date <= x.last_seen
+            WHERE {emergency_sql("a.admission_method")}
             GROUP BY ALL
         )
         SELECT strftime(year_start, '%Y') || '/' || strftime(year_start + INTERVAL 1 YEAR, '%y')

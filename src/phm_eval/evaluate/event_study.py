@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..db import connect
+from ..definitions import emergency_sql
 from ..did import att_gt
 
 MONTH_DAYS = 365.25 / 12
@@ -43,7 +44,7 @@ def monthly_panel(analysed: pd.DataFrame, admissions: str | None = None,
                CAST(floor(date_diff('day', CAST(c.index_date AS DATE), a.admission_date)
                           / {MONTH_DAYS}) AS INTEGER) AS month, count(*) AS y
         FROM cohort c JOIN {source} a ON a.patient_id = c.patient_id
-        WHERE a.admission_method LIKE '2%'
+        WHERE {emergency_sql("a.admission_method")}
           AND a.admission_date > CAST(c.index_date AS DATE) - {int(PRE * MONTH_DAYS)}
           AND a.admission_date <= CAST(c.end_date AS DATE)
         GROUP BY ALL

@@ -6,6 +6,10 @@ the programme. Within it: time to first emergency admission with death as a comp
 the number of emergency admissions and person-years (for rates); emergency bed days; emergency
 readmissions within 30 days of a discharge (the "failed discharge" proxy); death. The same counts
 over the ``lookback_days`` before the index date give the before/after comparison.
+
+Emergency admissions, the exit date (registration end or death) and the windows are
+:mod:`phm_eval.definitions`': follow-up is ``(index, end]`` (an admission on the day of death or
+of leaving counts) and the look-back ``(index - lookback_days, index]``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ import numpy as np
 import pandas as pd
 
 from ..db import connect
+from ..definitions import (
+    date_literal,
+    emergency_sql,
+    follow_up_end_sql,
+    follow_up_sql,
+    lookback_sql,
+)
 
 DAYS_PER_YEAR = 365.25
 
@@ -39,21 +50,20 @@ def follow_up(
     frame["index_date"] = pd.to_datetime(frame["index_date"])
     frame["censor_date"] = pd.to_datetime(frame["censor_date"])
     con.register("cohort", frame)
+    index = "CAST(c.index_date AS DATE)"
+    comparator_censor = ("CASE WHEN c.treated = 0 AND c.censor_date > c.index_date "
+                         "THEN CAST(c.censor_date AS DATE) ELSE DATE '9999-12-31' END")
+    end = follow_up_end_sql(index, "p", days=int(follow_up_days),
+                            limits=[date_literal(study_end), comparator_censor])
     out = con.execute(
         f"""
         WITH p AS (SELECT * FROM read_parquet('{patients}')),
         a AS (SELECT patient_id, admission_date, discharge_date FROM read_parquet('{admissions}')
-              WHERE admission_method LIKE '2%'),
+              WHERE {emergency_sql("admission_method")}),
         c AS (
             SELECT c.row_id, c.patient_id, CAST(c.index_date AS DATE) AS index_date,
                    p.date_of_death,
-                   least(CAST(c.index_date AS DATE) + {int(follow_up_days)},
-                         coalesce(p.registration_end, DATE '9999-12-31'),
-                         coalesce(p.date_of_death, DATE '9999-12-31'),
-                         DATE '{study_end}',
-                         CASE WHEN c.treated = 0 AND c.censor_date > c.index_date
-                              THEN CAST(c.censor_date AS DATE)
-                              ELSE DATE '9999-12-31' END) AS end_date,
+                   {end} AS end_date,
                    p.registration_start
             FROM cohort c JOIN p USING (patient_id)
         ),
@@ -62,7 +72,7 @@ def follow_up(
                    lag(a.discharge_date) OVER (PARTITION BY c.row_id
                                                ORDER BY a.admission_date) AS previous_discharge
             FROM c JOIN a ON a.patient_id = c.patient_id
-            WHERE a.admission_date > c.index_date AND a.admission_date <= c.end_date
+            WHERE {follow_up_sql("a.admission_date", "c.index_date", end="c.end_date")}
         ),
         after_summary AS (
             SELECT row_id, min(admission_date) AS first_admission, count(*) AS n_after,
@@ -74,8 +84,7 @@ def follow_up(
         before AS (
             SELECT c.row_id, count(*) AS n_before
             FROM c JOIN a ON a.patient_id = c.patient_id
-            WHERE a.admission_date <= c.index_date
-              AND a.admission_date > c.index_date - {int(lookback_days)}
+            WHERE {lookback_sql("a.admission_date", "c.index_date", days=int(lookback_days))}
             GROUP BY c.row_id
         )
         SELECT c.row_id, c.end_date, c.date_of_death,

@@ -2,10 +2,13 @@
 
 A patient is scored when, on the index date, they are
 
-1. alive: no ``date_of_death``, or death after the index date (a death date is the first day
-   dead, so someone who died on the index date is excluded);
+1. alive: no ``date_of_death``, or death after the index date (someone who died on the index
+   date is excluded);
 2. registered: ``registration_start`` on or before the index date and ``registration_end``
-   missing or on or after it (an end date is the last day registered);
+   missing or after it (someone whose registration ended on the index date is excluded).
+
+Both are :mod:`phm_eval.definitions`' census on the index date, which every stage uses: a
+registration end, like a death, is the day the person leaves the list.
 3. within the age range: age in completed years on the index date between ``min_age`` and
    ``max_age`` inclusive (``None`` = no bound).
 
@@ -20,6 +23,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from phm_eval import definitions
 from phm_eval.db import connect
 from phm_eval.errors import ConfigError
 from phm_eval.frailty._tables import TableSource, as_date, fetch, register, sql_date
@@ -35,11 +39,8 @@ EXCLUSION_REASONS: tuple[str, ...] = (
 
 
 def age_sql(dob: str, at: str) -> str:
-    """SQL for age in completed years at date ``at`` of someone born on ``dob``."""
-    return (
-        f"(year({at}) - year({dob}) - CASE WHEN month({at}) * 100 + day({at}) "
-        f"< month({dob}) * 100 + day({dob}) THEN 1 ELSE 0 END)"
-    )
+    """SQL for age in completed years at ``at`` (:func:`phm_eval.definitions.age_sql`)."""
+    return definitions.age_sql(dob, at)
 
 
 def check_ages(min_age: float | None, max_age: float | None) -> None:
@@ -68,10 +69,8 @@ def create_population_view(
         SELECT patient_id, date_of_birth, {age} AS age,
                CASE
                  WHEN date_of_birth IS NULL THEN 'missing_date_of_birth'
-                 WHEN date_of_death IS NOT NULL AND date_of_death <= {idx}
-                   THEN 'died_on_or_before_index'
-                 WHEN registration_start IS NULL OR registration_start > {idx}
-                      OR (registration_end IS NOT NULL AND registration_end < {idx})
+                 WHEN NOT {definitions.alive_on_sql(idx)} THEN 'died_on_or_before_index'
+                 WHEN NOT coalesce({definitions.on_list_sql(idx)}, FALSE)
                    THEN 'not_registered_at_index'
                  {below}
                  {above}

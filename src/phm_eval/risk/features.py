@@ -5,7 +5,10 @@ demographics, long-term conditions, frailty (eFI, HFRS), prior hospital use, med
 primary-care activity, all from records dated on or before the index date, and the outcome
 over the ``follow_up_days`` after it.
 
-Outcome: ``emergency_admission_12m`` = 1 if an emergency spell (ADMIMETH 2x) starts in
+Population, age, emergency admissions and windows are :mod:`phm_eval.definitions`': the
+census on the index date, windows of N days before it ``(d - N, d]`` and after it ``(d, d + N]``.
+
+Outcome: ``emergency_admission_12m`` = 1 if an emergency spell starts in
 (index date, index date + follow-up]. People who die in follow-up without an emergency admission
 are **non-events** for this outcome (they are kept, and counted in ``died_without_admission``);
 the alternative composite outcome ``emergency_admission_or_death_12m`` is provided too. People who
@@ -20,6 +23,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..codelists import load_codelist
+from ..definitions import (
+    age_sql,
+    date_literal,
+    emergency_sql,
+    exact_age_sql,
+    follow_up_sql,
+    lookback_sql,
+    registered_on_sql,
+)
 from ..frailty import efi, hfrs
 from ..frailty._tables import as_date
 from ..segment.config import CHRONIC_CONDITIONS
@@ -47,7 +59,7 @@ def risk_features(
     index_date : date-like
         Records dated on or before it are history; the outcome window starts the day after.
     min_age : float, default 18
-        Minimum age on the index date (QAdmissions covers ages 18-100).
+        Minimum age in whole years on the index date (QAdmissions covers ages 18-100).
     follow_up_days : int, default 365
     codelist_dir : path, optional
         Folder of code lists (default ``config/codelists``).
@@ -55,7 +67,8 @@ def risk_features(
     Returns
     -------
     pandas.DataFrame
-        ``patient_id, practice_id, pcn_id, age, sex, ethnicity, imd_decile, imd_quintile``,
+        ``patient_id, practice_id, pcn_id, age`` (exact age in years, whose whole part is
+        the age in completed years), ``sex, ethnicity, imd_decile, imd_quintile``,
         one boolean ``ltc_<condition>`` per long-term condition, ``n_ltc``, ``efi_score``,
         ``efi_deficits``, ``efi_category``, ``hfrs``, ``n_emergency_admissions_1y``,
         ``n_emergency_admissions_2y``, ``n_emergency_admissions_90d`` (recency: regression to
@@ -84,7 +97,12 @@ def risk_features(
     con.register("ltc_codes", ltc)
     meds = load_codelist("medications", codelist_dir)[["snomed_code", "drug"]]
     con.register("med_codes", meds)
-    d0, d1 = f"DATE '{index}'", f"DATE '{end}'"
+    d0, d1 = date_literal(index), date_literal(end)
+    emergency = emergency_sql("admission_method")
+
+    def before(days: int) -> str:
+        return lookback_sql("admission_date", d0, days=days)
+
     flags = ",\n".join(
         f"coalesce(bool_or(c.condition = '{c}'), false) AS ltc_{c}" for c in LTC_CONDITIONS
     )
@@ -92,13 +110,11 @@ def risk_features(
         f"""
         WITH pop AS (
             SELECT p.patient_id, p.practice_id, pr.pcn_id,
-                   date_diff('day', p.date_of_birth, {d0}) / 365.25 AS age,
+                   {exact_age_sql("p.date_of_birth", d0)} AS age,
                    p.sex, p.ethnicity, p.imd_decile, p.date_of_death
             FROM patients p JOIN practices pr USING (practice_id)
-            WHERE p.registration_start <= {d0}
-              AND coalesce(p.registration_end, DATE '9999-12-31') > {d0}
-              AND coalesce(p.date_of_death, DATE '9999-12-31') > {d0}
-              AND date_diff('day', p.date_of_birth, {d0}) / 365.25 >= {float(min_age)}
+            WHERE {registered_on_sql(d0, "p")}
+              AND {age_sql("p.date_of_birth", d0)} >= {float(min_age)}
         ),
         conditions AS (
             SELECT e.patient_id, {flags}
@@ -109,39 +125,34 @@ def risk_features(
         medicines AS (
             SELECT e.patient_id, count(DISTINCT m.drug) AS n_medications
             FROM events e JOIN med_codes m USING (snomed_code)
-            WHERE e.date <= {d0} AND e.date > {d0} - INTERVAL 365 DAY
+            WHERE {lookback_sql("e.date", d0, days=365)}
             GROUP BY e.patient_id
         ),
         activity AS (
             SELECT patient_id, count(DISTINCT date) AS n_gp_events_1y
-            FROM events WHERE date <= {d0} AND date > {d0} - INTERVAL 365 DAY
+            FROM events WHERE {lookback_sql("date", d0, days=365)}
             GROUP BY patient_id
         ),
         history AS (
             SELECT patient_id,
-              count(*) FILTER (WHERE admission_method LIKE '2%'
-                               AND admission_date > {d0} - INTERVAL 365 DAY)
+              count(*) FILTER (WHERE {emergency} AND {before(365)})
                   AS n_emergency_admissions_1y,
-              count(*) FILTER (WHERE admission_method LIKE '2%')
+              count(*) FILTER (WHERE {emergency})
                   AS n_emergency_admissions_2y,
-              count(*) FILTER (WHERE admission_method LIKE '2%'
-                               AND admission_date > {d0} - INTERVAL 90 DAY)
+              count(*) FILTER (WHERE {emergency} AND {before(90)})
                   AS n_emergency_admissions_90d,
               coalesce(sum(date_diff('day', admission_date, least(discharge_date, {d0})))
-                  FILTER (WHERE admission_method LIKE '2%'
-                          AND admission_date > {d0} - INTERVAL 365 DAY), 0) AS bed_days_1y,
-              count(*) FILTER (WHERE admission_method IN ('11', '12', '13')
-                               AND admission_date > {d0} - INTERVAL 365 DAY)
+                  FILTER (WHERE {emergency} AND {before(365)}), 0) AS bed_days_1y,
+              count(*) FILTER (WHERE admission_method IN ('11', '12', '13') AND {before(365)})
                   AS n_elective_admissions_1y
             FROM admissions
-            WHERE admission_date <= {d0} AND admission_date > {d0} - INTERVAL 730 DAY
+            WHERE {before(730)}
             GROUP BY patient_id
         ),
         outcome AS (
             SELECT patient_id, count(*) AS n_emergency_after
             FROM admissions
-            WHERE admission_method LIKE '2%' AND admission_date > {d0}
-              AND admission_date <= {d1}
+            WHERE {emergency} AND {follow_up_sql("admission_date", d0, end=d1)}
             GROUP BY patient_id
         )
         SELECT pop.patient_id, pop.practice_id, pop.pcn_id, pop.age, pop.sex, pop.ethnicity,

@@ -8,10 +8,10 @@ deficits) or counted in a window of at most 730 days before it (medicines, prima
 admissions), so for index dates between ``first`` and ``last`` the record can be reduced once,
 without changing any feature:
 
-* patients: those who could be in the population at some date (registered and alive on or after
-  ``first``, registered by ``last``, within a year of ``min_age`` by ``last``);
-* events dated after ``first - 366 days`` and on or before ``last``: kept as they are (the
-  windows reach back at most 365 days, inclusive);
+* patients: those who could be in the population at some date (registered on at least one day
+  from ``first`` to ``last``, as :mod:`phm_eval.definitions` says, and ``min_age`` by ``last``);
+* events dated after ``first - 366 days`` and on or before ``last``: kept as they are (a
+  window of N days before ``d`` is ``(d - N, d]``, and none is longer than 365 days);
 * events dated on or before ``first - 366 days``: only the earliest event of each code that an
   "ever recorded" feature reads (long-term condition and eFI codes), per patient; older repeats
   and other codes cannot change any feature at these dates;
@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..codelists import load_codelist
 from ..db import connect
+from ..definitions import age_sql, date_literal, registered_between_sql
 from ..frailty._tables import as_date
 from ..frailty.codelists import load_efi_codelist
 from .features import LTC_CONDITIONS, risk_features
@@ -109,10 +110,8 @@ def reduce_record(
     con.execute(f"""
         CREATE TEMP TABLE pool AS
         SELECT * FROM read_parquet('{src["patients"]}')
-        WHERE registration_start <= DATE '{last}'
-          AND coalesce(registration_end, DATE '9999-12-31') >= DATE '{first}'
-          AND coalesce(date_of_death, DATE '9999-12-31') >= DATE '{first}'
-          AND date_diff('day', date_of_birth, DATE '{last}') / 365.25 >= {float(min_age) - 1}
+        WHERE {registered_between_sql(date_literal(first), date_literal(last))}
+          AND {age_sql("date_of_birth", date_literal(last))} >= {float(min_age)}
     """)
     con.execute(f"COPY pool TO '{out['patients']}' (FORMAT parquet)")
     con.execute(f"""

@@ -1,13 +1,8 @@
 """Contract tables as typed DuckDB views, and the date arithmetic every segmentation shares.
 
-Conventions (the same as :mod:`phm_eval.frailty`):
-
-* registered and alive on a date ``d``: ``registration_start <= d``, ``registration_end`` missing
-  or ``>= d`` (an end date is the last day registered), ``date_of_death`` missing or ``> d`` (a
-  death date is the first day dead) and ``date_of_birth <= d``;
-* age is in completed years on the index date;
-* windows "in the last N months" before an index date ``d`` run from ``d - N months`` to ``d``,
-  both inclusive; follow-up "in the N months after" runs from ``d + 1 day`` to ``d + N months``.
+Who is registered on a date, age, emergency admissions and the windows before and after an
+index date are :mod:`phm_eval.definitions`' (the same in every stage); the helpers below keep
+the segmentation's call signatures.
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from phm_eval import definitions
 from phm_eval.db import connect
 from phm_eval.errors import InputError
 
@@ -127,35 +123,22 @@ def register(con: duckdb.DuckDBPyConnection, table: str, source: TableSource) ->
 
 
 def registered_sql(day: str, alias: str = "") -> str:
-    """SQL condition: registered and alive on ``day`` (a SQL date expression)."""
-    a = f"{alias}." if alias else ""
-    return (
-        f"{a}date_of_birth <= {day} "
-        f"AND {a}registration_start <= {day} "
-        f"AND ({a}registration_end IS NULL OR {a}registration_end >= {day}) "
-        f"AND ({a}date_of_death IS NULL OR {a}date_of_death > {day})"
-    )
+    """SQL condition: registered on ``day`` (:func:`phm_eval.definitions.registered_on_sql`)."""
+    return definitions.registered_on_sql(day, alias)
 
 
 def age_sql(dob: str, at: str) -> str:
-    """SQL for age in completed years at ``at`` of someone born on ``dob``."""
-    return (
-        f"(year({at}) - year({dob}) - CASE WHEN month({at}) * 100 + day({at}) "
-        f"< month({dob}) * 100 + day({dob}) THEN 1 ELSE 0 END)"
-    )
+    """SQL for age in completed years at ``at`` (:func:`phm_eval.definitions.age_sql`)."""
+    return definitions.age_sql(dob, at)
 
 
 def emergency_sql(alias: str, exclude_methods: list[str] | tuple[str, ...]) -> str:
-    """SQL condition: the spell is an emergency admission (ADMIMETH starting with 2)."""
-    cond = f"{alias}.admission_method LIKE '2%'"
-    excluded = [str(m).strip().upper() for m in exclude_methods]
-    for method in excluded:
-        if not method.isalnum():
-            raise InputError("admissions", f"invalid admission method to exclude: {method!r}")
-    if excluded:
-        listed = ", ".join(f"'{m}'" for m in excluded)
-        cond += f" AND {alias}.admission_method NOT IN ({listed})"
-    return cond
+    """SQL condition: the spell is an emergency admission, less the configured exclusions
+    (:func:`phm_eval.definitions.emergency_sql`)."""
+    try:
+        return definitions.emergency_sql(f"{alias}.admission_method", exclude_methods)
+    except ValueError as err:
+        raise InputError("admissions", str(err)) from err
 
 
 def fetch(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> pd.DataFrame:

@@ -11,11 +11,14 @@ Counting rules:
 * an activity is one patient on one day with at least one of the activity's codes (two codes of
   the same activity on the same day count once); ``n_patients`` counts distinct patients;
 * an event counts for the practice the patient is registered with (``patients.practice_id``)
-  and only if dated while registered there (between ``registration_start`` and
-  ``registration_end`` inclusive), so activity from a previous practice is not credited;
-* list size is either the number registered and alive at the middle of the period
-  (``"mid_year"``: 30 September for a whole financial year) or the average daily list over
-  the period (``"average"``: registered person-days / days, rounded to a whole number);
+  and only if dated while their records there are observed (from ``registration_start`` to the
+  registration end or death, both inclusive: :func:`phm_eval.definitions.observed_sql`), so
+  activity from a previous practice is not credited;
+* list size is either the number registered at the middle of the period (``"mid_year"``: 30
+  September for a whole financial year) or the average daily list over the period
+  (``"average"``: registered person-days / days, rounded to a whole number); registered on a
+  day is :func:`phm_eval.definitions.registered_on_sql` (the day of leaving or of death is not
+  a registered day);
 * rates are per 1,000 registered patients over the period covered; for a partial year (when
   ``start`` or ``end`` cuts a financial year) they are not annualised and are not compared
   with the target.
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from phm_eval.codelists import load_codelist
+from phm_eval.definitions import census_days_sql, observed_sql
 from phm_eval.errors import ConfigError, InputError
 from phm_eval.segment._io import (
     TableSource,
@@ -239,7 +243,7 @@ def des_metrics(
         con.register("periods", periods)
         counts = fetch(
             con,
-            """
+            f"""
             SELECT p.practice_id, per.financial_year, c.activity,
                    count(DISTINCT e.patient_id || '|' || CAST(e.date AS VARCHAR)) AS n_activities,
                    count(DISTINCT e.patient_id) AS n_patients
@@ -248,8 +252,7 @@ def des_metrics(
             JOIN patients p ON p.patient_id = e.patient_id
             JOIN periods per ON e.date BETWEEN CAST(per.period_start AS DATE)
                                           AND CAST(per.period_end AS DATE)
-            WHERE e.date >= p.registration_start
-              AND (p.registration_end IS NULL OR e.date <= p.registration_end)
+            WHERE {observed_sql("e.date", "p")}
             GROUP BY ALL
             """,
             label,
@@ -272,11 +275,7 @@ def des_metrics(
                 con,
                 f"""
                 SELECT p.practice_id, per.financial_year,
-                       sum(greatest(0, date_diff('day',
-                           greatest(p.registration_start, p.date_of_birth, {ps}),
-                           least(coalesce(p.registration_end, {pe}),
-                                 coalesce(p.date_of_death - INTERVAL 1 DAY, {pe}), {pe})) + 1))
-                           / any_value(per.days) AS list_size
+                       sum({census_days_sql(ps, pe, "p")}) / any_value(per.days) AS list_size
                 FROM patients p, periods per
                 GROUP BY ALL
                 """,

@@ -5,14 +5,15 @@ the index date, long-term condition flags, emergency admissions and bed days in 
 before, and emergency admissions, follow-up time and deaths in the 12 months after. The grid,
 Bridges to Health and Core20PLUS5 functions then work on this frame in pandas.
 
-Emergency admissions are spells whose admission method (ADMIMETH) starts with ``2`` (minus any
-methods listed in ``admissions.exclude_methods``, e.g. ``2B`` transfers). Windows:
+The population, age, emergency admissions (minus any methods listed in
+``admissions.exclude_methods``, e.g. ``2B`` transfers) and windows are
+:mod:`phm_eval.definitions`'. Windows:
 
-* before: admission dated from ``index - 12 months`` to the index date, inclusive;
-* after: admission dated from the day after the index date to ``index + 12 months`` and on or
-  before the end of follow-up (death, end of registration or 12 months, whichever comes
-  first). ``followup_days`` is the time from the index date to that end, so
-  ``followup_days / 365.25`` is person-time at risk.
+* before: admission dated in the 12 months before the index date, ``(index - 12 months, index]``;
+* after: admission dated from the day after the index date to the end of follow-up (death, end
+  of registration or ``index + 12 months``, whichever comes first), inclusive: an admission on
+  the day of death or of leaving counts. ``followup_days`` is the time from the index date to
+  that end, so ``followup_days / 365.25`` is person-time at risk.
 
 Emergency bed days are ``discharge_date - admission_date`` (0 for same-day spells) summed over
 the emergency spells in the window before.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.definitions import follow_up_end_sql, follow_up_sql, lookback_sql
 from phm_eval.errors import InputError
 from phm_eval.segment._io import (
     TableSource,
@@ -52,15 +54,15 @@ log = logging.getLogger(__name__)
 EFI_ORDER: tuple[str, ...] = ("fit", "mild", "moderate", "severe")
 
 
-def _population_sql(index: dt.date, before: dt.date, after: dt.date, emergency: str) -> str:
-    idx, start, stop = sql_date(index), sql_date(before), sql_date(after)
+def _population_sql(index: dt.date, lookback_months: int, follow_up_months: int,
+                    emergency: str) -> str:
+    idx = sql_date(index)
+    stop = sql_date(add_months(index, follow_up_months))
     return f"""
     WITH pop AS (
         SELECT p.patient_id, p.practice_id, p.sex, p.ethnicity, p.imd_decile,
                {age_sql("p.date_of_birth", idx)} AS age,
-               least({stop},
-                     coalesce(p.registration_end, {stop}),
-                     coalesce(p.date_of_death, {stop})) AS followup_end,
+               {follow_up_end_sql(idx, "p", months=follow_up_months)} AS followup_end,
                p.date_of_death
         FROM patients p
         WHERE {registered_sql(idx, "p")}
@@ -69,7 +71,8 @@ def _population_sql(index: dt.date, before: dt.date, after: dt.date, emergency: 
         SELECT a.patient_id, a.admission_date, a.discharge_date
         FROM admissions a
         WHERE {emergency}
-          AND a.admission_date >= {start} AND a.admission_date <= {stop}
+          AND ({lookback_sql("a.admission_date", idx, months=lookback_months)}
+               OR {follow_up_sql("a.admission_date", idx, months=follow_up_months)})
           AND a.patient_id IN (SELECT patient_id FROM pop)
     ),
     prior AS (
@@ -81,7 +84,7 @@ def _population_sql(index: dt.date, before: dt.date, after: dt.date, emergency: 
     post AS (
         SELECT em.patient_id, count(*) AS n
         FROM em JOIN pop USING (patient_id)
-        WHERE em.admission_date > {idx} AND em.admission_date <= pop.followup_end
+        WHERE {follow_up_sql("em.admission_date", idx, end="pop.followup_end")}
         GROUP BY em.patient_id
     )
     SELECT pop.patient_id, pop.practice_id, pop.sex, pop.ethnicity, pop.imd_decile, pop.age,
@@ -173,15 +176,14 @@ def build_population(
     settings = segmentation_config(config)
     index = as_date(index_date)
     adm = settings["admissions"]
-    before = add_months(index, -int(adm["lookback_months"]))
-    after = add_months(index, int(adm["follow_up_months"]))
     con = open_connection(threads)
     try:
         register(con, "patients", patients)
         label = register(con, "events", events)
         adm_label = register(con, "admissions", admissions)
         conditions = create_ltc_table(con, index, codelist_dir, settings["ltc"], label)
-        sql = _population_sql(index, before, after, emergency_sql("a", adm["exclude_methods"]))
+        sql = _population_sql(index, int(adm["lookback_months"]), int(adm["follow_up_months"]),
+                              emergency_sql("a", adm["exclude_methods"]))
         pop = fetch(con, sql, adm_label)
     finally:
         con.close()
@@ -212,8 +214,10 @@ def build_population(
     pop.attrs.update(
         {
             "index_date": index.isoformat(),
-            "lookback_start": before.isoformat(),
-            "follow_up_end": after.isoformat(),
+            # First and last days of the windows: (index - N months, index + M months].
+            "lookback_start": (add_months(index, -int(adm["lookback_months"]))
+                               + dt.timedelta(days=1)).isoformat(),
+            "follow_up_end": add_months(index, int(adm["follow_up_months"])).isoformat(),
             "conditions": conditions,
             "chronic_conditions": [
                 c for c in conditions if c in set(settings["ltc"]["chronic_conditions"])

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import definitions
 from .population import DAYS_PER_YEAR, People, to_days
 
 # Unobserved admission-proneness barely raises mortality: a strong link would deplete the
 # admission-prone among older people over calendar time (the population is closed), and risk
 # models developed in one year would be miscalibrated in the next for that reason alone.
 MORTALITY_FRAILTY = 0.0
-EMERGENCY_METHODS = np.array(["21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"])
+# The emergency methods are the analysis's own definition (same order as before: draws use it).
+EMERGENCY_METHODS = np.array(definitions.EMERGENCY_METHODS)
 EMERGENCY_METHOD_SHARE = np.array([0.70, 0.08, 0.02, 0.03, 0.02, 0.02, 0.06, 0.03, 0.02, 0.02])
 # Common primary diagnoses of emergency spells (ICD-10), with relative weights.
 EMERGENCY_DIAGNOSES = np.array(
