@@ -136,8 +136,13 @@ def _changed_config(tmp_path: Path, section: str, key: str, value) -> Path:
     return path
 
 
-def test_unchanged_config_plans_nothing(smoke_run):
+def test_unchanged_config_plans_nothing(smoke_run, tmp_path):
     assert _planned(smoke_run.parent, ROOT / "config" / "smoke.yaml") == {}
+    # The same settings written in another key order are the same configuration.
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    assert _planned(smoke_run.parent, reordered) == {}
 
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [

@@ -21,6 +21,20 @@ def validate_config(cfg, schema_path):
 
 validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 
+def settings(section):
+    """A config section as a rule's params, keys sorted at every level: Snakemake compares
+    params by their repr, so the order keys are written in a file must not rerun anything."""
+
+    def canonical(value):
+        if isinstance(value, dict):
+            return {key: canonical(value[key]) for key in sorted(value)}
+        if isinstance(value, list):
+            return [canonical(item) for item in value]
+        return value
+
+    return canonical(config[section]) if section else canonical(config)
+
+
 #: Everything this run writes goes under this folder (config key results_dir).
 RESULTS = config["results_dir"].rstrip("/")
 

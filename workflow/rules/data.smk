@@ -8,7 +8,7 @@ if config["input"]["source"] == "synthetic":
             truth=R("synthetic/truth/truth.json"),
         params:
             stage="data.simulate",
-            synthetic=config["synthetic"],
+            synthetic=settings("synthetic"),
         log:
             R("logs/simulate.log"),
         benchmark:
@@ -31,7 +31,7 @@ rule ingest:
     params:
         stage="data.ingest_inputs",
         source=input_folder(),
-        study=config["study"],
+        study=settings("study"),
     log:
         R("logs/ingest.log"),
     benchmark:

@@ -19,8 +19,8 @@ rule describe:
         describe_outputs(),
     params:
         stage="describe.run",
-        study=config["study"],
-        disclosure=config["disclosure"],
+        study=settings("study"),
+        disclosure=settings("disclosure"),
         codelists=CODELISTS,
     log:
         R("logs/describe.log"),

@@ -32,9 +32,9 @@ rule evaluate:
         EVALUATE_OUTPUTS,
     params:
         stage="evaluate.run",
-        evaluate=config["evaluate"],
-        study=config["study"],
-        disclosure=config["disclosure"],
+        evaluate=settings("evaluate"),
+        study=settings("study"),
+        disclosure=settings("disclosure"),
         codelists=CODELISTS,
     threads: 2
     log:

@@ -22,8 +22,8 @@ rule frailty:
         FRAILTY_OUTPUTS,
     params:
         stage="frailty.run",
-        frailty=config["frailty"],
-        disclosure=config["disclosure"],
+        frailty=settings("frailty"),
+        disclosure=settings("disclosure"),
     log:
         R("logs/frailty.log"),
     benchmark:

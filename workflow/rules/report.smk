@@ -13,7 +13,7 @@ rule report:
         html=R("report/index.html"),
     params:
         stage="report.html",
-        config=config,
+        config=settings(None),
     log:
         R("logs/report.log"),
     benchmark:
@@ -31,7 +31,7 @@ rule manuscript:
         pdf=R("manuscript/manuscript.pdf"),
     params:
         stage="report.manuscript",
-        config=config,
+        config=settings(None),
     log:
         R("logs/manuscript.log"),
     benchmark:

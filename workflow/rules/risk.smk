@@ -54,8 +54,8 @@ rule risk_model:
         RISK_OUTPUTS,
     params:
         stage="risk.model",
-        risk=config["risk"],
-        disclosure=config["disclosure"],
+        risk=settings("risk"),
+        disclosure=settings("disclosure"),
     threads: 2
     log:
         R("logs/risk_model.log"),

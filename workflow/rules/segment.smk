@@ -29,9 +29,9 @@ rule segment:
         SEGMENT_OUTPUTS,
     params:
         stage="segment.run",
-        segment=config["segment"],
-        study=config["study"],
-        disclosure=config["disclosure"],
+        segment=settings("segment"),
+        study=settings("study"),
+        disclosure=settings("disclosure"),
         codelists=CODELISTS,
     log:
         R("logs/segment.log"),
