@@ -149,8 +149,10 @@ def exit_date_sql(alias: str = "") -> str:
 
     :data:`FAR_FUTURE` when neither is recorded.
     """
-    return (f"least(coalesce({_col(alias, 'registration_end')}, {FAR_FUTURE}), "
-            f"coalesce({_col(alias, 'date_of_death')}, {FAR_FUTURE}))")
+    # The casts keep the far-future stand-in a DATE even where a frame holds timestamps
+    # (nanosecond timestamps end in 2262); on DATE columns they cost nothing.
+    return (f"least(coalesce(CAST({_col(alias, 'registration_end')} AS DATE), {FAR_FUTURE}), "
+            f"coalesce(CAST({_col(alias, 'date_of_death')} AS DATE), {FAR_FUTURE}))")
 
 
 def entry_date_sql(alias: str = "") -> str:
