@@ -204,7 +204,7 @@ def test_default_covariates_leave_out_strata_and_reporting(fits):
     assert fit.lifelines_model_ is None
     assert fit.strata == ["sex"] and fit.n_strata_ == 2
     text = fits["rats"].print_summary()
-    assert "strata = sex (2 strata)" in text and "cluster-robust on 'litter'" in text
+    assert "stratified Cox" in text and "strata = sex (2 strata)" in text and "cluster-robust on 'litter'" in text
     record = fits["lung"].to_dict()
     assert record["strata"] == ["sex", "ph_ecog"] and record["n_strata"] == 7
     assert fits["colon"].plot().get_xscale() == "log"
@@ -224,3 +224,22 @@ def test_stratum_input_errors():
         fit.fit(data, "time", "status", covariates=["rx"], strata="litter", cluster_col="litter")
     with pytest.raises(InputError, match="at least one column"):
         fit.fit(data, "time", "status", covariates=["rx"], strata=[])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
+def test_diverging_coefficient_is_reported(caplog):
+    """Monotone likelihood (every death has x = 1, before any x = 0 row): R warns."""
+    rng = np.random.default_rng(2)
+    n = 200
+    df = pd.DataFrame({"s": rng.integers(0, 4, n), "z": rng.normal(size=n),
+                       "x": rng.integers(0, 2, n).astype(float)})
+    df["time"] = np.where(df["x"] == 1, rng.uniform(0, 1, n), rng.uniform(1, 2, n)).round(2)
+    df["event"] = (df["x"] == 1).astype(int)
+    with caplog.at_level("WARNING", logger="phm_eval.survival.cox"):
+        fit = RobustCoxPHFitter().fit(df, "time", "event", covariates=["x", "z"], strata="s")
+    assert "converged before x;" in caplog.text
+    assert fit.params_["x"] > 10
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="phm_eval.survival.cox"):
+        _fit("rats")
+    assert "may be infinite" not in caplog.text

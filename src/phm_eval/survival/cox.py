@@ -158,6 +158,14 @@ class RobustCoxPHFitter:
                                                                precision=self.precision)
             except (np.linalg.LinAlgError, RuntimeError) as exc:
                 raise EstimationError(f"Cox model did not converge: {exc}") from exc
+            # R's check: a Newton step still large at convergence means a coefficient
+            # heading to infinity (monotone likelihood, e.g. no events in one group)
+            last_step = np.linalg.solve(_efron.information(X, event, terms),
+                                        _efron.score(X, event, terms))
+            infinite = np.abs(last_step) > 1e-6 * np.maximum(1.0, np.abs(beta))
+            if infinite.any():
+                logger.warning("log-likelihood converged before %s; coefficient(s) may be "
+                               "infinite", ", ".join(np.array(names)[infinite]))
         else:
             work = pd.DataFrame(arrays.X, columns=names)
             work["__T"], work["__E"] = arrays.time, event.astype(int)
@@ -275,7 +283,9 @@ class RobustCoxPHFitter:
         var = ("cluster-robust on " + repr(self.cluster_col) if self.cluster_col else
                "robust" if self.robust else "model-based")
         text = "\n".join([
-            "<phm_eval.survival.RobustCoxPHFitter> (lifelines CoxPHFitter, Efron ties)",
+            "<phm_eval.survival.RobustCoxPHFitter> " + (
+                "(stratified Cox, Efron ties)" if self.strata
+                else "(lifelines CoxPHFitter, Efron ties)"),
             f"observations = {self.n_obs_}   events = {self.n_events_}   variance = {var}",
             *([f"strata = {', '.join(self.strata)} ({self.n_strata_} strata)"]
               if self.strata else []),
