@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 
 import pyarrow as arrow
@@ -15,9 +16,9 @@ import pyarrow.csv as arrow_csv
 import pyarrow.parquet as pq
 import pytest
 
-from phm_eval import ingest as ingest_module
 from phm_eval.errors import ConfigError, InputError
 from phm_eval.ingest import StudyPeriod, contract_schema, ingest, validate
+from phm_eval.ingest import _common as ingest_settings
 
 PERIOD = StudyPeriod("2019-04-01", "2024-03-31")
 
@@ -138,31 +139,39 @@ def tiny(tmp_path) -> Path:
 def expect_error(src: Path, tmp_path: Path, *, file: str, rule: str, column: str | None = None,
                  rows: list[int] | None = None, keys: list[str] | None = None,
                  n_failing: int | None = None, period: StudyPeriod = PERIOD) -> InputError:
-    """Run ingest, check the error in full and that nothing was written."""
+    """Run ingest, check the first problem reported in full and that nothing was written.
+
+    Returns that problem. Consequences of the planted error in other rules or files may be
+    listed after it (every problem is reported in one pass).
+    """
     results = tmp_path / "results"
     destination = results / "data"
     with pytest.raises(InputError) as caught:
         ingest(src, destination, period)
     err = caught.value
-    assert err.file == file
-    assert rule in err.rule, err.rule
-    assert err.column == column
+    problems = getattr(err, "problems", [err])
+    first = problems[0]
+    assert (err.file, err.rule, err.column) == (first.file, first.rule, first.column)
+    assert first.file == file
+    assert rule in first.rule, first.rule
+    assert first.column == column
     if rows is not None:
-        assert err.rows == rows
+        assert first.rows == rows
         for row in rows:
-            assert f"row {row}" in str(err)
+            assert f"row {row}" in str(first)
     if keys is not None:
-        assert err.keys == keys
+        assert first.keys == keys
     if n_failing is not None:
-        assert err.n_failing == n_failing
-    message = str(err)
+        assert first.n_failing == n_failing
+    message = str(first)
     assert message.startswith(file)
+    assert message in str(err)
     if column:
         assert f"column '{column}'" in message
     # Nothing written: no destination and no staging folder left beside it.
     assert not destination.exists()
     assert list(results.iterdir()) == []
-    return err
+    return first
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,9 +223,9 @@ def test_header_only_patients(tiny, tmp_path):
 
 def test_header_only_events_is_valid(tiny, tmp_path):
     (tiny / "events.csv").write_text("patient_id,date,snomed_code,value\n")
-    flow = ingest(tiny, tmp_path / "out", PERIOD).set_index(["table", "step"])
-    assert flow.loc[("events", "read"), "n"] == 0
-    assert flow.loc[("events", "kept"), "n"] == 0
+    flow = ingest(tiny, tmp_path / "out", PERIOD)
+    events = flow[flow["table"] == "events"].groupby("step")["n"].sum()
+    assert events["read"] == 0 and events["kept"] == 0
     assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 0
 
 
@@ -349,7 +358,8 @@ VALUE_CASES = [
      "must be ICD-10 codes separated by ';'", "SP1"),
     ("admimeth_unknown", "admissions", 4, "admission_method", "2E",
      "admission_method (ADMIMETH) must be one of 11, 12, 13, 21", "SP4"),
-    ("sex_word", "patients", 1, "sex", "Female", "sex must be one of F, M, I, U", "PT1"),
+    ("sex_nhs_code", "patients", 1, "sex", "2", "sex must be one of F, M, I, U", "PT1"),
+    ("sex_abbreviated_word", "patients", 1, "sex", "Fem", "sex must be one of F, M, I, U", "PT1"),
     ("ethnicity_unknown_group", "patients", 5, "ethnicity", "British",
      "ethnicity must be one of Asian, Black, Mixed, White, Other, Unknown", "PT5"),
     ("id_whitespace", "interventions", 2, "programme", "   ", "must not be empty", "PT2"),
@@ -414,7 +424,7 @@ def test_duplicate_key(tiny, tmp_path, table, column, row, value, rows, key):
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 3])
 def test_duplicate_key_across_chunks(tiny, tmp_path, monkeypatch, chunk_rows):
-    monkeypatch.setattr(ingest_module, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(ingest_settings, "CHUNK_ROWS", chunk_rows)
     set_cell(tiny, "patients", 5, "patient_id", "PT1")
     set_cell(tiny, "events", 6, "patient_id", "PT1")
     set_cell(tiny, "admissions", 3, "patient_id", "PT1")
@@ -430,12 +440,13 @@ def test_duplicate_rollout_row(tiny, tmp_path):
 
 
 def test_row_numbers_count_across_chunks(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(ingest_settings, "CHUNK_ROWS", 2)
     set_cell(tiny, "events", 7, "snomed_code", "0")
     set_cell(tiny, "events", 5, "snomed_code", "0")
-    # The first failing chunk is reported: rows 5-6.
-    expect_error(tiny, tmp_path, file="events.csv", column="snomed_code", rows=[5],
-                 keys=["patient_id=PT4"], rule="must be a SNOMED CT identifier")
+    # Failing rows are gathered over every chunk: rows 5-6 and 7.
+    expect_error(tiny, tmp_path, file="events.csv", column="snomed_code", rows=[5, 7],
+                 keys=["patient_id=PT4", "patient_id=PT2"], n_failing=2,
+                 rule="must be a SNOMED CT identifier")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,21 +521,35 @@ def test_boundary_dates_are_allowed(tiny, tmp_path):
     ("events", 5, "date"),
     ("patients", 4, "registration_end"),
     ("admissions", 4, "discharge_date"),
+    ("interventions", 3, "end_date"),
     ("rollout", 1, "start_date"),
 ])
-def test_date_after_study_end(tiny, tmp_path, table, row, column):
-    set_cell(tiny, table, row, column, "2024-04-01")
-    if column == "discharge_date":
-        set_cell(tiny, table, row, "admission_date", "2024-03-31")
-    expect_error(tiny, tmp_path, file=f"{table}.csv", column=column, rows=[row], n_failing=1,
-                 rule="date is after the study end (2024-03-31)")
+def test_date_in_the_future_of_the_extract(tiny, tmp_path, table, row, column):
+    # Past the study end is expected (cut, see test_ingest_study_end.py); past the day the
+    # extract was taken is impossible.
+    set_cell(tiny, table, row, column, "2099-12-31")
+    err = expect_error(tiny, tmp_path, file=f"{table}.csv", column=column, rows=[row],
+                       n_failing=1, rule="date is in the future (after ")
+    assert err.rule == f"date is in the future (after {date.today().isoformat()})"
 
 
-def test_validate_bounds_dates_only_when_asked(tiny):
+def test_the_extract_date_bounds_dates(tiny, tmp_path):
+    set_cell(tiny, "events", 5, "date", "2024-05-02")
+    ingest(tiny, tmp_path / "out", PERIOD, today="2024-05-02")
+    with pytest.raises(InputError, match=r"date is in the future \(after 2024-05-01\)"):
+        ingest(tiny, tmp_path / "out2", PERIOD, today="2024-05-01")
+    with pytest.raises(InputError, match=r"date is in the future \(after 2024-05-01\)"):
+        validate(tiny, today="2024-05-01")
+
+
+def test_validate_with_only_a_study_end_cuts_instead_of_failing(tiny):
     set_cell(tiny, "events", 5, "date", "2025-01-01")
-    validate(tiny)
-    with pytest.raises(InputError, match=r"date is after the study end \(2024-12-31\)"):
-        validate(tiny, study_end="2024-12-31")
+    assert validate(tiny).flow is None
+    report = validate(tiny, study_end="2024-12-31")  # the keyword kept from before
+    cut = report.flow[(report.flow["table"] == "events")
+                      & report.flow["reason"].str.startswith("dated after the study end")]
+    assert cut["n"].tolist() == [1]
+    assert validate(tiny, "2024-12-31").flow.equals(report.flow)  # positional, as before
 
 
 def test_failed_ingest_keeps_the_previous_output(tiny, tmp_path):

@@ -19,6 +19,7 @@ from phm_eval import ingest as ingest_module
 from phm_eval.cli import main
 from phm_eval.errors import InputError
 from phm_eval.ingest import StudyPeriod, contract_schema, ingest, validate
+from phm_eval.ingest import _common as ingest_settings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "data-contract.md"
 
@@ -42,23 +43,30 @@ def test_tiny_folder_flow_table(tiny, tmp_path):
     out = tmp_path / "out"
     flow = ingest(tiny, out, PERIOD)
     expected = {
-        ("patients", "read"): 5, ("patients", "exclude"): 1, ("patients", "kept"): 4,
+        ("patients", "read"): 5, ("patients", "exclude"): 1, ("patients", "modify"): 0,
+        ("patients", "kept"): 4,
         ("events", "read"): 7, ("events", "exclude"): 1, ("events", "kept"): 6,
-        ("admissions", "read"): 4, ("admissions", "exclude"): 1, ("admissions", "kept"): 3,
+        ("admissions", "read"): 4, ("admissions", "exclude"): 1, ("admissions", "modify"): 0,
+        ("admissions", "kept"): 3,
         ("interventions", "read"): 3, ("interventions", "exclude"): 0,
-        ("interventions", "kept"): 3,
+        ("interventions", "modify"): 0, ("interventions", "kept"): 3,
         ("practices", "read"): 3, ("practices", "kept"): 3,
-        ("rollout", "read"): 2, ("rollout", "kept"): 2,
+        ("rollout", "read"): 2, ("rollout", "exclude"): 0, ("rollout", "kept"): 2,
     }
     got = flow.groupby(["table", "step"])["n"].sum().to_dict()
     assert got == expected
     assert_flow_adds_up(flow)
-    reasons = set(flow.loc[flow["step"] == "exclude", "reason"])
-    assert reasons == {"registration ended or died before the study start",
-                       "patient not in the study population"}
+    excluded = flow[(flow["step"] == "exclude") & (flow["n"] > 0)]
+    assert set(excluded["reason"]) == {"registration ended or died before the study start",
+                                       "patient not in the study population"}
     pd.testing.assert_frame_equal(pd.read_csv(out / "flow.csv"), flow)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{t}.parquet" for t in TINY] + ["flow.csv"])
+        [f"{t}.parquet" for t in TINY] + ["flow.csv", "data_quality.csv"])
+    # A clean folder has nothing to normalise: the data-quality table has only its header.
+    quality = pd.read_csv(out / "data_quality.csv")
+    assert list(quality.columns) == ["file", "column", "quirk", "rows_affected", "example",
+                                     "action"]
+    assert quality.empty
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]  # no staging left
 
 
@@ -89,9 +97,12 @@ def test_programme_filter_is_a_counted_exclusion(tiny, tmp_path):
     period = StudyPeriod("2019-04-01", "2024-03-31", programme="proactive_care")
     flow = ingest(tiny, tmp_path / "out", period)
     rows = flow[flow["table"] == "interventions"]
-    assert list(rows["reason"]) == ["rows in file", "programme other than 'proactive_care'",
-                                    "patient not in the study population", "in scope"]
-    assert list(rows["n"]) == [3, 1, 0, 2]
+    assert list(rows["reason"]) == [
+        "rows in file", "programme other than 'proactive_care'",
+        "patient not in the study population", "enrolled after the study end (2024-03-31)",
+        "end_date after the study end (2024-03-31): set to missing (still enrolled at the "
+        "study end)", "in scope"]
+    assert list(rows["n"]) == [3, 1, 0, 0, 0, 2]
     assert_flow_adds_up(flow)
     kept = pd.read_parquet(tmp_path / "out" / "interventions.parquet")
     assert list(kept["programme"]) == ["proactive_care"] * 2
@@ -264,8 +275,8 @@ def test_synthetic_population_meets_the_contract(smoke, tmp_path):
 
 def test_row_number_deep_in_a_large_file(smoke, tmp_path, monkeypatch):
     # Many small CSV blocks (each with its own dictionary of codes) regrouped into chunks.
-    monkeypatch.setattr(ingest_module, "CHUNK_ROWS", 50_000)
-    monkeypatch.setattr(ingest_module, "CSV_BLOCK_BYTES", 300_000)
+    monkeypatch.setattr(ingest_settings, "CHUNK_ROWS", 50_000)
+    monkeypatch.setattr(ingest_settings, "CSV_BLOCK_BYTES", 300_000)
     src = tmp_path / "in"
     shutil.copytree(smoke, src)
     lines = (src / "events.csv").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -331,7 +342,8 @@ FILE_AND_ROW_RULES = [
     "not a well-formed CSV file",
     "Parquet column has type",
     "value is missing but the column is required",
-    "date is after the study end",
+    "date is in the future (after",
+    "no rows are left after the study's filters",
     "input folder not found",
 ]
 
@@ -342,9 +354,11 @@ def test_every_rule_is_documented(rule):
 
 
 def test_rule_lists_cover_the_messages_in_the_code():
-    # Every literal rule passed to InputError in ingest.py is in one of the lists above.
-    source = Path(ingest_module.__file__).read_text(encoding="utf-8")
+    # Every literal rule passed to InputError in the ingest package is in one of the lists.
+    package = Path(ingest_module.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(package.glob("*.py")))
     literals = re.findall(r'InputError\([^,]+,\s*f?"([^"{]+)', source)
+    assert len(literals) > 10
     known = _all_rule_texts() + FILE_AND_ROW_RULES
     for literal in literals:
         assert any(literal.startswith(k) or k.startswith(literal) for k in known), literal

@@ -284,13 +284,15 @@ REQUIRED_TABLES = ("practices", "patients", "events", "admissions", "interventio
 
 
 @cache
-def schema(table: str, columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
+def schema(table: str, columns: tuple[str, ...] | None = None,
+           unique: bool = True) -> pa.DataFrameSchema:
     """The pandera schema of one typed input table.
 
     Columns are Arrow-backed (``pd.ArrowDtype``): text as ``string`` (or dictionary-encoded
     ``string``), dates as ``date32``, whole numbers as ``int64`` and numbers as ``float64``;
     every rule is a named check and the table's key must be unique. With ``columns``, only
-    those columns are checked.
+    those columns are checked; with ``unique=False`` the key is not checked (the ingest checks
+    it over the whole file instead, chunk by chunk).
     """
     spec = TABLES[table]
     chosen = spec.columns if columns is None else [spec.column(n) for n in columns]
@@ -303,8 +305,8 @@ def schema(table: str, columns: tuple[str, ...] | None = None) -> pa.DataFrameSc
             nullable=col.nullable,
             required=col.required,
         )
-    unique = [spec.key] if spec.key and spec.key in checked else None
-    return pa.DataFrameSchema(checked, strict=columns is None, unique=unique,
+    keys = [spec.key] if unique and spec.key and spec.key in checked else None
+    return pa.DataFrameSchema(checked, strict=columns is None, unique=keys,
                               report_duplicates="all")
 
 
