@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +26,39 @@ def _run(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProces
     )
 
 
+def _killed_mid_run(workdir: Path, config: Path) -> None:
+    """Start a run and kill it (SIGKILL, the whole process group, as a lost session or an
+    out-of-memory kill would) once the data are staged, leaving its lock and partial work."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "phm_eval.cli", "run", "--config", str(config), "--cores", "2"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    marker = workdir / "results-smoke" / "data" / "flow.csv"
+    deadline = time.monotonic() + 300
+    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """The smoke configuration run to the end after a first run was killed part-way."""
     workdir = tmp_path_factory.mktemp("workflow")
+    _killed_mid_run(workdir, ROOT / "config" / "smoke.yaml")
+    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "the kill left no lock"
     done = _run(workdir, ROOT / "config" / "smoke.yaml")
     assert done.returncode == 0, done.stderr[-4000:]
+    (workdir / "resume.stderr").write_text(done.stderr)
     return workdir / "results-smoke"
+
+
+def test_a_killed_run_resumes_cleanly(smoke_run):
+    stderr = (smoke_run.parent / "resume.stderr").read_text()
+    assert "cleared the lock left on results-smoke/ by an interrupted run" in stderr
+    assert "LockException" not in stderr
+    assert not list((smoke_run.parent / ".snakemake" / "locks").glob("*.lock"))
+    assert (smoke_run / "report" / "index.html").exists()
 
 
 def test_outputs_exist(smoke_run):
