@@ -86,6 +86,15 @@ def test_rate_ratio_falls_back_to_the_same_poisson_model_with_robust_ses():
     assert effect.estimate == pytest.approx(np.exp(b), rel=1e-8)
     assert effect.ci_low == pytest.approx(np.exp(b - 1.959963984540054 * se), rel=1e-6)
     assert effect.ci_high == pytest.approx(np.exp(b + 1.959963984540054 * se), rel=1e-6)
+    # Clustered where the negative binomial was clustered (here by practice, several rows each).
+    by_practice = df.assign(practice=np.arange(len(df)) % 15)
+    clustered = fx.rate_ratio(by_practice, adjust=ADJUST, cluster="practice")
+    assert "clustered on practice" in clustered.fallback
+    ref_pr = sm.GLM(df["emergency_admissions"], X, family=sm.families.Poisson(),
+                    offset=np.log(df["person_years"])).fit(
+        cov_type="cluster", cov_kwds={"groups": by_practice["practice"].to_numpy()})
+    se_pr = ref_pr.bse["treated"]
+    assert clustered.ci_high == pytest.approx(np.exp(b + 1.959963984540054 * se_pr), rel=1e-6)
     # Robust, not model-based: under-dispersion makes the sandwich SE smaller than Poisson's.
     model_based = sm.GLM(df["emergency_admissions"], X, family=sm.families.Poisson(),
                          offset=np.log(df["person_years"])).fit().bse["treated"]
