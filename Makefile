@@ -35,4 +35,4 @@ bench: env
 	$(BIN)/python benchmarks/run_benchmarks.py
 
 clean:
-	rm -rf results/* .snakemake
+	rm -rf results/* results-*/ .snakemake

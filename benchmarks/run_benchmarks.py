@@ -170,9 +170,11 @@ def _kill_tree(pid: int) -> None:
 
 
 def write_config(base: Path, n_patients: int, path: Path) -> Path:
-    """Copy ``base`` with ``synthetic.n_patients`` set to ``n_patients``."""
+    """Copy ``base`` with ``synthetic.n_patients`` set to ``n_patients``, writing to
+    ``results/`` in the run's own working folder."""
     cfg = yaml.safe_load(base.read_text(encoding="utf-8"))
     cfg.setdefault("synthetic", {})["n_patients"] = int(n_patients)
+    cfg["results_dir"] = "results"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
 

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..definitions import age_on, in_follow_up, is_emergency
 from ..disclosure import apply_disclosure
 from ..frailty import efi, efi2, hfrs
 from ..frailty.population import flow_table
@@ -39,7 +40,7 @@ def run(smk) -> None:
 
     pats = pd.read_parquet(inp.patients, columns=["patient_id", "sex", "date_of_birth"])
     table = merged.merge(pats, on="patient_id")
-    age = (pd.Timestamp(day) - pd.to_datetime(table["date_of_birth"])).dt.days / 365.25
+    age = age_on(table["date_of_birth"], day)
     table["age_band"] = pd.cut(age, AGE_BANDS, right=False, labels=AGE_LABELS)
     counts = (table.groupby(["age_band", "sex", "efi_category"], observed=False).size()
               .unstack("efi_category", fill_value=0).reset_index())
@@ -54,10 +55,8 @@ def run(smk) -> None:
     # rates should rise with frailty, as in Clegg et al. 2016).
     adm = pd.read_parquet(inp.admissions, columns=["patient_id", "admission_date",
                                                    "admission_method"])
-    adm = adm[adm["admission_method"].str.startswith("2")]
-    start = pd.Timestamp(day)
-    adm_date = pd.to_datetime(adm["admission_date"])
-    window = adm[(adm_date > start) & (adm_date <= start + pd.Timedelta(days=365))]
+    emergency = is_emergency(adm["admission_method"])
+    window = adm[emergency & in_follow_up(adm["admission_date"], day, days=365)]
     n_adm = window.groupby("patient_id").size()
     merged["admissions_12m"] = merged["patient_id"].map(n_adm).fillna(0).astype(int)
     by_cat = merged.groupby("efi_category", observed=False).agg(
