@@ -12,6 +12,8 @@ import pandas as pd
 matplotlib.use("Agg")
 
 from ..disclosure import DisclosurePolicy  # noqa: E402
+# Stages write JSON strictly: NaN and infinities become null, never invalid JSON.
+from ..jsonio import write_json  # noqa: E402, F401
 
 
 def output(smk, name: str) -> Path:
@@ -24,26 +26,6 @@ def output(smk, name: str) -> Path:
 
 def policy(smk) -> DisclosurePolicy:
     return DisclosurePolicy.from_config(smk.params.disclosure)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2, default=_default) + "\n")
-
-
-def _default(value: Any) -> Any:
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def write_disclosed(disclosed, path: str | Path, decimals: int | None = None) -> Path:
