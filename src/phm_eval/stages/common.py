@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -12,6 +11,7 @@ import pandas as pd
 matplotlib.use("Agg")
 
 from ..disclosure import DisclosurePolicy  # noqa: E402
+
 # Stages write JSON strictly: NaN and infinities become null, never invalid JSON.
 from ..jsonio import write_json  # noqa: E402, F401
 
