@@ -55,7 +55,7 @@ def run(smk) -> None:
                     output(smk, "flow.csv"))
     _figures(smk, result, rtm)
     head = result.headline
-    log.info("headline rate ratio %.3f (%.3f-%.3f); naive %.3f", head["estimate"],
+    log.info("headline rate ratio %s (%s-%s); naive %s", head["estimate"],
              head["ci_low"], head["ci_high"], result.naive.estimate)
 
 

@@ -42,9 +42,8 @@ def model(smk) -> None:
         "random_state": int(cfg.get("seed", 1)),
         "model_options": dict(cfg.get("model_options") or {}),
     }
-    if dev[settings["cluster"]].nunique() < 2:
-        # One PCN: internal-external cross-validation needs several clusters; use practices.
-        settings["cluster"] = "practice_id"
+    # Too few clusters for internal-external validation: develop_risk_model falls back to
+    # practices (or skips it) and records why in metrics["internal_external"].
     drop = [c for c in NOT_FEATURES if c in dev.columns]
     out_dir = output(smk, "metrics.json").parent
     pol = policy(smk)
@@ -95,6 +94,6 @@ def model(smk) -> None:
     predicted = report.model.predict_proba(scored)[:, 1]
     pd.DataFrame({"patient_id": current["patient_id"], "predicted_risk": predicted}).to_parquet(
         output(smk, "predictions.parquet"), index=False)
-    log.info("validation c-statistic %.3f, calibration slope %.3f",
-             metrics.get("c_statistic", {}).get("estimate", float("nan")),
-             metrics.get("calibration_slope", {}).get("estimate", float("nan")))
+    log.info("validation c-statistic %s, calibration slope %s",
+             metrics.get("c_statistic", {}).get("estimate"),
+             metrics.get("calibration_slope", {}).get("estimate"))
