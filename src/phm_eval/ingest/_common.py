@@ -206,6 +206,17 @@ class Problems:
         return len(self.items)
 
     def raise_if_any(self) -> None:
-        """Raise one :class:`InputProblems` listing everything recorded, if anything was."""
+        """Raise one :class:`InputProblems` listing everything recorded, if anything was.
+
+        Problems are listed table by table (in the order of :data:`ALL_TABLES`), each table's
+        in the order they were found: file, rows, then across tables.
+        """
         if self.items:
-            raise InputProblems(self.items)
+            raise InputProblems(sorted(self.items, key=_table_order))
+
+
+def _table_order(problem: InputError) -> int:
+    for i, table in enumerate(ALL_TABLES):
+        if problem.file.startswith(f"{table}."):
+            return i
+    return len(ALL_TABLES)

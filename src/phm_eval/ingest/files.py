@@ -22,7 +22,7 @@ from ..contract import TableSpec
 from ..errors import InputError
 from . import _common
 from ._common import DICTIONARY_COLUMNS, TEXT_DICTIONARY, InputProblems
-from .quirks import DataQuality
+from .quirks import WHOLE_FILE, DataQuality
 
 PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 _EXPECTED = {"id": "text", "string": "text", "date": "dates (date, timestamp or YYYY-MM-DD text)",
@@ -71,7 +71,7 @@ def check_header(path: Path, spec: TableSpec, columns: list[str],
         raise InputProblems(found)
     contract_order = [n for n in spec.column_names if n in columns]
     if quality is not None and columns != contract_order:
-        quality.add(path.name, "", "columns in another order than the contract's",
+        quality.add(path.name, WHOLE_FILE, "columns in another order than the contract's",
                     "read by name", 0, ", ".join(columns[:4]) + (", ..." if len(columns) > 4
                                                                  else ""))
 
@@ -91,9 +91,9 @@ def csv_header(path: Path, quality: DataQuality | None = None) -> list[str]:
         with open(path, "rb") as fh:
             first = fh.readline()
         if first.startswith(b"\xef\xbb\xbf"):
-            quality.add(path.name, "", "UTF-8 byte-order mark", "ignored", 0, "EF BB BF")
+            quality.add(path.name, WHOLE_FILE, "UTF-8 byte-order mark", "ignored", 0, "EF BB BF")
         if first.endswith(b"\r\n"):
-            quality.add(path.name, "", "Windows line ends (CRLF)", "read as line ends", 0,
+            quality.add(path.name, WHOLE_FILE, "Windows line ends (CRLF)", "read as line ends", 0,
                         "\\r\\n")
     return [h.strip().lstrip("\ufeff").strip() for h in header]
 

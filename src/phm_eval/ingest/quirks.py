@@ -33,6 +33,8 @@ import pyarrow.compute as pc
 from ..contract import ColumnSpec
 
 QUALITY_COLUMNS = ["file", "column", "quirk", "rows_affected", "example", "action"]
+#: The ``column`` of notes about a whole file (byte-order mark, line ends, column order).
+WHOLE_FILE = "(whole file)"
 
 MIDNIGHT = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]00:00(:00(\.0{1,7})?)?$"
 WHOLE_WITH_DECIMALS = r"^(-?[0-9]+)\.0+$"
@@ -71,7 +73,7 @@ class DataQuality:
     def set_file_rows(self, file: str, n: int) -> None:
         """Notes about a whole file (no column) concern all of its ``n`` rows."""
         for note in self._notes.values():
-            if note.file == file and not note.column:
+            if note.file == file and note.column == WHOLE_FILE:
                 note.rows_affected = int(n)
 
     def merge(self, other: DataQuality) -> None:
@@ -81,7 +83,7 @@ class DataQuality:
 
     def changes_values(self) -> bool:
         """Whether any value was rewritten (notes about whole files change none)."""
-        return any(note.column for note in self._notes.values())
+        return any(note.column != WHOLE_FILE for note in self._notes.values())
 
     def __bool__(self) -> bool:
         return bool(self._notes)
