@@ -28,6 +28,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "report"
 CHROMIUM = next((p for name in ("chromium", "chromium-browser", "google-chrome")
                  if (p := shutil.which(name))), None)
 
+if CHROMIUM is None and os.environ.get("PHM_EVAL_REQUIRE_BROWSER"):
+    # CI installs Chromium: a missing browser there must fail, not skip.
+    raise RuntimeError("PHM_EVAL_REQUIRE_BROWSER is set but Chromium is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 
 

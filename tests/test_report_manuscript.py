@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,9 @@ from phm_eval.report.manuscript import manuscript_data  # noqa: E402
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 CONFIG = yaml.safe_load((FIXTURE / "results" / "manifest.json").read_text())["config"]
 PDFTOTEXT = shutil.which("pdftotext")
+if PDFTOTEXT is None and os.environ.get("PHM_EVAL_REQUIRE_BROWSER"):
+    # CI installs poppler-utils: a missing pdftotext there must fail, not skip.
+    raise RuntimeError("PHM_EVAL_REQUIRE_BROWSER is set but pdftotext is not installed")
 
 
 def _fixture_module():
