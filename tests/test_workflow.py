@@ -215,3 +215,46 @@ def test_unknown_key_fails_with_a_suggestion(tmp_path):
     assert done.returncode != 0
     assert "`evaluate.matching.calliper`: unknown key; did you mean `caliper`?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- Data we did not make: a warehouse export of a small network, default configuration -----
+
+def test_a_warehouse_export_of_a_small_network_runs_to_a_report(tmp_path):
+    """~3,000 patients, 2 PCNs, 6 practices, exported the way SQL Server writes CSV, with data
+    past the study end, analysed with the default configuration: the run reaches its report,
+    every quirk is counted, and the estimates that cannot use their planned method fall back
+    and say so."""
+    from phm_eval.jsonio import read_json
+    from phm_eval.synth import simulate
+    from phm_eval.synth.warehouse import write_warehouse_export
+
+    simulate("small_network", out=tmp_path / "synthetic", seed=11)
+    write_warehouse_export(tmp_path / "synthetic", tmp_path / "export")
+    practices = pd.read_csv(tmp_path / "export" / "practices.csv", encoding="utf-8-sig")
+    assert practices["practice_id"].str.strip().nunique() == 6
+    assert practices["pcn_id"].str.strip().nunique() == 2
+    config = tmp_path / "ward.yaml"
+    config.write_text(yaml.safe_dump({"input": {"source": "folder",
+                                                "folder": str(tmp_path / "export")}}))
+    done = _run(tmp_path, config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = tmp_path / "results-ward"
+    assert (results / "report" / "index.html").stat().st_size > 0
+    assert (results / "manuscript" / "manuscript.pdf").stat().st_size > 0
+
+    quality = pd.read_csv(results / "data" / "data_quality.csv")
+    seen = " ".join(quality["quirk"].str.lower())
+    for quirk in ("byte-order mark", "crlf", "null", "midnight", "male, female",
+                  "char padding", "decimals", "'; '"):
+        assert quirk in seen, quirk
+    flow = pd.read_csv(results / "data" / "flow.csv")
+    cut = flow[flow["reason"].str.contains("after the study end", na=False)]
+    assert cut["n"].sum() > 0
+
+    metrics = read_json(results / "risk" / "metrics.json")  # strict: no NaN anywhere
+    iecv = metrics["internal_external"]
+    assert iecv["requested_cluster"] == "pcn_id" and iecv["cluster"] != "pcn_id"
+    assert iecv["note"]
+    effects = read_json(results / "evaluate" / "effects.json")
+    for record in effects:
+        assert record["estimate"] is not None or record.get("note"), record

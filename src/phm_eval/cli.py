@@ -31,10 +31,37 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .ingest import validate
+    from .ingest import StudyPeriod, validate
 
-    validate(args.folder, study_end=args.study_end)
-    print(f"{args.folder}: all files meet the data contract")
+    folder, study = args.folder, args.study_end
+    if args.config:
+        from .config import load_config
+
+        config = load_config(_config_file(args.config))
+        period = config["study"]
+        study = StudyPeriod(period["study_start"], period["study_end"], period.get("programme"))
+        if folder is None:
+            if config["input"]["source"] != "folder":
+                raise PhmEvalError(f"{args.config} reads no extracts (input.source is "
+                                   f"{config['input']['source']!r}); name the folder to check")
+            folder = config["input"]["folder"]
+    if folder is None:
+        raise PhmEvalError("name the folder of extracts to check, or pass --config FILE")
+    report = validate(folder, study)
+    quality = report.data_quality
+    print(f"{folder}: all files meet the data contract")
+    if len(quality):
+        print(f"Normalised on reading ({len(quality)} kinds of export quirk; nothing lost):")
+        for row in quality.itertuples(index=False):
+            print(f"  {row.file}, column '{row.column}': {row.quirk} ({row.rows_affected:,} "
+                  f"rows) -> {row.action}")
+    if report.flow is not None:
+        dropped = report.flow[report.flow["step"].isin(["exclude", "modify"])
+                              & (report.flow["n"] > 0)]
+        if len(dropped):
+            print("Out of the study's scope (excluded or cut at the study end, counted):")
+            for row in dropped.itertuples(index=False):
+                print(f"  {row.table}: {row.reason}: {row.n:,}")
     return 0
 
 
@@ -176,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a folder of input files against the contract",
                          description="Check input files against docs/data-contract.md.")
-    val.add_argument("folder")
+    val.add_argument("folder", nargs="?", default=None,
+                     help="folder of extracts (default: input.folder of --config)")
+    val.add_argument("--config", default=None,
+                     help="check with this configuration's study dates and programme")
     val.add_argument("--study-end", default=None, help="no date may be after this (YYYY-MM-DD)")
     val.set_defaults(func=_validate)
 

@@ -22,6 +22,7 @@ rule ingest:
         tables=input_tables(),
     output:
         flow=R("data/flow.csv"),
+        data_quality=R("data/data_quality.csv"),
         patients=R("data/patients.parquet"),
         events=R("data/events.parquet"),
         admissions=R("data/admissions.parquet"),
