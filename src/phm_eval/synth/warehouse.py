@@ -191,7 +191,9 @@ def _as_text(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         else:
             text = values.astype(str)
         if column in PADDED.get(table, ()):
-            width = int(text[~missing].str.len().max() or 0) + 4
+            # A column with no values at all (practice_id of a PCN-level roll-out) has no width.
+            lengths = text[~missing].str.len()
+            width = (int(lengths.max()) if len(lengths) else 0) + 4
             text = text.str.ljust(width)
         out[column] = text.where(~missing, None)
     return out
