@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from ..disclosure import apply_disclosure
-from ..evaluate import effects as fx
+from ..disclosure.survival_figures import disclosed_step_tables, plot_disclosed_curves
 from ..evaluate.design import Eligibility
 from ..evaluate.pipeline import evaluate_programme
 from ..evaluate.plots import forest_plot, rtm_plot
@@ -66,31 +67,41 @@ def _save(smk, fig, name: str, summary: str) -> None:
 
 
 def _figures(smk, result, rtm) -> None:
-    from lifelines import KaplanMeierFitter
-
-    analysed = result.analysed
+    analysed = result.analysed.assign(
+        arm=lambda d: np.where(d["treated"] == 1, "enrolled", "comparators"))
+    arms = {"enrolled": "Enrolled", "comparators": "Matched comparators"}
+    pol = policy(smk)
     with phm_style():
         ax = result.matching.plot()
         _save(smk, ax.figure, "love_plot.png",
               "Standardised mean differences before and after matching.")
 
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for arm, label in ((1, "Enrolled"), (0, "Matched comparators")):
-            sub = analysed[analysed["treated"] == arm]
-            KaplanMeierFitter(label=label).fit(sub["time_days"], sub["event"] == 1) \
-                .plot_survival_function(ax=ax, ci_show=True)
-        ax.set_xlabel("Days since index date")
-        ax.set_ylabel("Free of emergency admission")
+        # Survival figures are drawn only from disclosed (rounded) step tables, which are
+        # released beside them.
+        km = disclosed_step_tables(analysed, "time_days", "event", "arm", pol, competing=False)
+        write_disclosed(km, output(smk, "km.csv"), 4)
+        fig, ax = plt.subplots(figsize=(6.5, 4.8))
+        plot_disclosed_curves(km, "arm", arms, estimate="surv", ax=ax)
+        ax.set_xlabel("Days since the index date")
+        ax.set_ylabel("Free of emergency admission (%)")
         set_titles(ax, "Time to first emergency admission",
-                   subtitle="Kaplan-Meier, deaths censored")
+                   subtitle="Kaplan-Meier from rounded counts; deaths censored")
+        fig.subplots_adjust(bottom=0.3)
         _save(smk, fig, "km.png", "Kaplan-Meier curves of time to first emergency admission "
-                                  "by arm.")
+                                  "by arm, from disclosure-controlled counts.")
 
-        ax = fx.cumulative_incidence_curves(analysed).plot()
-        set_titles(ax, "Cumulative incidence",
-                   subtitle="Aalen-Johansen; death competes with admission")
-        _save(smk, ax.figure, "cif.png", "Cumulative incidence of first emergency admission "
-                                         "and of death by arm.")
+        cif = disclosed_step_tables(analysed, "time_days", "event", "arm", pol, competing=True)
+        write_disclosed(cif, output(smk, "cif.csv"), 4)
+        fig, ax = plt.subplots(figsize=(6.5, 4.8))
+        plot_disclosed_curves(cif, "arm", arms, estimate="cif", ax=ax)
+        ax.set_xlabel("Days since the index date")
+        ax.set_ylabel("Had an emergency admission (%)")
+        set_titles(ax, "Cumulative incidence of emergency admission",
+                   subtitle="Aalen-Johansen from rounded counts; death competes")
+        fig.subplots_adjust(bottom=0.3)
+        _save(smk, fig, "cif.png", "Cumulative incidence of first emergency admission by arm, "
+                                   "with death as a competing event, from "
+                                   "disclosure-controlled counts.")
 
         ax = forest_plot(result.records)
         _save(smk, ax.figure, "forest.png", "Rate ratios of emergency admissions overall and "
