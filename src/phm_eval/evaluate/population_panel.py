@@ -34,9 +34,7 @@ import pandas as pd
 
 from ..db import connect
 from ..definitions import (
-    date_literal,
     emergency_sql,
-    exit_date_sql,
     follow_up_end_sql,
     follow_up_sql,
 )
