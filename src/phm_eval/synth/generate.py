@@ -23,7 +23,7 @@ from .conditions import NEVER, generate_conditions
 from .events import PERSONALISED_CARE_RATES, build_codebook, chunk_events
 from .medications import generate_medicines
 from .population import DAYS_PER_YEAR, build_people, build_structure, to_days
-from .programme import efi_category, run_programme, truth_summary
+from .programme import efi_category, itt_population_truth, run_programme, truth_summary
 from .scenario import Scenario, load_scenario
 from .utilisation import draw_deaths, draw_emergency, draw_planned, exit_day, segments
 
@@ -203,10 +203,24 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
     steps.update()
     steps.close()
 
+    def coded_deficits_on(day: pd.Timestamp) -> np.ndarray:
+        # the eFI of the written record, as an analyst computes it (0 for anyone not scored)
+        from ..frailty import efi
+
+        lists = ({} if codelist_dir is None else
+                 {"codelist": load_codelist("efi", codelist_dir), "medications": meds_list})
+        scored = efi(out / f"events.{fmt}", out / f"patients.{fmt}", day.date(),
+                     min_age=float(params["programme"]["eligibility"]["min_age"]), **lists)
+        by_id = pd.Series(scored["efi_deficits"].to_numpy(), index=scored["patient_id"])
+        return by_id.reindex(people.patient_id).fillna(0).to_numpy()
+
+    itt_truth, itt_by_unit_month = itt_population_truth(people, structure, emergency, programme,
+                                                        exit_, coded_deficits_on, params)
     truth_dir = out / "truth"
     truth_dir.mkdir()
     enrol = _truth_enrolment(people, programme, structure)
     enrol.to_parquet(truth_dir / "enrolment.parquet", index=False)
+    itt_by_unit_month.to_parquet(truth_dir / "itt_population.parquet", index=False)
     truth_doc = {
         "generator": f"phm-eval {__version__}",
         "scenario": params,
@@ -224,6 +238,9 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
             ),
         },
         "realised": truth,
+        # The population-level effect (intention to treat) the generator implies; its unit-month
+        # pieces are in itt_population.parquet.
+        "itt_population": itt_truth,
         "rollout": [
             {k: (str(v) if k == "start_date" else v) for k, v in row.items()}
             for row in programme.rollout.to_dict("records")

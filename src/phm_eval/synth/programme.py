@@ -187,3 +187,190 @@ def truth_summary(people: People, spells: Spells, prog: Programme, exit_: np.nda
         out["realised_rate_ratio_12m"] = float(y1.sum() / y0.sum())
         out["att_admissions_per_1000_person_years_12m"] = float(1000 * (y1.sum() - y0.sum()) / py)
     return out
+
+
+#: Pre-roll-out months before the first adoption month at which the ITT population is fixed
+#: (as ``phm_eval.evaluate.population_panel.DEFAULT_PRE_MONTHS``, restated here so that the truth
+#: does not depend on the analysis code it checks).
+ITT_PRE_MONTHS = 12
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _first_full_month(day: pd.Timestamp) -> pd.Timestamp:
+    first = day.to_period("M").to_timestamp()
+    return first if day == first else (day.to_period("M") + 1).to_timestamp()
+
+
+def itt_population_truth(people: People, structure: Structure, spells: Spells, prog: Programme,
+                         exit_: np.ndarray, deficits_on, params: dict
+                         ) -> tuple[dict, pd.DataFrame]:
+    """The population-level effect (intention to treat) the generator implies, and its pieces.
+
+    The population: everyone registered on the eligibility date (the day before the month
+    ``ITT_PRE_MONTHS`` months before the first adoption month, or the day before the study
+    start if later) aged ``min_age``+ (whole years) with ``min_efi_deficits`` eFI deficits or
+    ``min_recent_emergency_admissions`` emergency admissions in the 365 days up to that date:
+    the programme's own eligibility rules, fixed before any unit adopts. ``deficits_on(date)``
+    returns every patient's eFI deficit count on that date; the generator passes the eFI of the
+    written record (:func:`phm_eval.frailty.efi`), so the population is the one an analyst
+    finds in the data (the generator's internal deficit count differs from the coded record's
+    for a few per cent of people). Each member is followed
+    in their unit (practice or PCN, the roll-out unit) month by month from the first full month
+    after that date to the last full month of the study: month ``[a, b]`` is ``(a - 1, min(b,
+    exit)]`` (the shared definitions). Both potential outcomes are known: emergency admissions
+    without the programme (every spell drawn) and with it (the spells not prevented, i.e. what
+    the admissions table holds), so the realised effect of the programme on the unit's eligible
+    population in each month after its adoption month is exact: it is the share enrolled times
+    the effect, realised.
+
+    Aggregated as the estimand of :func:`phm_eval.evaluate.population.population_itt`: within
+    each adoption cohort and month the units' rates (per 1,000 person-months) are averaged with
+    weights equal to their eligible person-months before the first adoption month, and the cells
+    (cohort, month after adoption) are averaged with weights equal to their person-months.
+
+    Returns
+    -------
+    truth : dict
+        ``rate_ratio`` (with / without the programme), ``rate_difference_per_1000_person_months``,
+        the rates, pooled ratios, shares and the ``definition`` in words.
+    by_unit_month : pandas.DataFrame
+        ``unit, month, adoption_month, post, person_days, admissions_without_programme,
+        admissions_with_programme, weight``.
+    """
+    from ..definitions import age_on
+
+    prog_params = params["programme"]
+    elig = prog_params["eligibility"]
+    level = prog_params["rollout_unit"]
+    unit_names = (structure.practice_id if level == "practice" else structure.pcn_id)
+    unit_of = unit_names[people.practice_index]
+    adopted = prog.unit_start >= 0
+    if not adopted.any():
+        return {"definition": "no unit adopted the programme"}, pd.DataFrame()
+    start_of_unit = pd.Series(prog.unit_start, index=unit_of).groupby(level=0).max()
+    adopt_month = {u: (_first_full_month(_EPOCH + pd.Timedelta(days=int(d))) if d >= 0
+                       else pd.NaT) for u, d in start_of_unit.items()}
+    first_adoption = min(m for m in adopt_month.values() if pd.notna(m))
+    study_start = pd.Timestamp(params["study_start"])
+    study_end = pd.Timestamp(params["study_end"])
+    e_date = max(first_adoption - pd.DateOffset(months=ITT_PRE_MONTHS) - pd.Timedelta(days=1),
+                 study_start - pd.Timedelta(days=1))
+    first_month = max(_first_full_month(e_date + pd.Timedelta(days=1)),
+                      _first_full_month(study_start))
+    last_month = study_end.to_period("M").to_timestamp()
+    if (study_end + pd.Timedelta(days=1)).day != 1:
+        last_month = (study_end.to_period("M") - 1).to_timestamp()
+    months = pd.date_range(first_month, last_month, freq="MS")
+    e = int((e_date - _EPOCH).days)
+
+    dob_dates = _EPOCH + pd.to_timedelta(people.dob, unit="D")
+    age = age_on(dob_dates, e_date)
+    registered = (people.dob <= e) & (people.reg_start <= e) & (exit_ > e)
+    observed = spells.emergency & ~prog.prevented
+    recent_hit = observed & (spells.admission > e - 365) & (spells.admission <= e)
+    recent = np.bincount(spells.patient[recent_hit], minlength=people.n)
+    frail = np.asarray(deficits_on(e_date)) >= int(elig["min_efi_deficits"])
+    admitted = recent >= int(elig["min_recent_emergency_admissions"])
+    cohort = registered & (age >= float(elig["min_age"])) & (frail | admitted)
+    members = np.flatnonzero(cohort)
+
+    starts = np.array([(m - _EPOCH).days for m in months], dtype=np.int64)
+    ends = np.array([((m + pd.offsets.MonthEnd(0)) - _EPOCH).days for m in months],
+                    dtype=np.int64)
+    # person-days: (a - 1, min(b, exit)]
+    upper = np.minimum(ends[None, :], exit_[members, None])
+    days = np.clip(upper - (starts[None, :] - 1), 0, None)
+    in_cohort = np.zeros(people.n, dtype=bool)
+    in_cohort[members] = True
+    sp = spells.emergency & in_cohort[spells.patient]
+    pat, adm_day = spells.patient[sp], spells.admission[sp]
+    k = np.searchsorted(starts, adm_day, side="right") - 1  # month index of each admission
+    ok = (k >= 0) & (adm_day <= ends[np.clip(k, 0, None)]) & (adm_day <= exit_[pat])
+    pat, k, kept = pat[ok], k[ok], ~prog.prevented[sp][ok]
+    units_sorted = np.array(sorted(set(unit_names)))
+    u_member = np.searchsorted(units_sorted, unit_of[members])
+    u_spell = np.searchsorted(units_sorted, unit_of[pat])
+    n_u, n_m = len(units_sorted), len(months)
+    person_days = np.zeros((n_u, n_m))
+    np.add.at(person_days, u_member, days)
+    a0 = np.zeros((n_u, n_m))
+    a1 = np.zeros((n_u, n_m))
+    np.add.at(a0, (u_spell, k), 1.0)
+    np.add.at(a1, (u_spell[kept], k[kept]), 1.0)
+
+    has_cohort = np.bincount(u_member, minlength=n_u) > 0
+    complete = has_cohort & (person_days > 0).all(axis=1)
+    pm = person_days / (DAYS_PER_YEAR / 12)
+    pre = months < first_adoption
+    weight = pm[:, pre].sum(axis=1)
+    adoption = pd.to_datetime(pd.Series([adopt_month.get(u, pd.NaT) for u in units_sorted],
+                                        dtype="object")).to_numpy(dtype="datetime64[ns]")
+    post = (~np.isnat(adoption))[:, None] & (months.values[None, :] >= adoption[:, None])
+    post &= complete[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r0 = np.where(pm > 0, 1000 * a0 / pm, 0.0)
+        r1 = np.where(pm > 0, 1000 * a1 / pm, 0.0)
+    att = rate1 = total_pm = 0.0
+    for g in np.unique(adoption[~np.isnat(adoption)]):
+        in_g = (adoption == g) & complete
+        for j in np.flatnonzero(months.values >= g):
+            w = weight[in_g]
+            cell_pm = pm[in_g, j].sum()
+            att += cell_pm * np.sum(w * (r1[in_g, j] - r0[in_g, j])) / w.sum()
+            rate1 += cell_pm * np.sum(w * r1[in_g, j]) / w.sum()
+            total_pm += cell_pm
+    att, rate1 = att / total_pm, rate1 / total_pm
+    rate0 = rate1 - att
+    enrolled_members = prog.enrolled[members]
+    adopting_members = adopted[members]
+    after_enrolment = (prog.enrolment_day[pat] >= 0) & (adm_day[ok] >= prog.enrolment_day[pat])
+    post_spell = post[u_spell, k]
+    truth = {
+        "rate_ratio": float(rate1 / rate0),
+        "rate_difference_per_1000_person_months": float(att),
+        "rate_with_programme_per_1000_person_months": float(rate1),
+        "rate_without_programme_per_1000_person_months": float(rate0),
+        "pooled_rate_ratio": float(a1[post].sum() / a0[post].sum()),
+        "admissions_without_programme": int(a0[post].sum()),
+        "admissions_with_programme": int(a1[post].sum()),
+        "person_months": float(pm[post].sum()),
+        "share_of_admissions_after_enrolment": float(
+            np.sum(post_spell & after_enrolment) / max(np.sum(post_spell), 1)),
+        "share_enrolled_of_population_in_adopting_units": float(
+            enrolled_members[adopting_members].mean()) if adopting_members.any() else 0.0,
+        "n_population": int(len(members)),
+        "unit": level,
+        "eligibility_date": str(e_date.date()),
+        "first_month": str(months[0].date()),
+        "last_month": str(months[-1].date()),
+        "first_adoption_month": str(first_adoption.date()),
+        "definition": (
+            "Intention to treat on the population the programme is for: everyone registered on "
+            "the eligibility date (the day before the month 12 months before the first adoption "
+            "month, or the day before the study start if later) aged "
+            f"{elig['min_age']}+ with {elig['min_efi_deficits']}+ eFI deficits (of the coded record) or "
+            f"{elig['min_recent_emergency_admissions']}+ emergency admissions in the 365 days "
+            f"up to it, followed by {level} and calendar month (person-time while registered "
+            "and alive) from the next full month to the study end. Effect in the unit-months "
+            "from each unit's adoption month (first full month on or after its start date): "
+            "emergency admissions with the programme (observed) against without it (every "
+            "admission drawn, prevented or not), i.e. the share enrolled times the effect, "
+            "realised. Unit rates per 1,000 person-months are averaged within adoption cohort "
+            "and month weighted by the unit's eligible person-months before the first adoption "
+            "month, and cohort-months weighted by their person-months; rate_ratio = with / "
+            "(with - difference)."
+        ),
+    }
+    month_grid = np.broadcast_to(months.values[None, :], (n_u, n_m))
+    table = pd.DataFrame({
+        "unit": np.repeat(units_sorted, n_m),
+        "month": month_grid.ravel(),
+        "adoption_month": np.repeat(adoption, n_m),
+        "post": post.ravel(),
+        "person_days": person_days.ravel().astype(np.int64),
+        "admissions_without_programme": a0.ravel().astype(np.int64),
+        "admissions_with_programme": a1.ravel().astype(np.int64),
+        "weight": np.repeat(weight, n_m),
+    })
+    table = table[np.repeat(has_cohort, n_m)].reset_index(drop=True)
+    return truth, table
