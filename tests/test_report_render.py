@@ -176,8 +176,9 @@ def test_every_section_degrades_when_outputs_are_missing(tmp_path):
 
 def test_partial_run_shows_what_exists(tmp_path):
     results = tmp_path / "results"
-    (results / "data").mkdir(parents=True)
-    shutil.copy(FIXTURE / "results" / "data" / "flow.csv", results / "data" / "flow.csv")
+    (results / "internal" / "data").mkdir(parents=True)
+    shutil.copy(FIXTURE / "results" / "internal" / "data" / "flow.csv",
+                results / "internal" / "data" / "flow.csv")
     context = build_context(results, {"input": {"source": "folder"}})
     sections = {s["id"]: s for s in context["sections"]}
     assert sections["data-quality"]["available"]

@@ -33,7 +33,7 @@ def _killed_mid_run(workdir: Path, config: Path) -> None:
         [sys.executable, "-m", "phm_eval.cli", "run", "--config", str(config), "--cores", "2"],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
-    marker = workdir / "results-smoke" / "data" / "flow.csv"
+    marker = workdir / "results-smoke" / "internal" / "data" / "flow.csv"
     deadline = time.monotonic() + 300
     while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -62,7 +62,7 @@ def test_a_killed_run_resumes_cleanly(smoke_run):
 
 
 def test_outputs_exist(smoke_run):
-    for rel in ("data/flow.csv", "data/patients.parquet", "describe/population_pyramid.csv",
+    for rel in ("internal/data/flow.csv", "internal/data/patients.parquet", "describe/population_pyramid.csv",
                 "describe/population_pyramid.png", "describe/ltc_prevalence.csv",
                 "describe/emergency_admission_rates.csv", "manifest.json"):
         assert (smoke_run / rel).exists(), rel
@@ -85,7 +85,7 @@ def test_manifest_records_provenance(smoke_run):
 
 
 def test_flow_table_counts_add_up(smoke_run):
-    flow = pd.read_csv(smoke_run / "data" / "flow.csv")
+    flow = pd.read_csv(smoke_run / "internal" / "data" / "flow.csv")
     for table, sub in flow.groupby("table"):
         read = sub.loc[sub["step"] == "read", "n"].sum()
         if read:
@@ -130,7 +130,7 @@ def test_bad_real_input_stops_the_run_with_one_message(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("phm-eval: admissions.csv, column 'admission_method'"), last
     assert "row 5" in last
-    assert not (tmp_path / "results-smoke" / "data" / "flow.csv").exists()
+    assert not (tmp_path / "results-smoke" / "internal" / "data" / "flow.csv").exists()
     assert not (tmp_path / "results-smoke" / "describe").exists()
 
 
@@ -242,12 +242,12 @@ def test_a_warehouse_export_of_a_small_network_runs_to_a_report(tmp_path):
     assert (results / "report" / "index.html").stat().st_size > 0
     assert (results / "manuscript" / "manuscript.pdf").stat().st_size > 0
 
-    quality = pd.read_csv(results / "data" / "data_quality.csv")
+    quality = pd.read_csv(results / "internal" / "data" / "data_quality.csv")
     seen = " ".join(quality["quirk"].str.lower())
     for quirk in ("byte-order mark", "crlf", "null", "midnight", "male, female",
                   "char padding", "decimals", "'; '"):
         assert quirk in seen, quirk
-    flow = pd.read_csv(results / "data" / "flow.csv")
+    flow = pd.read_csv(results / "internal" / "data" / "flow.csv")
     cut = flow[flow["reason"].str.contains("after the study end", na=False)]
     assert cut["n"].sum() > 0
 

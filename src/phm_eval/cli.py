@@ -125,11 +125,11 @@ def _run(args: argparse.Namespace) -> int:
         if pid_file is not None:
             release(pid_file)
     if returncode != 0:
-        message = _first_input_error(Path(results_dir) / "logs")
+        message = _first_input_error(Path(results_dir) / "internal" / "logs")
         if message:
             print(f"phm-eval: {message}", file=sys.stderr)
         else:
-            print(f"phm-eval: the workflow failed; see the messages above and {results_dir}/logs/",
+            print(f"phm-eval: the workflow failed; see the messages above and {results_dir}/internal/logs/",
                   file=sys.stderr)
     return returncode
 

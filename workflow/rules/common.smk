@@ -44,6 +44,13 @@ def R(relative):
     return f"{RESULTS}/{relative}"
 
 
+def I(relative):
+    """A path inside this run's internal folder: patient-level and unrounded files that never
+    leave the secure environment (everything else under the results folder may be released
+    once it passes check-outputs)."""
+    return f"{RESULTS}/internal/{relative}"
+
+
 INPUT_TABLES = ["practices", "patients", "events", "admissions", "interventions", "rollout"]
 
 
@@ -51,7 +58,7 @@ def input_tables():
     """The input tables as files, so that executors without a shared file system (Kubernetes
     pods with a storage provider) stage them for the jobs that read them."""
     if config["input"]["source"] == "synthetic":
-        return [R(f"synthetic/{table}.parquet") for table in INPUT_TABLES]
+        return [I(f"synthetic/{table}.parquet") for table in INPUT_TABLES]
     folder = config["input"]["folder"]
     return [
         os.path.join(folder, f"{table}.{ext}")
@@ -64,13 +71,13 @@ def input_tables():
 def truth_inputs():
     """The synthetic truth the report sets against the estimates (nothing for real data)."""
     if config["input"]["source"] == "synthetic":
-        return [R("synthetic/truth/truth.json")]
+        return [I("synthetic/truth/truth.json")]
     return []
 
 
 def input_folder():
     if config["input"]["source"] == "synthetic":
-        return R("synthetic")
+        return I("synthetic")
     return config["input"]["folder"]
 
 

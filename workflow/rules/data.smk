@@ -4,13 +4,13 @@ if config["input"]["source"] == "synthetic":
 
     rule simulate:
         output:
-            tables=expand(R("synthetic/{table}.parquet"), table=INPUT_TABLES),
-            truth=R("synthetic/truth/truth.json"),
+            tables=expand(I("synthetic/{table}.parquet"), table=INPUT_TABLES),
+            truth=I("synthetic/truth/truth.json"),
         params:
             stage="data.simulate",
             synthetic=settings("synthetic"),
         log:
-            R("logs/simulate.log"),
+            I("logs/simulate.log"),
         benchmark:
             R("benchmarks/simulate.tsv")
         script:
@@ -21,20 +21,20 @@ rule ingest:
     input:
         tables=input_tables(),
     output:
-        flow=R("data/flow.csv"),
-        data_quality=R("data/data_quality.csv"),
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
-        interventions=R("data/interventions.parquet"),
-        practices=R("data/practices.parquet"),
-        rollout=R("data/rollout.parquet"),
+        flow=I("data/flow.csv"),
+        data_quality=I("data/data_quality.csv"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
+        interventions=I("data/interventions.parquet"),
+        practices=I("data/practices.parquet"),
+        rollout=I("data/rollout.parquet"),
     params:
         stage="data.ingest_inputs",
         source=input_folder(),
         study=settings("study"),
     log:
-        R("logs/ingest.log"),
+        I("logs/ingest.log"),
     benchmark:
         R("benchmarks/ingest.tsv")
     script:

@@ -11,9 +11,9 @@ def describe_outputs():
 
 rule describe:
     input:
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
         codelists=CODELIST_FILES,
     output:
         describe_outputs(),
@@ -23,7 +23,7 @@ rule describe:
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
     log:
-        R("logs/describe.log"),
+        I("logs/describe.log"),
     benchmark:
         R("benchmarks/describe.tsv")
     script:

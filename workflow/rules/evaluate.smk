@@ -23,12 +23,12 @@ EVALUATE_OUTPUTS = [
 
 rule evaluate:
     input:
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
-        practices=R("data/practices.parquet"),
-        interventions=R("data/interventions.parquet"),
-        rollout=R("data/rollout.parquet"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
+        practices=I("data/practices.parquet"),
+        interventions=I("data/interventions.parquet"),
+        rollout=I("data/rollout.parquet"),
         codelists=CODELIST_FILES,
     output:
         EVALUATE_OUTPUTS,
@@ -40,7 +40,7 @@ rule evaluate:
         codelists=CODELISTS,
     threads: 2
     log:
-        R("logs/evaluate.log"),
+        I("logs/evaluate.log"),
     benchmark:
         R("benchmarks/evaluate.tsv")
     script:

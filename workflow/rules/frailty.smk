@@ -1,10 +1,11 @@
 # Frailty: eFI (Clegg 2016), eFI2 (Best 2025) and HFRS (Gilbert 2018) at the index date.
 
 FRAILTY_OUTPUTS = [
+    I("frailty/frailty.parquet"),
+    I("frailty/frailty_flow.csv"),
+] + [
     R(f"frailty/{name}")
     for name in (
-        "frailty.parquet",
-        "frailty_flow.csv",
         "efi_summary.csv",
         "efi_admissions.csv",
         "efi_distribution.png",
@@ -14,9 +15,9 @@ FRAILTY_OUTPUTS = [
 
 rule frailty:
     input:
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
         codelists=CODELIST_FILES,
     output:
         FRAILTY_OUTPUTS,
@@ -25,7 +26,7 @@ rule frailty:
         frailty=settings("frailty"),
         disclosure=settings("disclosure"),
     log:
-        R("logs/frailty.log"),
+        I("logs/frailty.log"),
     benchmark:
         R("benchmarks/frailty.tsv")
     script:

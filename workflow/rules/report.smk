@@ -7,7 +7,7 @@ rule report:
     input:
         final_outputs(),
         manifest=R("manifest.json"),
-        patients=R("data/patients.parquet"),
+        patients=I("data/patients.parquet"),
         truth=truth_inputs(),
     output:
         html=R("report/index.html"),
@@ -15,7 +15,7 @@ rule report:
         stage="report.html",
         config=settings(None),
     log:
-        R("logs/report.log"),
+        I("logs/report.log"),
     benchmark:
         R("benchmarks/report.tsv")
     script:
@@ -33,7 +33,7 @@ rule manuscript:
         stage="report.manuscript",
         config=settings(None),
     log:
-        R("logs/manuscript.log"),
+        I("logs/manuscript.log"),
     benchmark:
         R("benchmarks/manuscript.tsv")
     script:

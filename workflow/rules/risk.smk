@@ -10,9 +10,8 @@ RISK_OUTPUTS = [
         "calibration.png",
         "roc.png",
         "decision_curve.png",
-        "predictions.parquet",
     )
-]
+] + [I("risk/predictions.parquet")]
 
 #: The index date of each feature set: only the set whose date changed is rebuilt.
 FEATURE_INDEX_DATES = {
@@ -24,13 +23,13 @@ FEATURE_INDEX_DATES = {
 
 rule risk_features:
     input:
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
-        practices=R("data/practices.parquet"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
+        practices=I("data/practices.parquet"),
         codelists=CODELIST_FILES,
     output:
-        R("risk/features_{when}.parquet"),
+        I("risk/features_{when}.parquet"),
     wildcard_constraints:
         when="development|validation|current",
     params:
@@ -38,7 +37,7 @@ rule risk_features:
         index_date=lambda wildcards: FEATURE_INDEX_DATES[wildcards.when],
         codelists=CODELISTS,
     log:
-        R("logs/risk_features_{when}.log"),
+        I("logs/risk_features_{when}.log"),
     benchmark:
         R("benchmarks/risk_features_{when}.tsv")
     script:
@@ -47,9 +46,9 @@ rule risk_features:
 
 rule risk_model:
     input:
-        development=R("risk/features_development.parquet"),
-        validation=R("risk/features_validation.parquet"),
-        current=R("risk/features_current.parquet"),
+        development=I("risk/features_development.parquet"),
+        validation=I("risk/features_validation.parquet"),
+        current=I("risk/features_current.parquet"),
     output:
         RISK_OUTPUTS,
     params:
@@ -58,7 +57,7 @@ rule risk_model:
         disclosure=settings("disclosure"),
     threads: 2
     log:
-        R("logs/risk_model.log"),
+        I("logs/risk_model.log"),
     benchmark:
         R("benchmarks/risk_model.tsv")
     script:

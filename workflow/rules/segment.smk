@@ -11,18 +11,17 @@ SEGMENT_OUTPUTS = [
         "core20_admissions.csv",
         "des_metrics.csv",
         "des_funnel.png",
-        "segments.parquet",
     )
-]
+] + [I("segment/segments.parquet")]
 
 
 rule segment:
     input:
-        patients=R("data/patients.parquet"),
-        events=R("data/events.parquet"),
-        admissions=R("data/admissions.parquet"),
-        practices=R("data/practices.parquet"),
-        predictions=R("risk/predictions.parquet"),
+        patients=I("data/patients.parquet"),
+        events=I("data/events.parquet"),
+        admissions=I("data/admissions.parquet"),
+        practices=I("data/practices.parquet"),
+        predictions=I("risk/predictions.parquet"),
         codelists=CODELIST_FILES,
         settings=SEGMENTATION_SETTINGS,
     output:
@@ -34,7 +33,7 @@ rule segment:
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
     log:
-        R("logs/segment.log"),
+        I("logs/segment.log"),
     benchmark:
         R("benchmarks/segment.tsv")
     script:

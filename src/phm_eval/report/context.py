@@ -488,14 +488,14 @@ def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, A
 # --------------------------------------------------------------------------- data quality
 def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
-    flow = results.csv("data/flow.csv")
+    flow = results.csv("internal/data/flow.csv")
     if flow is not None:
         if "n" not in flow.columns:
-            raise InputError(str(results.root / "data/flow.csv"), "needs a column 'n'")
+            raise InputError(str(results.root / "internal/data/flow.csv"), "needs a column 'n'")
         true = flow.copy()
         true["n"] = pd.to_numeric(true["n"], errors="coerce")
         if true["n"].isna().any():
-            raise InputError(str(results.root / "data/flow.csv"), "column 'n' must be numbers",
+            raise InputError(str(results.root / "internal/data/flow.csv"), "column 'n' must be numbers",
                              column="n")
         disclosed = apply_disclosure(true, policy, count_cols=["n"]).formatted()
         rows = []
@@ -509,10 +509,10 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
             "ended) were set aside and counted here, never dropped silently."))
         blocks.append(b.table(
             "Records read, excluded and kept, by input file.",
-            ["Input", "Step", "Reason", "Records"], rows, source="data/flow.csv",
+            ["Input", "Step", "Reason", "Records"], rows, source="internal/data/flow.csv",
             notes=[f"Disclosure control: {policy.describe()}"]))
     else:
-        blocks.append(b.missing("Flow of records through the analysis", ["data/flow.csv"]))
+        blocks.append(b.missing("Flow of records through the analysis", ["internal/data/flow.csv"]))
     blocks.extend(_normalised_quirks(results, policy))
     return _section("data-quality", "Data quality", blocks)
 
@@ -520,7 +520,7 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
 def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[str, Any]]:
     """The export quirks normalised on reading (data/data_quality.csv), counts disclosed and
     without the example values (they are patients' data)."""
-    quality = results.csv("data/data_quality.csv")
+    quality = results.csv("internal/data/data_quality.csv")
     if quality is None:
         return []
     if quality.empty:
@@ -541,13 +541,13 @@ def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list
                     "ambiguous values would have stopped the run with a message."),
         b.table("Export quirks normalised on reading, by file and column.",
                 ["File", "Column", "What was found", "Rows", "What was done"], rows,
-                source="data/data_quality.csv",
+                source="internal/data/data_quality.csv",
                 notes=[f"Disclosure control: {policy.describe()}"]),
     ]
 
 
 def completeness_block(results: ResultsFolder) -> dict[str, Any]:
-    gaps = [m for m in results.missing if not m.startswith("synthetic/")]
+    gaps = [m for m in results.missing if not m.startswith("internal/synthetic/")]
     if not gaps:
         return b.paragraph("Every output this report looks for was available in this run.")
     return b.details(
@@ -609,12 +609,12 @@ def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict
 def truth_section(results: ResultsFolder, effects: list[Effect] | None,
                   config: Mapping[str, Any]) -> dict[str, Any] | None:
     synthetic = (config.get("input") or {}).get("source") == "synthetic"
-    truth = results.json("synthetic/truth/truth.json")
+    truth = results.json("internal/synthetic/truth/truth.json")
     if truth is None:
         if not synthetic:
             return None
         return _section("truth", "Synthetic data: truth against estimate",
-                        [b.missing("The known truth", ["synthetic/truth/truth.json"])],
+                        [b.missing("The known truth", ["internal/synthetic/truth/truth.json"])],
                         synthetic=True)
     true_effect = truth.get("true_effect") or {}
     realised = truth.get("realised") or {}
@@ -657,7 +657,7 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
             "Known truth of the simulation against the estimates.",
             ["Quantity", "Truth", "Estimate (95% CI)", "Estimated by", "Interval contains the truth?"],
             rows,
-            source="synthetic/truth/truth.json",
+            source="internal/synthetic/truth/truth.json",
             notes=["A Cox model of time to first admission estimates a marginal hazard ratio, "
                    "which unobserved frailty pulls towards 1; rate ratios of all admissions "
                    "estimate the simulated ratio itself."]))
@@ -786,7 +786,7 @@ def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> 
     report_cfg = config.get("report") or {}
     study = config.get("study") or {}
     synthetic = (config.get("input") or {}).get("source") == "synthetic" or results.has(
-        "synthetic/truth/truth.json")
+        "internal/synthetic/truth/truth.json")
     period = (f"{study['study_start']} to {study['study_end']}"
               if study.get("study_start") and study.get("study_end") else None)
     return {

@@ -54,7 +54,7 @@ def manifest(smk) -> None:
     inputs = [p for t in ("practices", "patients", "events", "admissions", "interventions",
                           "rollout") if (p := find_table(source, t)) is not None]
     results = Path(smk.output[0]).parent
-    logs = list((results / "logs").glob("*.log"))
+    logs = list((results / "internal" / "logs").glob("*.log"))
     started = min((p.stat().st_mtime for p in logs), default=datetime.now(UTC).timestamp())
     timings = {}
     for bench in sorted((results / "benchmarks").glob("*.tsv")):
