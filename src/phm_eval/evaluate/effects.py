@@ -3,7 +3,16 @@
 Records: ``{outcome, method, estimate, ci_low, ci_high, scale, n_treated, n_control}`` plus
 ``label``, ``subgroup``, ``fallback`` and ``note`` and, for the headline, ``headline: true`` and
 ``baseline_rate_per_1000`` (comparators' emergency admissions per 1,000 person-years), so a rate
-ratio can be read as admissions avoided.
+ratio can be read as admissions avoided. ``se_method`` says how the standard error was computed
+(which clusters, how many) and ``n_clusters`` counts the clusters.
+
+Standard errors of matched estimates are clustered on the matched set (Abadie & Spiess 2022:
+after matching without replacement, a regression on the matched sample with standard errors
+clustered on matched sets is valid; ignoring the sets is not). Because a person can be a
+candidate in several index months, the same person can sit in more than one matched set; sets
+that share a person are joined into one cluster (:func:`matched_set_clusters`), so the clusters
+nest both the matched set and the person. The uncertainty of the estimated propensity score is
+not propagated (for the ATT, Abadie & Imbens 2016 show that ignoring it can err either way).
 
 ``method`` always says what actually ran. ``fallback`` is ``None``, or why the planned method
 was replaced (a negative binomial whose dispersion is not positive is refitted as the same
@@ -47,6 +56,8 @@ class Effect:
     p_value: float | None = None
     fallback: str | None = None
     note: str | None = None
+    se_method: str | None = None
+    n_clusters: int | None = None
 
     @property
     def estimable(self) -> bool:
@@ -67,6 +78,63 @@ def _counts(df: pd.DataFrame) -> tuple[int, int]:
     return int(df["treated"].sum()), int((df["treated"] == 0).sum())
 
 
+#: How each cluster column is described in ``se_method`` and fallback notes.
+CLUSTER_WORDS = {
+    "patient_id": "the person",
+    "match_cluster": "matched sets (sets sharing a person joined into one cluster, so the "
+                     "person is nested in it)",
+    "matched_set": "matched sets",
+}
+
+
+def cluster_words(cluster: str) -> str:
+    """Words for a cluster column (its name with spaces if not a known one)."""
+    return CLUSTER_WORDS.get(cluster, cluster.replace("_", " "))
+
+
+def se_words(cluster: str, n_clusters: int, how: str = "cluster-robust (sandwich)") -> str:
+    """``se_method`` text: the variance estimator, the clusters and their number."""
+    text = f"{how} standard errors clustered on {cluster_words(cluster)}; {n_clusters} clusters"
+    if cluster in ("match_cluster", "matched_set"):
+        text += "; the propensity score is treated as known"
+    return text
+
+
+def matched_set_clusters(df: pd.DataFrame, set_col: str = "matched_set",
+                         person_col: str = "patient_id") -> pd.Series:
+    """Cluster identifiers that nest both the matched set and the person.
+
+    Matched sets are linked when they share a person (a comparator matched in two index
+    months, or a comparator in one month enrolled in a later one); each connected component of
+    the set-person graph is one cluster. Without repeated people every matched set is its own
+    cluster.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Matched rows with ``set_col`` and ``person_col``.
+    set_col, person_col : str
+
+    Returns
+    -------
+    pandas.Series
+        Integer cluster codes (0, 1, ...), aligned with ``df``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    sets = pd.factorize(df[set_col])[0]
+    people = pd.factorize(df[person_col])[0]
+    if (sets < 0).any() or (people < 0).any():
+        raise EstimationError(f"missing {set_col} or {person_col} in the matched data")
+    n_sets = int(sets.max()) + 1
+    n_nodes = n_sets + int(people.max()) + 1
+    graph = coo_matrix((np.ones(len(df)), (sets, n_sets + people)), shape=(n_nodes, n_nodes))
+    _, label = connected_components(graph, directed=False)
+    codes = pd.factorize(label[sets])[0]
+    return pd.Series(codes, index=df.index, name="match_cluster")
+
+
 OUTCOME_NAMES = {"emergency_admissions": "emergency admissions",
                  "bed_days": "emergency bed days",
                  "readmissions_30d": "emergency readmissions within 30 days"}
@@ -84,9 +152,30 @@ def not_estimable(outcome: str, method: str, scale: str, reason: str, df: pd.Dat
 def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
                subgroup: str | None = None, label: str = "",
                adjust: list[str] | None = None, cluster: str = "patient_id") -> Effect:
-    """Rate ratio, treated vs comparators, log person-time offset, SEs clustered on
-    ``cluster`` (the person); optionally adjusted for baseline covariates (``adjust``).
+    """Rate ratio, treated vs comparators, log person-time offset, cluster-robust SEs.
 
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per analysed person-index with ``treated``, the count ``outcome``,
+        ``person_years`` and the ``cluster`` column.
+    outcome : str
+        Count column.
+    subgroup, label : str, optional
+        Copied to the record.
+    adjust : list of str, optional
+        Baseline covariates to adjust for (those constant in ``df`` are dropped).
+    cluster : str, default "patient_id"
+        Cluster column of the sandwich variance: ``match_cluster`` (matched sets, see
+        :func:`matched_set_clusters`) for matched estimates.
+
+    Returns
+    -------
+    Effect
+        ``se_method`` names the clusters and their number.
+
+    Notes
+    -----
     The model is a negative binomial (NB2) GLM. When its dispersion is not positive (the
     counts are not overdispersed) or cannot be estimated, the same model (same covariates,
     offset and clustering) is fitted as a Poisson GLM with cluster-robust (sandwich) standard
@@ -113,28 +202,63 @@ def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
         method = f"Poisson rate ratio, robust SEs ({exc.reason}; {detail})"
         fallback = (f"negative binomial not used ({exc}): the same model (covariates, log "
                     "person-time offset) fitted as a Poisson regression with standard errors "
-                    f"robust to the counts' dispersion, clustered on {cluster.replace('_', ' ')}")
+                    f"robust to the counts' dispersion, clustered on {cluster_words(cluster)}")
         log.warning("%s: %s", label or outcome, fallback)
     rr = model.rate_ratio("treated")
     nt, nc = _counts(df)
+    n_clusters = int(df[cluster].nunique())
     return Effect(OUTCOME_NAMES.get(outcome, outcome), method,
                   rr["rate_ratio"],
                   rr["lower"], rr["upper"], "RR", nt, nc, label or f"{outcome} rate ratio",
-                  subgroup, rr["p"], fallback)
+                  subgroup, rr["p"], fallback, None, se_words(cluster, n_clusters), n_clusters)
 
 
-def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: str) -> Effect:
-    """Cause-specific Cox hazard ratio (other events censored), cluster-robust SE."""
-    data = df[["time_days", "event", "treated", cluster]].copy()
+def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: str,
+                     strata: str | None = None) -> Effect:
+    """Cause-specific Cox hazard ratio (other events censored), cluster-robust SE.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Analysed rows with ``time_days``, ``event`` (0 censored, 1 admission, 2 death),
+        ``treated`` and the ``cluster`` (and ``strata``) columns.
+    event_code : int
+        The event of interest; other events are censored.
+    outcome : str
+    cluster : str
+        Cluster column of the robust variance.
+    strata : str, optional
+        Stratify on this column (a baseline hazard per matched set, R's ``strata()``): the
+        hazard ratio then compares each enrolled patient only with their own comparators.
+
+    Returns
+    -------
+    Effect
+        With ``ph_test_p`` (the ``cox.zph`` test of ``treated``) when it can be computed.
+    """
+    cols = ["time_days", "event", "treated", cluster, *([strata] if strata else [])]
+    data = df[list(dict.fromkeys(cols))].copy()
     data["e"] = (data["event"] == event_code).astype(int)
-    fitter = RobustCoxPHFitter().fit(data[["time_days", "e", "treated", cluster]], "time_days",
-                                     "e", covariates=["treated"], cluster_col=cluster)
+    data = data.drop(columns=["event"])
+    fitter = RobustCoxPHFitter().fit(data, "time_days", "e", covariates=["treated"],
+                                     cluster_col=cluster,
+                                     strata=[strata] if strata else None)
     row = fitter.summary.loc["treated"]
     nt, nc = _counts(df)
-    effect = Effect(outcome, "Cox proportional hazards (cause-specific, matched)",
+    if strata:
+        method = "Cox proportional hazards stratified on matched sets (cause-specific)"
+        label = f"{outcome} hazard ratio within matched sets"
+    else:
+        method = "Cox proportional hazards (cause-specific, matched)"
+        label = f"{outcome} hazard ratio"
+    n_clusters = int(df[cluster].nunique())
+    effect = Effect(outcome, method,
                     float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                     float(row["exp(coef) upper 95%"]), "HR", nt, nc,
-                    f"{outcome} hazard ratio", None, float(row["p"]))
+                    label, None, float(row["p"]), None, None,
+                    se_words(cluster, n_clusters, "robust (Lin-Wei sandwich)"), n_clusters)
+    if strata:
+        effect.__dict__["n_strata"] = int(fitter.n_strata_)
     try:
         ph = fitter.check_proportional_hazards("km")
         effect.__dict__["ph_test_p"] = float(ph.loc["treated", "p"])
@@ -143,45 +267,60 @@ def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: s
     return effect
 
 
-def fine_gray(df: pd.DataFrame) -> Effect:
-    """Fine-Gray subdistribution hazard ratio of first emergency admission (death competing)."""
-    fitter = FineGrayFitter().fit(df[["time_days", "event", "treated", "patient_id"]],
-                                  "time_days", "event", event_of_interest=1,
-                                  covariates=["treated"], cluster_col="patient_id")
+def fine_gray(df: pd.DataFrame, cluster: str = "patient_id") -> Effect:
+    """Fine-Gray subdistribution hazard ratio of first emergency admission (death competing),
+    robust SE clustered on ``cluster``."""
+    cols = list(dict.fromkeys(["time_days", "event", "treated", cluster]))
+    fitter = FineGrayFitter().fit(df[cols], "time_days", "event", event_of_interest=1,
+                                  covariates=["treated"], cluster_col=cluster)
     row = fitter.summary.loc["treated"]
     nt, nc = _counts(df)
+    n_clusters = int(df[cluster].nunique())
     return Effect("first emergency admission", "Fine-Gray subdistribution hazards (matched)",
                   float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                   float(row["exp(coef) upper 95%"]), "SHR", nt, nc,
-                  "first emergency admission, death as competing risk", None, float(row["p"]))
+                  "first emergency admission, death as competing risk", None, float(row["p"]),
+                  None, None, se_words(cluster, n_clusters, "robust (sandwich)"), n_clusters)
 
 
-def did_before_after(df: pd.DataFrame) -> tuple[Effect, pd.DataFrame]:
+def did_before_after(df: pd.DataFrame, cluster: str = "patient_id"
+                     ) -> tuple[Effect, pd.DataFrame]:
     """Two-period difference in differences of emergency admission rates (per 1,000
-    person-years), enrolled vs matched comparators, with SEs clustered on the person.
+    person-years), enrolled vs matched comparators, with SEs clustered on ``cluster``.
 
-    Returns the effect and the before/after table that shows regression to the mean.
+    Each row contributes its rate before (look-back) and after (follow-up) the index date,
+    weighted by its person-time in that period. The model (treated, post, treated x post) is
+    saturated, so the estimate is the person-time-weighted (pooled) rates' difference in
+    differences: (admissions / person-years) after minus before, enrolled minus comparators,
+    exactly the rates of :func:`rtm_table`.
+
+    Returns
+    -------
+    tuple of (Effect, pandas.DataFrame)
+        The effect and the before/after table that shows regression to the mean.
     """
     long = pd.concat([
-        pd.DataFrame({"patient_id": df["patient_id"], "treated": df["treated"], "post": 0,
+        pd.DataFrame({"cl": df[cluster], "treated": df["treated"], "post": 0,
                       "rate": 1000 * df["emergency_admissions_before"] / df["person_years_before"],
                       "w": df["person_years_before"]}),
-        pd.DataFrame({"patient_id": df["patient_id"], "treated": df["treated"], "post": 1,
+        pd.DataFrame({"cl": df[cluster], "treated": df["treated"], "post": 1,
                       "rate": 1000 * df["emergency_admissions"] / df["person_years"],
                       "w": df["person_years"]}),
     ], ignore_index=True)
     long["treated_post"] = long["treated"] * long["post"]
     X = sm.add_constant(long[["treated", "post", "treated_post"]].astype(float))
-    groups = pd.factorize(long["patient_id"])[0]
+    groups = pd.factorize(long["cl"])[0]
     fit = sm.WLS(long["rate"], X, weights=long["w"]).fit(
         cov_type="cluster", cov_kwds={"groups": groups})
     est, se = float(fit.params["treated_post"]), float(fit.bse["treated_post"])
     nt, nc = _counts(df)
+    n_clusters = int(groups.max()) + 1
     effect = Effect("emergency admissions per 1,000 person-years",
                     "difference in differences (matched, before vs after)", est,
                     est - 1.96 * se, est + 1.96 * se, "difference", nt, nc,
                     "change in emergency admission rate, enrolled minus comparators", None,
-                    float(fit.pvalues["treated_post"]))
+                    float(fit.pvalues["treated_post"]), None, None,
+                    se_words(cluster, n_clusters, "cluster-robust (sandwich, WLS)"), n_clusters)
     table = rtm_table(df)
     return effect, table
 
@@ -205,7 +344,12 @@ def rtm_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def naive_before_after(df: pd.DataFrame) -> Effect:
     """The uncontrolled before/after change among the enrolled (biased by regression to the
-    mean): Poisson rate ratio after vs before with a person-clustered SE."""
+    mean): Poisson rate ratio after vs before with a person-clustered SE.
+
+    The look-back ``(index - lookback_days, index]`` and the follow-up ``(index, end]`` are
+    adjacent and of the same length (the shared definitions' windows); each period's
+    person-time is its offset.
+    """
     t = df[df["treated"] == 1]
     long = pd.concat([
         pd.DataFrame({"pid": t["patient_id"], "post": 0, "y": t["emergency_admissions_before"],
@@ -217,10 +361,13 @@ def naive_before_after(df: pd.DataFrame) -> Effect:
     fit = sm.GLM(long["y"], X, family=sm.families.Poisson(), offset=np.log(long["py"])).fit(
         cov_type="cluster", cov_kwds={"groups": pd.factorize(long["pid"])[0]})
     b, se = float(fit.params["post"]), float(fit.bse["post"])
+    n_clusters = int(t["patient_id"].nunique())
     return Effect("emergency admissions", "naive before/after (enrolled only, uncontrolled)",
                   float(np.exp(b)), float(np.exp(b - 1.96 * se)), float(np.exp(b + 1.96 * se)),
                   "RR", len(t), 0, "naive before/after rate ratio (biased: regression to the "
-                  "mean)", None, float(fit.pvalues["post"]))
+                  "mean)", None, float(fit.pvalues["post"]), None, None,
+                  se_words("patient_id", n_clusters, "cluster-robust (sandwich, Poisson)"),
+                  n_clusters)
 
 
 def cumulative_incidence_curves(df: pd.DataFrame) -> CumulativeIncidenceFitter:

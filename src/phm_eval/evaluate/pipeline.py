@@ -30,6 +30,10 @@ ADJUSTMENT = ["n_emergency_admissions_1y", "n_emergency_admissions_2y", "efi_def
 # Problems with the user's data or configuration stop the run; anything else an estimator
 # raises means that one estimate cannot be made, which is recorded (null, with the reason).
 STOPS_THE_RUN = (InputError, ConfigError)
+# Standard errors of every matched estimate are clustered on matched sets, joined where they
+# share a person (a person can be matched in several index months), so the clusters nest both
+# the matched set (Abadie & Spiess 2022) and the person.
+CLUSTER = "match_cluster"
 
 
 def _reason(exc: BaseException) -> str:
@@ -75,6 +79,55 @@ class EvaluationResult:
         return pd.DataFrame(self.records).reindex(columns=cols)
 
 
+def match_cohort(rows: pd.DataFrame, matching: dict[str, Any] | None = None, seed: int = 1
+                 ) -> tuple[pd.DataFrame, MatchResult, pd.DataFrame]:
+    """Match enrolled rows to comparators: the matched sets every estimate is built on.
+
+    Nearest neighbour on the logit of a propensity score of :data:`COVARIATES`, caliper 0.2 SD,
+    exact on the index month, the recent-admission band (0, 1, 2, 3+ emergency admissions in
+    the year before) and the frailty group.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The cohort's rows (:class:`~phm_eval.evaluate.design.Cohort`): ``treated``,
+        ``index_month_code``, ``efi_group``, ``sex``, ``imd_decile`` and the covariates.
+    matching : dict, optional
+        ``ratio``, ``caliper``, ``exact`` (see :func:`evaluate_programme`).
+    seed : int
+
+    Returns
+    -------
+    tuple
+        The rows with derived columns (``female``, ``recent_admissions_band``), the
+        :class:`~phm_eval.matching.MatchResult`, and the matched rows with ``matched_set``
+        (one enrolled patient and its comparators) and ``match_cluster`` (matched sets joined
+        where they share a person: the cluster of every matched estimate's standard errors).
+    """
+    matching = dict(matching or {})
+    rows = rows.copy()
+    rows["female"] = (rows["sex"] == "F").astype(int)
+    rows["imd_decile"] = rows["imd_decile"].fillna(rows["imd_decile"].median())
+    # Recent admissions drive both enrolment and outcome: match exactly on their band as well
+    # as on the propensity score, so pairs do not trade three admissions for two.
+    rows["recent_admissions_band"] = np.minimum(rows["n_emergency_admissions_1y"], 3)
+    # The same for frailty, whose eligibility threshold (moderate/severe eFI) a linear score
+    # cannot capture.
+    exact = ["index_month_code", "recent_admissions_band", "efi_group",
+             *matching.get("exact", [])]
+    matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
+                                     caliper=matching.get("caliper", 0.2), exact=exact,
+                                     random_state=seed)
+    result = matcher.fit(rows, "treated", COVARIATES)
+    matched = result.matched_data().copy()
+    fx.check_matched(matched)
+    # Matched sets (each enrolled patient with its comparators) and the clusters of every
+    # matched estimate's standard errors: sets joined where they share a person.
+    matched["matched_set"] = matched["subclass"].astype(int)
+    matched["match_cluster"] = fx.matched_set_clusters(matched)
+    return rows, result, matched
+
+
 def evaluate_programme(
     tables: dict[str, str | Path],
     programme: str,
@@ -117,22 +170,7 @@ def evaluate_programme(
     matching = dict(matching or {})
     cohort = build_cohort(tables, programme, eligibility or Eligibility(),
                           codelist_dir=codelist_dir, study_end=study_end)
-    rows = cohort.rows.copy()
-    rows["female"] = (rows["sex"] == "F").astype(int)
-    rows["imd_decile"] = rows["imd_decile"].fillna(rows["imd_decile"].median())
-    # Recent admissions drive both enrolment and outcome: match exactly on their band as well
-    # as on the propensity score, so pairs do not trade three admissions for two.
-    rows["recent_admissions_band"] = np.minimum(rows["n_emergency_admissions_1y"], 3)
-    # The same for frailty, whose eligibility threshold (moderate/severe eFI) a linear score
-    # cannot capture.
-    exact = ["index_month_code", "recent_admissions_band", "efi_group",
-             *matching.get("exact", [])]
-    matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
-                                     caliper=matching.get("caliper", 0.2), exact=exact,
-                                     random_state=seed)
-    result = matcher.fit(rows, "treated", COVARIATES)
-    matched = result.matched_data().copy()
-    fx.check_matched(matched)
+    rows, result, matched = match_cohort(cohort.rows, matching, seed)
     # Both arms start follow-up on the index date of their matched set (exact on the month).
     matched["index_date"] = matched["index_month"]
     matched["row_id"] = np.arange(len(matched))
@@ -142,7 +180,7 @@ def evaluate_programme(
     records: list[dict] = []
     rr_method = "negative binomial rate ratio (matched, adjusted)"
     headline = _estimate(lambda: fx.rate_ratio(analysed, label="emergency admissions, rate ratio",
-                                               adjust=ADJUSTMENT),
+                                               adjust=ADJUSTMENT, cluster=CLUSTER),
                          fx.OUTCOME_NAMES["emergency_admissions"], rr_method, "RR", analysed,
                          "emergency admissions, rate ratio")
     comparators = analysed[analysed["treated"] == 0]
@@ -150,24 +188,33 @@ def evaluate_programme(
     records.append(headline.to_dict() | {"headline": True, "baseline_rate_per_1000": baseline})
     cox_method = "Cox proportional hazards (cause-specific, matched)"
     records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 1, "first emergency admission",
-                                                         "patient_id"),
+                                                         CLUSTER),
                              "first emergency admission", cox_method, "HR", analysed,
                              "first emergency admission hazard ratio").to_dict())
-    records.append(_estimate(lambda: fx.fine_gray(analysed), "first emergency admission",
+    # The same comparison within matched sets: a baseline hazard per set (R's strata()), so
+    # each enrolled patient is compared only with their own comparators.
+    records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 1, "first emergency admission",
+                                                         CLUSTER, strata="matched_set"),
+                             "first emergency admission",
+                             "Cox proportional hazards stratified on matched sets "
+                             "(cause-specific)", "HR", analysed,
+                             "first emergency admission hazard ratio within matched sets"
+                             ).to_dict())
+    records.append(_estimate(lambda: fx.fine_gray(analysed, CLUSTER), "first emergency admission",
                              "Fine-Gray subdistribution hazards (matched)", "SHR", analysed,
                              "first emergency admission, death as competing risk").to_dict())
-    records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 2, "death", "patient_id"),
+    records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 2, "death", CLUSTER),
                              "death", cox_method, "HR", analysed).to_dict()
                    | {"label": "mortality hazard ratio (cause-specific)"})
     for outcome in ("bed_days", "readmissions_30d"):
         records.append(_estimate(
             lambda o=outcome: fx.rate_ratio(analysed, o, label=f"{o} rate ratio",
-                                            adjust=ADJUSTMENT),
+                                            adjust=ADJUSTMENT, cluster=CLUSTER),
             fx.OUTCOME_NAMES[outcome], rr_method, "RR", analysed, f"{outcome} rate ratio",
         ).to_dict())
     did_label = "change in emergency admission rate, enrolled minus comparators"
     try:
-        did, rtm = fx.did_before_after(analysed)
+        did, rtm = fx.did_before_after(analysed, cluster=CLUSTER)
     except STOPS_THE_RUN:
         raise
     except Exception as exc:
@@ -193,13 +240,14 @@ def evaluate_programme(
                     name = f"{column}={level}"
                     records.append(_estimate(
                         lambda s=sub, n=name, lv=level: fx.rate_ratio(
-                            s, subgroup=n, label=str(lv), adjust=ADJUSTMENT),
+                            s, subgroup=n, label=str(lv), adjust=ADJUSTMENT, cluster=CLUSTER),
                         fx.OUTCOME_NAMES["emergency_admissions"], rr_method, "RR", sub,
                         str(level), name).to_dict())
     study_panel = None
     if event_study_panel:
         try:
-            study_panel = event_study(analysed, str(tables["admissions"]), seed=seed)
+            study_panel = event_study(analysed, str(tables["admissions"]), seed=seed,
+                                      cluster_col=CLUSTER)
             records.append({"fallback": None, "note": None} | study_panel["effect"])
         except STOPS_THE_RUN:
             raise
