@@ -84,11 +84,13 @@ def input_folder():
 #: The configured code-list folder (params) and its files (inputs: editing a list reruns the
 #: rules that read it).
 CODELISTS = config["codelists"].get("directory")
-CODELIST_FILES = sorted(
-    str(p) for p in resolve_codelist_dir(CODELISTS).glob("*.csv")
-)
+# local(): they ship with phm-eval (or sit on the analyst's disk), so executors with a storage
+# provider (Kubernetes) must not look for them in the remote storage.
+CODELIST_FILES = [
+    local(str(p)) for p in sorted(resolve_codelist_dir(CODELISTS).glob("*.csv"))
+]
 
 #: Segmentation rules (an input of the segment rule: editing them reruns it).
-SEGMENTATION_SETTINGS = str(CONFIG_DIR / "segmentation.yaml")
+SEGMENTATION_SETTINGS = local(str(CONFIG_DIR / "segmentation.yaml"))
 
 STAGE_SCRIPT = os.path.join(workflow.basedir, "scripts", "run_stage.py")
