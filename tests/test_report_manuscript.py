@@ -84,7 +84,7 @@ def test_headline_number_and_tables_appear(built):
     assert "STROBE" in text and "TRIPOD+AI" in text
     # Read by Typst straight from risk/metrics.json and evaluate/effects.json.
     assert re.search(r"c-statistic was 0\.781 \(0\.773 to 0\.789\)", text)
-    assert "0.86 (0.78 to 0.95)" in text
+    assert "0.86 (95% CI 0.78 to 0.95)" in text
     assert re.search(r"Callaway B, Sant.Anna PHC\. Difference-in-differences", text)
 
 
