@@ -166,16 +166,42 @@ def _first_input_error(log_dir: Path) -> str | None:
 
 
 def _check_outputs(args: argparse.Namespace) -> int:
-    from .report.checks import check_report_outputs
+    from .disclosure.release import INTERNAL_DIR, scan_release
 
-    problems = check_report_outputs(Path(args.folder), Path(args.patients))
+    folder = Path(args.folder)
+    patients = Path(args.patients) if args.patients else None
+    if patients is None:
+        # The run's own patients table, where the workflow keeps it.
+        for candidate in (folder / INTERNAL_DIR / "data", folder / "data"):
+            if any((candidate / f"patients.{ext}").is_file() for ext in ("parquet", "csv")):
+                patients = candidate
+                print(f"phm-eval: searching for the patient identifiers of {candidate}/",
+                      file=sys.stderr)
+                break
+    policy = None
+    if args.config:
+        from .config import load_config
+
+        policy = load_config(_config_file(args.config)).get("disclosure")
+    result = scan_release(folder, patients, policy)
+    for note in result.notes:
+        print(f"phm-eval: {note}", file=sys.stderr)
+    if result.not_scanned:
+        print(f"Not scanned ({len(result.not_scanned)} file(s) not readable as text; figures "
+              "are trusted only because they are drawn from disclosed tables):")
+        for name, reason in result.not_scanned:
+            print(f"  {name}: {reason}")
+    for violation in result.violations:
+        if violation.severity == "warning":
+            print(violation, file=sys.stderr)
+    problems = result.problems()
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print(f"phm-eval: {len(problems)} disclosure problem(s) in {args.folder}",
-              file=sys.stderr)
+        print(f"phm-eval: {len(problems)} disclosure problem(s) in the releasable files of "
+              f"{args.folder} ({result.summary()})", file=sys.stderr)
         return 1
-    print(f"{args.folder}: passes disclosure control")
+    print(f"{args.folder}: passes disclosure control ({result.summary()})")
     return 0
 
 
@@ -233,9 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     ini.set_defaults(func=_init)
 
     chk = sub.add_parser("check-outputs",
-                         help="check a report folder for disclosure problems and identifiers")
+                         help="check the releasable files of a folder for disclosure problems "
+                              "and patient identifiers",
+                         description="Check every file of a results folder except those under "
+                                     "internal/ (which never leaves): counts in CSV, JSON, "
+                                     "Markdown, HTML and SVG, and patient identifiers.")
     chk.add_argument("folder")
-    chk.add_argument("--patients", required=True, help="patients table (for identifiers)")
+    chk.add_argument("--patients", default=None,
+                     help="patients table or a folder holding one, whose identifiers must not "
+                          "appear (default: the run's internal/data/ or data/ if present)")
+    chk.add_argument("--config", default=None,
+                     help="take the disclosure rules from this configuration (default: the "
+                          "run's manifest.json, else NHS Digital rules)")
     chk.set_defaults(func=_check_outputs)
     return parser
 

@@ -30,7 +30,8 @@ NON_COUNT_WORDS = frozenset(
     ci lci uci hr or rr irr estimate estimates coef coefficient beta z t p pvalue value
     values score scores auc cstat statistic stat weight weights smd att effect diff
     difference cost costs per threshold cutoff cut step horizon interval lag level alpha
-    cohort group lsoa cluster label surv cif probability prob variance var
+    cohort group lsoa cluster label surv cif probability prob variance var required
+    target
     """.split()
 )
 #: Column-name words that mark a column as a count of people or events.
@@ -38,6 +39,28 @@ COUNT_WORDS = frozenset(
     """
     n count counts number patients people persons individuals events admissions deaths
     cases censor censored numerator denominator population registered frequency freq
+    """.split()
+)
+#: Words that label a value as a count of people or events wherever it appears: JSON keys,
+#: headers of Markdown and HTML tables.  Wider than :data:`COUNT_WORDS` (which also decides
+#: CSV columns by name) because a JSON key or a table header labels a single value.
+LABELLED_COUNT_WORDS = COUNT_WORDS | frozenset(
+    """
+    enrolled eligible matched treated untreated controls comparators exposed flagged
+    positives negatives tp fp tn fn outcomes spells deaths readmissions missing
+    """.split()
+)
+#: Words that say a labelled number counts something other than people or events
+#: (``n_bootstrap``, ``n_clusters``, ``cpu_count``...): never checked as counts.
+NOT_PEOPLE_WORDS = frozenset(
+    """
+    bootstrap bootstraps replicate replicates resamples parameter parameters params clusters
+    practice practices pcn pcns icb icbs lsoas feature features predictor predictors knot
+    knots fold folds iteration iterations iter draws simulation simulations sims reps
+    permutation permutations tree trees estimator estimators categories category levels
+    column columns digits decimals cpu cpus core cores thread threads job jobs worker
+    workers chunk chunks batch batches bins quantiles steps points files tables codes k
+    effective ess epp bytes seconds
     """.split()
 )
 STAT_WORDS = frozenset("mean median sd iqr q1 q3 p25 p75 average".split())
@@ -102,6 +125,24 @@ def is_minmax_column(name: object) -> bool:
     return bool(name_words(name) & MINMAX_WORDS)
 
 
+def is_count_label(name: object, policy: DisclosurePolicy | None = None) -> bool:
+    """True if a JSON key or a table header labels a count of people or events.
+
+    The label must hold a word of :data:`LABELLED_COUNT_WORDS` (``n``, ``events``,
+    ``patients``, ``n_flagged``, ``true_positives``...) and no word that marks a statistic,
+    a date or a setting (:data:`NON_COUNT_WORDS`, ``min``/``max``, ``policy.non_count_columns``)
+    or a count of something other than people (:data:`NOT_PEOPLE_WORDS`: ``n_bootstrap``,
+    ``n_clusters``, ``cpu_count``...).
+    """
+    policy = policy or DisclosurePolicy()
+    words = name_words(name)
+    if not words & LABELLED_COUNT_WORDS:
+        return False
+    if words & (NOT_PEOPLE_WORDS | MINMAX_WORDS) or is_identifier_column(name, policy):
+        return False
+    return not _is_non_count_name(name, policy)
+
+
 def _is_non_count_name(name: object, policy: DisclosurePolicy) -> bool:
     words = name_words(name)
     extra = {w.lower() for w in policy.non_count_columns}
@@ -164,6 +205,34 @@ def infer_count_columns(df: pd.DataFrame, policy: DisclosurePolicy) -> list[str]
     return counts
 
 
+_DECIMAL = re.compile(r"\d\.\d")
+
+
+def _text_count_columns(
+    raw: pd.DataFrame, frame: pd.DataFrame, policy: DisclosurePolicy
+) -> list[str]:
+    """Count columns of a table read from Markdown or HTML (see ``text_table``)."""
+    counts = []
+    for col in frame.columns:
+        series = frame[col]
+        if str(col).endswith(" [n]"):
+            counts.append(col)
+            continue
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        if is_count_label(col, policy):
+            counts.append(col)
+            continue
+        if is_identifier_column(col, policy) or _is_non_count_name(col, policy):
+            continue
+        if col in raw.columns and raw[col].astype("string").str.contains(_DECIMAL).any():
+            continue
+        values = series.dropna().to_numpy(dtype=float)
+        if values.size and np.all(values >= 0) and np.all(np.mod(values, 1) == 0):
+            counts.append(col)
+    return counts
+
+
 def infer_stat_columns(df: pd.DataFrame, count_cols: Sequence[str]) -> dict[str, str]:
     """Pair statistic columns (mean, median, sd...) with the count of people they describe.
 
@@ -195,6 +264,7 @@ def check_table(
     rate_cols: Mapping[str, Iterable[Any]] | None = None,
     survival: bool = False,
     file: str | None = None,
+    text_table: bool = False,
 ) -> list[Violation]:
     """Check an already-disclosed table against the policy.
 
@@ -219,6 +289,11 @@ def check_table(
         against midpoint rounding of width ``policy.survival_base``.
     file : str, optional
         Name to put in violations; rows are then reported as 1-based data rows.
+    text_table : bool, default False
+        The table was read from text written for people (a Markdown or HTML table), where
+        counts are written as whole numbers: a column whose cells hold a decimal point is
+        not taken for a count unless its header labels it one (:func:`is_count_label`),
+        and values with a fraction in a count column are statistics, not counts.
 
     Returns
     -------
@@ -240,7 +315,9 @@ def check_table(
             )
     frame = normalise_frame(df, policy)
     inferred = count_cols is None
-    if inferred:
+    if inferred and text_table:
+        count_cols = _text_count_columns(df, frame, policy)
+    elif inferred:
         count_cols = infer_count_columns(frame, policy)
     else:
         count_cols = [c for c in count_cols if c in frame.columns]
@@ -258,6 +335,8 @@ def check_table(
             continue
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         bad = ~is_disclosed_count(values, count_policy)
+        if text_table:
+            bad &= np.mod(values, 1) == 0
         shown_col = str(col)[:-4] if str(col).endswith(" [n]") else str(col)
         for r in np.nonzero(bad)[0]:
             violations.append(

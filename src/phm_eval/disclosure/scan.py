@@ -10,7 +10,13 @@ Every CSV/TSV, JSON, HTML, Markdown and SVG file is read as text and checked:
 * **tables** (CSV/TSV files, lists of records in JSON, ``<table>`` elements in
   HTML, pipe tables in Markdown) through :func:`check_table`, using the column
   roles in a ``<stem>.sdc.json`` file beside a CSV when there is one;
-* **counts in prose** such as ``n = 3`` in HTML, Markdown and SVG text.
+* **counts labelled as counts in JSON**: the value of any key such as ``n``,
+  ``events``, ``patients``, ``n_flagged`` or ``true_positives``, at any depth (see
+  :func:`~phm_eval.disclosure.check.is_count_label`); statistics (c-statistics, rates,
+  proportions, confidence limits) and counts of things other than people
+  (``n_bootstrap``, ``n_clusters``) are not counts;
+* **counts in prose** such as ``n = 3``, ``257 patients`` or ``12 with the outcome`` in
+  HTML, Markdown and SVG text.
 """
 
 from __future__ import annotations
@@ -27,7 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .check import Violation, check_table, is_identifier_column
+from .check import (
+    STAT_WORDS,
+    Violation,
+    _count_rule,
+    check_table,
+    is_count_label,
+    is_identifier_column,
+    name_words,
+)
 from .policy import DisclosurePolicy
 from .rounding import is_disclosed_count
 from .tables import SIDECAR_SUFFIX
@@ -37,6 +51,18 @@ logger = logging.getLogger(__name__)
 SCANNED_SUFFIXES = (".csv", ".tsv", ".json", ".html", ".htm", ".md", ".svg")
 _WORD = re.compile(r"[0-9a-z]+")
 _N_EQUALS = re.compile(r"(?<![0-9A-Za-z_])[nN]\s*=\s*(\d[\d,]*)(?![\d.])")
+#: A whole number directly followed by a word for people ("257 patients", "12 with the
+#: outcome"); not after "in", "per", "of"... ("1 in 5 patients", "per 1,000 people").
+_PEOPLE_COUNT = re.compile(
+    r"(?<![\w.,/%-])(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]*\d)(?!\s*%)\s+"
+    r"(?:patients|people|persons|individuals|residents|deaths|cases|"
+    r"with the outcome|with an event|with the event)\b(?!\s+per\b)",
+    re.IGNORECASE,
+)
+_NOT_A_COUNT_BEFORE = frozenset(
+    "in per of every each than least most to aged over under within top first last next "
+    "past with had".split()
+)
 
 
 class IdentifierIndex:
@@ -166,10 +192,46 @@ def check_report_folder(
 
 
 def _check_content(file: Path, name: str, text: str, policy: DisclosurePolicy) -> list[Violation]:
-    suffix = file.suffix.lower()
+    return check_text(name, text, policy, sidecar=file.with_name(file.stem + SIDECAR_SUFFIX),
+                      suffix=file.suffix)
+
+
+def check_text(
+    name: str,
+    text: str,
+    policy: DisclosurePolicy | None = None,
+    *,
+    sidecar: Path | None = None,
+    suffix: str | None = None,
+) -> list[Violation]:
+    """Disclosure problems in the text of one output file (identifiers apart).
+
+    Parameters
+    ----------
+    name : str
+        The file's name in violations (its path relative to the folder checked).
+    text : str
+        The file's text.
+    policy : DisclosurePolicy, optional
+        Defaults to NHS Digital rules.
+    sidecar : path, optional
+        The ``.sdc.json`` file naming a CSV's column roles, used when it exists.
+    suffix : str, optional
+        The file type (``.csv``, ``.tsv``, ``.json``, ``.md``, ``.html``, ``.svg``; any
+        other is read as plain text); defaults to the suffix of ``name``.
+
+    Returns
+    -------
+    list of Violation
+        CSV/TSV: :func:`check_table` on the table.  JSON: identifier fields, counts labelled
+        as counts, statistics beside a small count.  HTML, SVG, Markdown: their tables
+        (counts in count columns) and counts in prose.  Plain text: counts in prose.
+    """
+    policy = policy or DisclosurePolicy()
+    suffix = (suffix or Path(name).suffix).lower()
     try:
         if suffix in (".csv", ".tsv"):
-            return _check_delimited(file, name, text, policy)
+            return _check_delimited(name, text, policy, suffix, sidecar)
         if suffix == ".json":
             return [] if name.endswith(SIDECAR_SUFFIX) else _check_json(name, text, policy)
         if suffix in (".html", ".htm", ".svg"):
@@ -179,26 +241,40 @@ def _check_content(file: Path, name: str, text: str, policy: DisclosurePolicy) -
             for i, table in enumerate(parser.tables):
                 frame = _rows_to_frame(table)
                 if frame is not None:
-                    out += check_table(frame, policy, file=f"{name} (table {i + 1})")
+                    out += check_table(frame, policy, file=f"{name} (table {i + 1})",
+                                       text_table=True)
             out += _check_prose(name, " ".join(parser.text), policy)
+            out += _check_people_counts(name, parser.text, policy)
             return out
         if suffix == ".md":
             out = []
             for i, table in enumerate(_markdown_tables(text)):
                 frame = _rows_to_frame(table)
                 if frame is not None:
-                    out += check_table(frame, policy, file=f"{name} (table {i + 1})")
-            out += _check_prose(name, text, policy)
+                    out += check_table(frame, policy, file=f"{name} (table {i + 1})",
+                                       text_table=True)
+            prose = _markdown_prose(text)
+            out += _check_prose(name, prose, policy)
+            out += _check_people_counts(name, prose.splitlines(), policy)
             return out
+        return _check_prose(name, text, policy) + _check_people_counts(
+            name, text.splitlines(), policy)
     except (ValueError, pd.errors.ParserError, json.JSONDecodeError) as exc:
         return [Violation(f"could not be parsed for checking: {exc}", name)]
-    return []
 
 
-def _check_delimited(file: Path, name: str, text: str, policy: DisclosurePolicy) -> list[Violation]:
+#: The first line of a Snakemake benchmark file: run times and memory, no counts of people.
+_BENCHMARK_HEADER = ("s", "h:m:s", "max_rss")
+
+
+def _check_delimited(
+    name: str, text: str, policy: DisclosurePolicy, suffix: str, sidecar: Path | None
+) -> list[Violation]:
     if not text.strip():
         return []
-    sep = "\t" if file.suffix.lower() == ".tsv" else ","
+    sep = "\t" if suffix == ".tsv" else ","
+    if tuple(text.split("\n", 1)[0].strip().split(sep)[:3]) == _BENCHMARK_HEADER:
+        return []
     frame = pd.read_csv(
         io.StringIO(text),
         sep=sep,
@@ -207,8 +283,7 @@ def _check_delimited(file: Path, name: str, text: str, policy: DisclosurePolicy)
         thousands=",",
         dtype_backend="numpy_nullable",
     )
-    sidecar = file.with_name(file.stem + SIDECAR_SUFFIX)
-    if sidecar.exists():
+    if sidecar is not None and sidecar.exists():
         roles = json.loads(sidecar.read_text(encoding="utf-8"))
         out = [
             Violation("identifier column in an output", name, str(c))
@@ -246,19 +321,70 @@ def _check_json(name: str, text: str, policy: DisclosurePolicy) -> list[Violatio
             for key in node:
                 if is_identifier_column(key, policy):
                     out.append(Violation("identifier field in an output", name, str(key), where))
-        if (
-            isinstance(node, list)
-            and node
-            and all(isinstance(item, dict) for item in node)
-            and all(not isinstance(v, (dict, list)) for item in node for v in item.values())
-        ):
-            frame = pd.DataFrame.from_records(node)
-            out += [
-                v
-                for v in check_table(frame, policy, file=f"{name} {where}")
-                if v.rule != "identifier column in an output"
-            ]
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, dict):
+                    out += _check_json_object(item, name, f"{where}", str(i + 1), policy)
+    if isinstance(data, dict):
+        out += _check_json_object(data, name, "$", None, policy)
+    for where, node in _walk_json(data):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    out += _check_json_object(value, name, f"{where}.{key}", None, policy)
     return out
+
+
+def _as_count(value: Any) -> float | None:
+    """A JSON value that can be a count: a whole, finite number (not a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    if not np.isfinite(number) or not number.is_integer():
+        return None  # a fraction is a statistic (expected events, a mean), not a count
+    return number
+
+
+def _check_json_object(
+    obj: dict[str, Any], name: str, where: str, row: str | None, policy: DisclosurePolicy
+) -> list[Violation]:
+    """Counts labelled as counts among one object's own values, and statistics beside a
+    small count (``row`` is the 1-based position of the object in a list)."""
+    out: list[Violation] = []
+    small = []
+    file = f"{name} {where}"
+    for key, value in obj.items():
+        if not is_count_label(key, policy):
+            continue
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, dict):  # {"patients": {"fit": 120, "mild": 35}}
+            values = [v for k, v in value.items() if not is_identifier_column(k, policy)]
+        for item in values:
+            if item is None:
+                small.append(str(key))  # suppressed
+                continue
+            number = _as_count(item)
+            if number is None:
+                continue
+            if not is_disclosed_count(np.array([number]), policy)[0]:
+                out.append(Violation(_count_rule(number, policy), file, str(key), row,
+                                     _fmt_number(number)))
+            if 0 < number <= policy.statistic_threshold:
+                small.append(str(key))
+    if small:
+        for key, value in obj.items():
+            number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else None
+            if (number is not None and name_words(key) & STAT_WORDS
+                    and not is_count_label(key, policy)):
+                out.append(Violation(
+                    f"statistic shown for {policy.statistic_threshold} or fewer people (or a "
+                    f"suppressed count in '{small[0]}')", file, str(key), row, f"{number:g}"))
+    return out
+
+
+def _fmt_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _check_prose(name: str, text: str, policy: DisclosurePolicy) -> list[Violation]:
@@ -271,6 +397,40 @@ def _check_prose(name: str, text: str, policy: DisclosurePolicy) -> list[Violati
                           value=match.group(0).strip())
             )
     return out
+
+
+def _check_people_counts(name: str, chunks: Iterable[str], policy: DisclosurePolicy
+                         ) -> list[Violation]:
+    """Numbers written as counts of people ("257 patients") in pieces of text.
+
+    Each piece (a Markdown line, the text of one HTML or SVG element) is searched on its
+    own, so that axis ticks and labels of a figure are never read as one phrase.
+    """
+    out = []
+    for chunk in chunks:
+        for match in _PEOPLE_COUNT.finditer(chunk):
+            before = chunk[: match.start()].split()
+            if before and before[-1].lower().strip("(,;:") in _NOT_A_COUNT_BEFORE:
+                continue
+            value = float(match.group(1).replace(",", ""))
+            if not is_disclosed_count(np.array([value]), policy)[0]:
+                out.append(Violation("count in text breaks the disclosure rules", name,
+                                     value=" ".join(match.group(0).split())))
+    return out
+
+
+def _markdown_prose(text: str) -> str:
+    """Markdown without its pipe tables, code blocks and image or link targets."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or (stripped.startswith("|") and stripped.count("|") >= 2):
+            continue
+        lines.append(re.sub(r"\]\([^)]*\)", "]", line))
+    return "\n".join(lines)
 
 
 class _TableTextParser(HTMLParser):

@@ -1,10 +1,11 @@
 """The last check before outputs leave the analysis: disclosure rules and patient identifiers.
 
-``phm-eval check-outputs FOLDER --patients FILE`` calls
-:func:`check_report_outputs`, which scans every CSV, JSON, HTML, Markdown and
-SVG file in the folder with
-:func:`phm_eval.disclosure.check_report_folder`, looking for every
-``patient_id`` of the patients table as well as for small or unrounded counts.
+``phm-eval check-outputs FOLDER [--patients FILE]`` calls
+:func:`~phm_eval.disclosure.release.check_release`: every file of a run's results folder
+except those under ``internal/`` is releasable, and every one is read (CSV, JSON, Markdown,
+HTML, SVG and other text; images are listed as not scanned) for small or unrounded counts
+and for every ``patient_id`` of the patients table.  :func:`check_report_outputs` applies
+the same check to one folder (the report's) with the patients table required.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..disclosure import DisclosurePolicy, IdentifierIndex, check_report_folder
+from ..disclosure import DisclosurePolicy, IdentifierIndex
+from ..disclosure.release import ReleaseCheck, check_release, scan_release
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ReleaseCheck", "check_release", "check_report_outputs", "patient_identifiers",
+           "scan_release"]
 
 
 def patient_identifiers(patients_path: str | os.PathLike[str]) -> pd.Series:
@@ -60,9 +65,10 @@ def check_report_outputs(
     Parameters
     ----------
     report_dir : path
-        The folder to check (or one file).  Every CSV/TSV, JSON, HTML, Markdown
-        and SVG file in it and its sub-folders is read.  PNG and PDF files are
-        not read: figures and the manuscript are checked through the tables and
+        The folder to check (or one file).  Every file in it and its sub-folders
+        except those under ``internal/`` is read as
+        :func:`~phm_eval.disclosure.release.check_release` does.  PNG and PDF files
+        are not read: figures and the manuscript are checked through the tables and
         JSON they are drawn from.
     patients_path : path
         The patients table (Parquet or CSV with a ``patient_id`` column, or a
@@ -94,7 +100,10 @@ def check_report_outputs(
         if include_warnings:
             problems.append(short)
         logger.warning(short)
-    for violation in check_report_folder(folder, policy, identifiers):
+    result = scan_release(folder, identifiers, policy)
+    for name, reason in result.not_scanned:
+        logger.info("not scanned: %s (%s)", name, reason)
+    for violation in result.violations:
         if violation.severity == "error" or include_warnings:
             problems.append(str(violation))
         else:
