@@ -10,10 +10,12 @@ import numpy as np
 
 from ..disclosure import apply_disclosure
 from ..disclosure.survival_figures import disclosed_step_tables, plot_disclosed_curves
+from ..errors import EstimationError
 from ..evaluate.design import Eligibility
 from ..evaluate.pipeline import evaluate_programme
 from ..evaluate.plots import forest_plot, rtm_plot
 from ..plotting import describe_figure, phm_style, save_figure, set_titles
+from ..report.effects import not_estimable_text
 from .common import output, policy, write_disclosed, write_json
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,19 @@ def run(smk) -> None:
     tables = {k: inp[k] for k in ("patients", "events", "admissions", "practices",
                                   "interventions", "rollout")}
     elig = ev.get("eligibility")
-    result = evaluate_programme(
-        tables, study["programme"], study["study_end"],
-        eligibility=Eligibility(**elig) if elig else None,
-        matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
-        lookback_days=int(ev.get("lookback_days", 365)),
-        codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)),
-    )
+    try:
+        result = evaluate_programme(
+            tables, study["programme"], study["study_end"],
+            eligibility=Eligibility(**elig) if elig else None,
+            matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
+            lookback_days=int(ev.get("lookback_days", 365)),
+            codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)),
+        )
+    except EstimationError as exc:
+        # The design itself cannot be run on these data (too few enrolled or comparators):
+        # the run goes on to its report, which says so, instead of stopping here.
+        _not_estimable(smk, str(exc))
+        return
     write_json(output(smk, "effects.json"), result.records)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
                 {"statistic": None, "df": None, "p_value": None,
@@ -58,6 +66,34 @@ def run(smk) -> None:
     head = result.headline
     log.info("headline rate ratio %s (%s-%s); naive %s", head["estimate"],
              head["ci_low"], head["ci_high"], result.naive.estimate)
+
+
+def _not_estimable(smk, reason: str) -> None:
+    """Write every output of the stage for a design that could not be estimated: effects.json
+    holds one null record with the reason, tables only their headers, figures the reason."""
+    note = not_estimable_text(reason)
+    log.warning("enrolled-patient evaluation %s", note)
+    write_json(output(smk, "effects.json"), [{
+        "outcome": "emergency admissions", "method": "matched comparison of enrolled patients",
+        "estimate": None, "ci_low": None, "ci_high": None, "scale": "rate ratio", "n": None,
+        "primary": True, "fallback": None, "note": note}])
+    write_json(output(smk, "pretrend.json"), {"statistic": None, "df": None, "p_value": None,
+                                              "note": note})
+    headers = {"rtm.csv": "group,patients,rate_before_per_1000,rate_after_per_1000,"
+                          "change_per_1000",
+               "balance.csv": "covariate", "flow.csv": "step,n",
+               "km.csv": "arm,time,n_risk,n_event,n_censor,surv",
+               "cif.csv": "arm,time,n_risk,n_event,n_censor,n_competing,surv,cif"}
+    for name, header in headers.items():
+        output(smk, name).write_text(header + "\n", encoding="utf-8")
+    with phm_style():
+        for name in ("love_plot.png", "km.png", "cif.png", "forest.png", "rtm.png",
+                     "event_study.png"):
+            fig, ax = plt.subplots(figsize=(6, 2))
+            ax.axis("off")
+            ax.text(0.5, 0.5, "Not estimable: " + note.removeprefix("not estimable: "),
+                    ha="center", va="center", wrap=True)
+            _save(smk, fig, name, f"No figure: the evaluation was {note}.")
 
 
 def _save(smk, fig, name: str, summary: str) -> None:
