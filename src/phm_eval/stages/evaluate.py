@@ -75,7 +75,7 @@ def _not_estimable(smk, reason: str) -> None:
     log.warning("enrolled-patient evaluation %s", note)
     write_json(output(smk, "effects.json"), [{
         "outcome": "emergency admissions", "method": "matched comparison of enrolled patients",
-        "estimate": None, "ci_low": None, "ci_high": None, "scale": "rate ratio", "n": None,
+        "estimate": None, "ci_low": None, "ci_high": None, "scale": "RR", "n": None,
         "primary": True, "fallback": None, "note": note}])
     write_json(output(smk, "pretrend.json"), {"statistic": None, "df": None, "p_value": None,
                                               "note": note})
