@@ -56,7 +56,8 @@ _N_EQUALS = re.compile(r"(?<![0-9A-Za-z_])[nN]\s*=\s*(\d[\d,]*)(?![\d.])")
 _PEOPLE_COUNT = re.compile(
     r"(?<![\w.,/%-])(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]*\d)(?!\s*%)\s+"
     r"(?:patients|people|persons|individuals|residents|deaths|cases|"
-    r"with the outcome|with an event|with the event)\b(?!\s+per\b)",
+    r"with the outcome|with an event|with the event)\b"
+    r"(?!\s+(?:per|or\s+(?:fewer|more|less|over|under))\b)",
     re.IGNORECASE,
 )
 _NOT_A_COUNT_BEFORE = frozenset(

@@ -956,14 +956,40 @@ class RiskModelReport:
             return self.iecv.pooled
         return self.apparent
 
-    def write(self, output_dir: str | Path, **card_kwargs: Any) -> dict[str, Path]:
-        """Write figures, ``risk_model_report.json`` and ``model_card.md`` to a folder."""
+    def write(
+        self,
+        output_dir: str | Path,
+        report_json_dir: str | Path | None = None,
+        **card_kwargs: Any,
+    ) -> dict[str, Path]:
+        """Write figures, ``risk_model_report.json`` and ``model_card.md``.
+
+        Parameters
+        ----------
+        output_dir : path
+            Folder of the figures and the model card.
+        report_json_dir : path, optional
+            Folder of ``risk_model_report.json``, the full report with unrounded counts
+            (development and validation sizes, events, true and false positives at every
+            threshold, missing values...).  Defaults to ``output_dir``; a workflow that
+            releases ``output_dir`` puts it under the results folder's ``internal/``.
+        **card_kwargs
+            For :func:`phm_eval.risk.model_card.render_model_card` (``policy`` or
+            ``disclose`` for disclosure control of the card's counts).
+
+        Returns
+        -------
+        dict of str to Path
+            Every file written: figure names, ``"report"`` and ``"model_card"``.
+        """
         from phm_eval.risk.model_card import write_model_card
 
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = _write_figures(self, out)
-        report_path = out / "risk_model_report.json"
+        json_dir = Path(report_json_dir) if report_json_dir is not None else out
+        json_dir.mkdir(parents=True, exist_ok=True)
+        report_path = json_dir / "risk_model_report.json"
         write_json(report_path, self.to_dict())  # NaN as null: strict JSON
         paths["report"] = report_path
         figures = {k: v.name for k, v in paths.items() if v.suffix == ".png"}
@@ -1027,6 +1053,7 @@ def develop_risk_model(
     run_iecv: bool = True,
     anticipated_c_statistic: float = 0.75,
     model_card_options: Mapping[str, Any] | None = None,
+    report_json_dir: str | Path | None = None,
 ) -> RiskModelReport:
     """Develop the risk model and validate it by every design the data allow.
 
@@ -1050,7 +1077,10 @@ def develop_risk_model(
         For the Riley sample-size check (routine-data admission models report 0.7-0.8).
     model_card_options : mapping, optional
         Keyword arguments for :func:`phm_eval.risk.model_card.render_model_card` (free text,
-        and ``disclose`` to apply disclosure control to tables of counts).
+        and ``policy`` or ``disclose`` to apply disclosure control to every count in the card).
+    report_json_dir : path, optional
+        Where ``risk_model_report.json`` (unrounded counts: not for release) is written;
+        defaults to ``output_dir``.
 
     Returns
     -------
@@ -1102,7 +1132,8 @@ def develop_risk_model(
         iecv_choice=choice,
     )
     if output_dir is not None:
-        report.write(output_dir, **dict(model_card_options or {}))
+        report.write(output_dir, report_json_dir=report_json_dir,
+                     **dict(model_card_options or {}))
     return report
 
 

@@ -6,24 +6,35 @@ performance by subgroup (fairness); limitations. Numbers come from a
 :class:`~phm_eval.risk.develop.RiskModelReport`; free text (data source, setting, intended
 use, limitations) from the caller.
 
-Counts in the subgroup, risk-tier and per-cluster tables are shown as computed unless a
-``disclose`` function is given (e.g. one applying the project's disclosure-control policy):
-pass one before releasing a card built from patient records.
+Counts (patients, outcomes, missing values, events per cluster, subgroup and risk-tier
+counts) are shown as computed unless disclosure control is asked for: pass ``policy`` (a
+:class:`~phm_eval.disclosure.DisclosurePolicy`) or a ``disclose`` function (as the workflow's
+risk stage does) before releasing a card built from patient records.  With either, every
+count in the card, in prose and in tables, is disclosure-controlled, percentages are computed
+from the disclosed counts, and statistics of groups with suppressed counts are suppressed.
+
+:func:`model_card_html` renders the card as an HTML fragment, with its figures embedded, for
+the commissioner report.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from phm_eval.disclosure import DisclosurePolicy
     from phm_eval.risk.develop import RiskModelReport
 
-__all__ = ["render_model_card", "write_model_card"]
+__all__ = ["card_disclosure", "model_card_html", "render_model_card", "write_model_card"]
 
 DEFAULT_LIMITATIONS = (
     "Predictors come from coded records; conditions that are not coded, or coded "
@@ -99,6 +110,75 @@ def _figure(figures: Mapping[str, str], key: str, caption: str) -> list[str]:
     return []
 
 
+Disclose = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def card_disclosure(policy: DisclosurePolicy) -> Disclose:
+    """The function that discloses a table of the card under ``policy``.
+
+    Count columns are those whose name labels a count (``n``, ``events``, ``n_flagged``,
+    ``true_positives``...; :func:`~phm_eval.disclosure.check.is_count_label`); every other
+    numeric column is a statistic of the people counted by ``events`` (or the first count),
+    suppressed when that count is.  Returns text cells, ``policy.marker`` where suppressed.
+    """
+    from phm_eval.disclosure import apply_disclosure
+    from phm_eval.disclosure.check import is_count_label
+
+    def disclose(frame: pd.DataFrame) -> pd.DataFrame:
+        counts = [c for c in frame.columns
+                  if is_count_label(c, policy) and pd.api.types.is_numeric_dtype(frame[c])]
+        if not counts:
+            return frame
+        numeric = [c for c in frame.select_dtypes("number").columns if c not in counts]
+        base = "events" if "events" in counts else counts[0]
+        out = apply_disclosure(frame.reset_index(drop=True), policy, count_cols=counts,
+                               stat_cols={c: base for c in numeric})
+        return out.formatted(decimals=3)
+
+    return disclose
+
+
+class _Counts:
+    """Counts as the card shows them: disclosed by ``policy`` or ``disclose``, else as computed."""
+
+    def __init__(self, policy: DisclosurePolicy | None, disclose: Disclose | None) -> None:
+        self.policy = policy
+        self.frame = disclose or (card_disclosure(policy) if policy is not None else None)
+        self.active = self.frame is not None
+
+    def value(self, x: float) -> float | None:
+        """The disclosed count (None when suppressed)."""
+        if not self.active:
+            return float(x)
+        shown = self.frame(pd.DataFrame({"n": [int(x)]}))["n"].iloc[0]
+        number = pd.to_numeric(str(shown).replace(",", ""), errors="coerce")
+        return None if pd.isna(number) else float(number)
+
+    def text(self, x: float) -> str:
+        value = self.value(x)
+        if value is None:
+            return self.policy.marker if self.policy is not None else "*"
+        return f"{int(value):,}"
+
+    def percent(self, part: float, whole: float, digits: int = 2) -> str:
+        """``part / whole`` in percent, from the disclosed counts; empty when suppressed."""
+        top, bottom = self.value(part), self.value(whole)
+        if top is None or bottom is None or bottom <= 0:
+            return ""
+        return f"{100 * top / bottom:.{1 if self.active else digits}f}%"
+
+    def column(self, frame: pd.DataFrame, col: str) -> pd.Series:
+        """A column of counts, disclosed (text, marker where suppressed)."""
+        if not self.active:
+            return frame[col]
+        out = self.frame(pd.DataFrame({"n": frame[col].astype(int).to_numpy()}))["n"]
+        return pd.Series(out.to_numpy(), index=frame.index)
+
+
+def _ceil_to(x: float, base: int) -> int:
+    return int(math.ceil(float(x) / base) * base)
+
+
 def render_model_card(
     report: RiskModelReport,
     *,
@@ -118,7 +198,8 @@ def render_model_card(
     eligibility: str = "Patients registered at the index date.",
     figures: Mapping[str, str] | None = None,
     limitations: Sequence[str] = (),
-    disclose: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    disclose: Disclose | None = None,
+    policy: DisclosurePolicy | None = None,
 ) -> str:
     """Markdown text of the model card.
 
@@ -135,9 +216,17 @@ def render_model_card(
         Added to the default limitations.
     disclose : callable, optional
         Applied to every table with patient counts (subgroups, risk tiers, clusters) before
-        it is rendered; it receives and returns a DataFrame with the same columns.
+        it is rendered; it receives and returns a DataFrame with the same columns.  Counts
+        in prose and in the missing-data table go through it as one-column tables named
+        ``n``.
+    policy : DisclosurePolicy, optional
+        Disclosure rules for every count in the card; builds ``disclose`` with
+        :func:`card_disclosure` when that is not given.  With ``policy`` or ``disclose``,
+        percentages come from the disclosed counts and the Riley sample sizes are rounded up
+        to a multiple of the rounding base.
     """
-    protect = disclose or (lambda frame: frame)
+    counts = _Counts(policy, disclose)
+    protect = counts.frame or (lambda frame: frame)
     figures = dict(figures or {})
     cfg = report.config
     main = report.primary_validation()
@@ -163,15 +252,21 @@ def render_model_card(
     lines += [
         "## Participants",
         "",
-        f"{eligibility} Development sample: {report.n:,} patients, {report.events:,} with the "
-        f"outcome ({100 * report.events / max(report.n, 1):.2f}%).",
+        f"{eligibility} Development sample: {counts.text(report.n)} patients, "
+        f"{counts.text(report.events)} with the outcome"
+        + _brackets(counts.percent(report.events, report.n)) + ".",
     ]
     if report.temporal is not None:
         v = report.temporal.validation.metrics
         lines.append(
-            f"Temporal validation sample: {int(v['n']):,} patients, {int(v['events']):,} with "
-            f"the outcome ({100 * v['observed_risk']:.2f}%)."
+            f"Temporal validation sample: {counts.text(v['n'])} patients, "
+            f"{counts.text(v['events'])} with the outcome"
+            + _brackets(counts.percent(v["events"], v["n"])) + "."
         )
+    if counts.active:
+        lines += ["", "Counts in this card are disclosure-controlled"
+                  + (f": {policy.describe()[0].lower()}{policy.describe()[1:]}"
+                     if policy is not None else ".")]
     lines += ["", "## Outcome", "", outcome_definition, "", "## Predictors", ""]
     sets = report.feature_sets or {
         "numeric": list(cfg.numeric_features),
@@ -189,20 +284,35 @@ def render_model_card(
     lines += [f"- Binary flags: {', '.join(binary) if binary else 'none'}", ""]
     ss = report.sample_size
     adequate = ss.is_adequate(report.n)
+    prevalence = ss.prevalence
+    criteria = ss.summary()
+    base = policy.base if policy is not None else 5
+    if counts.active:
+        # The outcome proportion from the disclosed counts, and the Riley sizes rounded up,
+        # so that nothing in this section gives the exact number of patients or events.
+        n_shown, events_shown = counts.value(report.n), counts.value(report.events)
+        prevalence = events_shown / n_shown if n_shown and events_shown else float("nan")
+        criteria = criteria.assign(
+            n=[_ceil_to(x, base) for x in criteria["n"]],
+            events=[_ceil_to(x, base) for x in criteria["events"]],
+        )
     lines += [
         "## Sample size",
         "",
         f"Candidate parameters: {report.n_parameters}. Minimum sample size by the criteria of "
         f"Riley et al. (BMJ 2020;368:m441), assuming Cox-Snell R2 = {ss.r2_cs:.3f} "
-        f"({ss.r2_source}) and outcome proportion {ss.prevalence:.3f}:",
+        f"({ss.r2_source}) and outcome proportion {_fmt(prevalence)}"
+        + (f" (sample sizes rounded up to a multiple of {base})" if counts.active else "")
+        + ":",
         "",
         _table(
-            ss.summary(),
-            {"criterion": "Criterion", "n": "n", "events": "Events", "epp": "Events/parameter"},
+            criteria,
+            {"criterion": "Criterion", "n": "Required n", "events": "Required events",
+             "epp": "Events per parameter"},
             digits=1,
         ),
         "",
-        f"The development sample ({report.n:,}) "
+        f"The development sample ({counts.text(report.n)}) "
         + ("meets" if adequate else "does **not** meet")
         + " the minimum.",
         "",
@@ -213,7 +323,7 @@ def render_model_card(
         "is its own category. Binary flags: absent code = 0.",
         "",
         _table(
-            report.missing[report.missing["n_missing"] > 0],
+            _missing_table(report.missing, report.n, counts),
             {"feature": "Predictor", "n_missing": "Missing", "percent_missing": "%"},
             digits=1,
         )
@@ -300,7 +410,7 @@ def render_model_card(
                 "threshold": "Threshold",
                 "net_benefit_model": "Model",
                 "net_benefit_treat_all": "Flag all",
-                "flag_rate": "Flagged",
+                "flag_rate": "Proportion flagged",
                 "interventions_avoided_per_100": "Needless flags avoided /100",
             },
         ),
@@ -355,9 +465,159 @@ def render_model_card(
     return "\n".join(lines)
 
 
+def _brackets(text: str) -> str:
+    return f" ({text})" if text else ""
+
+
+def _missing_table(missing: pd.DataFrame, n: int, counts: _Counts) -> pd.DataFrame:
+    """Predictors with missing values: counts disclosed, percentages from disclosed counts."""
+    frame = missing[missing["n_missing"] > 0].copy()
+    if not counts.active or frame.empty:
+        return frame
+    total = counts.value(n)
+    shown = counts.column(frame, "n_missing")
+    values = pd.to_numeric(shown.astype(str).str.replace(",", ""), errors="coerce")
+    frame["n_missing"] = shown
+    frame["percent_missing"] = [
+        f"{100 * v / total:.1f}" if total and not np.isnan(v) else "*" for v in values
+    ]
+    return frame
+
+
 def write_model_card(path: str | Path, report: RiskModelReport, **kwargs: Any) -> Path:
     """Write :func:`render_model_card` to ``path``; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_model_card(report, **kwargs), encoding="utf-8")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+_IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)$")
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".svg": "image/svg+xml", ".gif": "image/gif", ".webp": "image/webp"}
+
+
+def _inline(text: str) -> str:
+    """Escape text and render the card's inline Markdown: ``code`` and **bold**."""
+    parts = re.split(r"(`[^`]+`)", text)
+    out = []
+    for part in parts:
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+            continue
+        part = html.escape(part, quote=False)
+        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
+        out.append(part)
+    return "".join(out)
+
+
+def _image_src(src: str, image_dir: Path | None, embed: bool) -> str | None:
+    """The ``src`` of an image: a data URI when embedded, else the path from ``image_dir``.
+
+    Returns None for an embedded image whose file does not exist (it is then left out,
+    never shown as a broken link).
+    """
+    if re.match(r"^(data:|https?:)", src):
+        return src
+    path = Path(src) if image_dir is None else Path(image_dir) / src
+    if not embed:
+        return path.as_posix()
+    if not path.is_file():
+        return None
+    mime = _MIME.get(path.suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def model_card_html(
+    markdown: str,
+    image_dir: str | Path | None = None,
+    *,
+    embed: bool = True,
+    heading_offset: int = 1,
+) -> str:
+    """The model card as an HTML fragment, with its figures, for embedding in a report.
+
+    Renders the Markdown that :func:`render_model_card` writes: headings, paragraphs, bullet
+    lists, pipe tables (the first row is the header), images on their own line (as
+    ``<figure>`` with the alt text as caption), ``code`` and **bold**.  All text is
+    HTML-escaped.  Counts are rendered exactly as in the Markdown, so a card rendered with
+    disclosure control stays disclosure-controlled.
+
+    Parameters
+    ----------
+    markdown : str
+        The card's Markdown (e.g. the text of ``risk/model_card.md``).
+    image_dir : path, optional
+        The folder the card's image links are relative to (the card's folder).
+    embed : bool, default True
+        Embed images as ``data:`` URIs, so the report stays one self-contained file; images
+        whose files are missing are left out.  With False, ``src`` is the path from
+        ``image_dir``.
+    heading_offset : int, default 1
+        Added to every heading level (the card's ``#`` title becomes ``<h2>`` with 1), so
+        the card nests under the report's own headings; levels stop at 6.
+
+    Returns
+    -------
+    str
+        An HTML fragment wrapped in ``<div class="model-card">``.
+    """
+    folder = Path(image_dir) if image_dir is not None else None
+    out: list[str] = ['<div class="model-card">']
+    paragraph: list[str] = []
+    items: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if paragraph:
+            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
+            paragraph.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+        if table:
+            head, *body = table
+            cells = "".join(f'<th scope="col">{_inline(c)}</th>' for c in head)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body
+            )
+            out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
+        image = _IMAGE.match(stripped)
+        if not stripped:
+            flush()
+        elif heading:
+            flush()
+            level = min(6, len(heading.group(1)) + max(0, heading_offset))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif image:
+            flush()
+            src = _image_src(image.group("src"), folder, embed)
+            if src is not None:
+                alt = html.escape(image.group("alt"))
+                out.append(f'<figure><img src="{html.escape(src)}" alt="{alt}">'
+                           f"<figcaption>{alt}</figcaption></figure>")
+        elif stripped.startswith("|") and stripped.count("|") >= 2:
+            if paragraph or items:
+                flush()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if not all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
+                table.append(cells)
+        elif re.match(r"^[-*]\s+", stripped):
+            if paragraph or table:
+                flush()
+            items.append(re.sub(r"^[-*]\s+", "", stripped))
+        else:
+            if items or table:
+                flush()
+            paragraph.append(stripped)
+    flush()
+    out.append("</div>")
+    return "\n".join(out)
