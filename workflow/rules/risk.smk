@@ -11,7 +11,7 @@ RISK_OUTPUTS = [
         "roc.png",
         "decision_curve.png",
     )
-] + [I("risk/predictions.parquet")]
+] + [I("risk/predictions.parquet"), I("risk/risk_model_report.json")]
 
 #: The index date of each feature set: only the set whose date changed is rebuilt.
 FEATURE_INDEX_DATES = {

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..disclosure import apply_disclosure
+from ..disclosure.release import disclose_json
 from ..disclosure.survival_figures import disclosed_step_tables, plot_disclosed_curves
 from ..errors import EstimationError
 from ..evaluate.design import Eligibility
@@ -41,13 +42,14 @@ def run(smk) -> None:
         # the run goes on to its report, which says so, instead of stopping here.
         _not_estimable(smk, str(exc))
         return
-    write_json(output(smk, "effects.json"), result.records)
+    pol = policy(smk)
+    # Released: counts in the records disclosure-controlled; estimates are statistics.
+    write_json(output(smk, "effects.json"), disclose_json(result.records, pol))
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
                 {"statistic": None, "df": None, "p_value": None,
                  "note": "event study not estimable (too few matched patients)"})
     write_json(output(smk, "pretrend.json"), pretrend)
 
-    pol = policy(smk)
     rtm = apply_disclosure(
         result.rtm, pol, count_cols=["patients", "admissions_before", "admissions_after"],
         rate_cols={"rate_before_per_1000": ("admissions_before", "person_years_before", 1000),

@@ -7,6 +7,7 @@ import logging
 import pandas as pd
 
 from ..disclosure import apply_disclosure
+from ..disclosure.release import disclose_json
 from ..risk.develop import develop_risk_model
 from ..risk.features import risk_features
 from .common import output, policy, write_disclosed, write_json
@@ -60,7 +61,8 @@ def model(smk) -> None:
 
     report = develop_risk_model(dev.drop(columns=drop), settings,
                                 validation_features=val.drop(columns=drop), output_dir=out_dir,
-                                model_card_options={"disclose": disclose})
+                                model_card_options={"disclose": disclose},
+                                report_json_dir=output(smk, "risk_model_report.json").parent)
     full = report.to_dict()
     validation = full["temporal"]["validation"] if full.get("temporal") else full["apparent"]
     metrics = {
@@ -76,7 +78,8 @@ def model(smk) -> None:
     iecv = full.get("internal_external")
     if iecv:
         metrics["internal_external"] = {k: v for k, v in iecv.items() if k != "per_cluster"}
-    write_json(output(smk, "metrics.json"), metrics)
+    # Released: every count in it disclosure-controlled (the unrounded report stays internal).
+    write_json(output(smk, "metrics.json"), disclose_json(metrics, pol))
 
     subgroups = pd.DataFrame(validation.get("subgroups", []))
     if not subgroups.empty:
