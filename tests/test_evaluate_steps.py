@@ -347,6 +347,17 @@ def test_difference_in_differences_clustered_variance_by_hand():
     assert effect.n_clusters == 2
 
 
+def test_difference_in_differences_reports_the_larger_of_set_and_person_clustering():
+    df = _before_after()
+    by_set, _ = fx.did_before_after(df, cluster="match_cluster")
+    by_person, _ = fx.did_before_after(df, cluster="patient_id")
+    both, _ = fx.did_before_after(df, cluster="match_cluster", conservative_cluster="patient_id")
+    assert both.estimate == by_set.estimate
+    assert both.ci_high - both.ci_low == pytest.approx(
+        max(by_set.ci_high - by_set.ci_low, by_person.ci_high - by_person.ci_low))
+    assert "larger" in both.se_method
+
+
 def test_naive_before_after_uses_the_enrolled_only_and_both_windows():
     df = _before_after()
     effect = fx.naive_before_after(df)

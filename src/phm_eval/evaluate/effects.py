@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
 from ..errors import EstimationError
 from ..survival import (
@@ -283,10 +284,17 @@ def fine_gray(df: pd.DataFrame, cluster: str = "patient_id") -> Effect:
                   None, None, se_words(cluster, n_clusters, "robust (sandwich)"), n_clusters)
 
 
-def did_before_after(df: pd.DataFrame, cluster: str = "patient_id"
-                     ) -> tuple[Effect, pd.DataFrame]:
+def did_before_after(df: pd.DataFrame, cluster: str = "patient_id",
+                     conservative_cluster: str | None = None) -> tuple[Effect, pd.DataFrame]:
     """Two-period difference in differences of emergency admission rates (per 1,000
     person-years), enrolled vs matched comparators, with SEs clustered on ``cluster``.
+
+    With ``conservative_cluster`` the standard error is the larger of the two clusterings'.
+    Clustering on matched sets credits the DiD with the within-set balance of the pre-period
+    rates that matching creates; in simulations (52 synthetic PCNs of 20,000 patients) that
+    standard error was about 15 % smaller than the estimates' spread (coverage 0.87), while
+    clustering on the person was about 15 % larger (0.98). The pipeline therefore reports the
+    larger, and ``se_method`` says which was used.
 
     Each row contributes its rate before (look-back) and after (follow-up) the index date,
     weighted by its person-time in that period. The model (treated, post, treated x post) is
@@ -313,14 +321,33 @@ def did_before_after(df: pd.DataFrame, cluster: str = "patient_id"
     fit = sm.WLS(long["rate"], X, weights=long["w"]).fit(
         cov_type="cluster", cov_kwds={"groups": groups})
     est, se = float(fit.params["treated_post"]), float(fit.bse["treated_post"])
-    nt, nc = _counts(df)
     n_clusters = int(groups.max()) + 1
+    se_method = se_words(cluster, n_clusters, "cluster-robust (sandwich, WLS)")
+    if conservative_cluster is not None and conservative_cluster != cluster:
+        other_groups = pd.factorize(pd.concat([df[conservative_cluster]] * 2,
+                                              ignore_index=True))[0]
+        other = sm.WLS(long["rate"], X, weights=long["w"]).fit(
+            cov_type="cluster", cov_kwds={"groups": other_groups})
+        other_se = float(other.bse["treated_post"])
+        n_other = int(other_groups.max()) + 1
+        if other_se > se:
+            se, n_clusters = other_se, n_other
+            se_method = (se_words(conservative_cluster, n_other,
+                                  "cluster-robust (sandwich, WLS)")
+                         + f": larger than clustering on {cluster_words(cluster)}, so used "
+                         "(the larger of the two; set-clustered DiD SEs were too small in "
+                         "simulations)")
+        else:
+            se_method += (f" (not smaller than clustering on "
+                          f"{cluster_words(conservative_cluster)}; the larger is used)")
+    z = est / se
+    p_value = float(2 * stats.norm.sf(abs(z)))
+    nt, nc = _counts(df)
     effect = Effect("emergency admissions per 1,000 person-years",
                     "difference in differences (matched, before vs after)", est,
                     est - 1.96 * se, est + 1.96 * se, "difference", nt, nc,
                     "change in emergency admission rate, enrolled minus comparators", None,
-                    float(fit.pvalues["treated_post"]), None, None,
-                    se_words(cluster, n_clusters, "cluster-robust (sandwich, WLS)"), n_clusters)
+                    p_value, None, None, se_method, n_clusters)
     table = rtm_table(df)
     return effect, table
 

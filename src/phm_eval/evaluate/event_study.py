@@ -37,7 +37,7 @@ from ..db import connect
 from ..definitions import emergency_sql
 from ..did import att_gt
 from ..did.results import AttGtResult
-from .effects import se_words
+from .effects import cluster_words, se_words
 
 MONTH_DAYS = 365.25 / 12
 PRE, POST = 12, 12
@@ -198,6 +198,26 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
     est, se = post.overall_att * scale, post.overall_se * scale
     n_t = int(analysed["treated"].sum())
     n_clusters = int(analysed[cluster_col].nunique())
+    how = "analytic influence-function"
+    se_note = ""
+    if cluster_col != "patient_id":
+        # As for the matched before/after DiD (effects.did_before_after): the larger of the
+        # matched-set and the person clustering, since set-clustered DiD SEs ran small.
+        by_person = att_gt(two.merge(analysed[["row_id", "patient_id"]], on="row_id"),
+                           yname="y", tname="period", idname="row_id", gname="g",
+                           control_group="nevertreated", est_method="reg", bstrap=False,
+                           allow_unbalanced_panel=True, clustervars="patient_id")
+        person_se = by_person.aggregate("simple").overall_se * scale
+        if person_se > se:
+            se_note = (f": larger than clustering on {cluster_words(cluster_col)}, so used "
+                       "(the larger of the two)")
+            se, n_clusters, se_cluster = person_se, int(analysed["patient_id"].nunique()), \
+                "patient_id"
+        else:
+            se_note = " (not smaller than clustering on the person; the larger is used)"
+            se_cluster = cluster_col
+    else:
+        se_cluster = cluster_col
     effect = {
         "outcome": "emergency admissions per 1,000 person-years",
         "method": "difference in differences, 12 months before vs after (Callaway & Sant'Anna "
@@ -206,11 +226,12 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
         "scale": "ATT", "n_treated": n_t, "n_control": int(len(analysed) - n_t),
         "label": "average change in admissions per 1,000 person-years, enrolled vs comparators",
         "subgroup": None,
-        "se_method": f"{se_words(cluster_col, n_clusters, 'analytic influence-function')} "
-                     f"(rows are person-index dates: {len(analysed)} rows of "
+        "se_method": f"{se_words(se_cluster, n_clusters, how)}{se_note} (rows are "
+                     f"person-index dates: {len(analysed)} rows of "
                      f"{analysed['patient_id'].nunique()} people)",
         "n_clusters": n_clusters,
     }
+    n_clusters = int(analysed[cluster_col].nunique())
     pre = clustered_pretest(res, ANTICIPATION)
     pretrend = {"statistic": pre["statistic"], "df": pre["df"], "p_value": pre["pvalue"],
                 "test": "Wald test that the monthly ATT(g,t) of months -12 to -3 are zero "

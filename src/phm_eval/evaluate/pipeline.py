@@ -214,7 +214,8 @@ def evaluate_programme(
         ).to_dict())
     did_label = "change in emergency admission rate, enrolled minus comparators"
     try:
-        did, rtm = fx.did_before_after(analysed, cluster=CLUSTER)
+        did, rtm = fx.did_before_after(analysed, cluster=CLUSTER,
+                                       conservative_cluster="patient_id")
     except STOPS_THE_RUN:
         raise
     except Exception as exc:
