@@ -84,6 +84,18 @@ def test_manifest_records_provenance(smoke_run):
     assert "ingest" in manifest["extra"]["stage_benchmarks"]
 
 
+def test_every_releasable_file_passes_check_outputs(smoke_run):
+    outside = [p for p in smoke_run.rglob("*") if p.is_file()
+               and "internal" not in p.relative_to(smoke_run).parts]
+    assert outside and not [p for p in outside if p.suffix in (".parquet", ".log")]
+    done = subprocess.run(
+        [sys.executable, "-m", "phm_eval.cli", "check-outputs", str(smoke_run), "--patients",
+         str(smoke_run / "internal" / "data" / "patients.parquet")],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "0 problem(s)" in done.stdout
+
+
 def test_flow_table_counts_add_up(smoke_run):
     flow = pd.read_csv(smoke_run / "internal" / "data" / "flow.csv")
     for table, sub in flow.groupby("table"):
