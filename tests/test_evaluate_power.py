@@ -16,6 +16,7 @@ from phm_eval.evaluate.power import (
     design_effect,
     design_effect_from_se,
     detectable_reduction_sentence,
+    estimate_between_unit_cv,
     itt_log_rate_ratio_variance,
     itt_to_enrolled,
     mde_from_frame,
@@ -240,6 +241,19 @@ def test_empirical_itt_power_at_the_analytic_mde_is_80_percent():
     t = stats.ttest_ind(change[:, :c1], change[:, c1:], axis=1)
     empirical = np.mean((t.pvalue < 0.05) & (t.statistic < 0))
     assert abs(empirical - 0.80) < 0.04, empirical
+
+
+def test_between_unit_cv_moment_estimate():
+    # rates 0.1, 0.2, 0.3 on 1,000 person-years each: s^2 = 0.01, Poisson part 0.2/1000,
+    # k^2 = (0.01 - 0.0002) / 0.04 = 0.245
+    k = estimate_between_unit_cv([100, 200, 300], [1000, 1000, 1000])
+    assert k == pytest.approx(math.sqrt(0.245), rel=1e-12)
+    assert estimate_between_unit_cv([10, 10], [100, 100]) == 0.0
+    # simulation: 400 units, gamma rates with CV 0.2, Poisson counts on 2,000 person-years
+    rng = np.random.default_rng(1)
+    y = rng.uniform(1000, 3000, 400)
+    events = rng.poisson(0.2 * rng.gamma(25, 1 / 25, 400) * y)
+    assert estimate_between_unit_cv(events, y) == pytest.approx(0.2, abs=0.025)
 
 
 def test_power_from_se_two_tails():

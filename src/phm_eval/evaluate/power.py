@@ -440,6 +440,8 @@ def mde_from_frame(
     t = data["_treated"].to_numpy()
     X = np.column_stack([np.ones(len(data)), t, data[adjust].to_numpy(dtype=float)])
     units = pd.factorize(data[unit_col])[0] if unit_col else None
+    if units is not None and np.any(units < 0):
+        raise ValueError(f"column '{unit_col}' has missing values")
 
     def variance(b: float) -> float:
         m = mu * np.exp(b * t)
@@ -573,6 +575,38 @@ def itt_log_rate_ratio_variance(
 
     return (arm(baseline_rate * rate_ratio) / n_treated_units
             + arm(baseline_rate) / n_control_units)
+
+
+def estimate_between_unit_cv(events: Sequence[float], person_years: Sequence[float]) -> float:
+    """Moment estimate of the between-unit coefficient of variation ``k`` of the true rates.
+
+    From pre-roll-out events and person-years per unit (Hayes & Bennett 1999, section 4): the
+    variance of the observed unit rates ``r_u`` minus its Poisson part, over the squared mean
+    rate, ``k**2 = max(0, s**2 - mean(r_bar / y_u)) / r_bar**2`` with ``r_bar`` the mean of the
+    unit rates and ``s**2`` their sample variance. Person-level overdispersion within units is
+    absorbed into ``k``, which is then slightly conservative.
+
+    Parameters
+    ----------
+    events, person_years : sequence of float
+        One value per unit (at least 2 units).
+
+    Returns
+    -------
+    float
+    """
+    e = np.asarray(events, dtype=float)
+    y = np.asarray(person_years, dtype=float)
+    if e.shape != y.shape or e.size < 2:
+        raise ValueError("events and person_years need one value per unit, at least 2 units")
+    if np.any(y <= 0) or np.any(e < 0):
+        raise ValueError("person-years must be positive and events non-negative")
+    rates = e / y
+    r_bar = float(rates.mean())
+    if r_bar <= 0:
+        raise ValueError("no events: the between-unit variation cannot be estimated")
+    k2 = (float(rates.var(ddof=1)) - float(np.mean(r_bar / y))) / r_bar ** 2
+    return math.sqrt(max(k2, 0.0))
 
 
 def mde_itt_panel(
