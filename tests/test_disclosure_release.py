@@ -55,10 +55,10 @@ def _clean_results(root):
         "flagged.\n\n"
         "| Criterion | Required n | Required events | Events per parameter |\n"
         "| --- | --- | --- | --- |\n| 1: shrinkage | 4,851 | 415.6 | 11.2 |\n\n"
-        "| Variable | Group | n | Events | c | O/E | Slope |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n"
-        "| sex | F | 1,230 | 110 | 0.699 | 1.000 | 1.000 |\n"
-        "| ethnicity | Other | 50 | * | * | * | * |\n\n"
+        "| Variable | Group | n | Events | Expected events | c | O/E | Slope |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| sex | F | 1,230 | 110 | 112.4 | 0.699 | 1.000 | 1.000 |\n"
+        "| ethnicity | Other | 50 | * | * | * | * | * |\n\n"
         "![ROC curve](roc.png)\n")
     (root / "risk" / "roc.png").write_bytes(PNG)
     (root / "evaluate").mkdir()
