@@ -21,9 +21,10 @@ def validate_config(cfg, schema_path):
 
 validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 
-def settings(section):
+def settings(section, without=()):
     """A config section as a rule's params, keys sorted at every level: Snakemake compares
-    params by their repr, so the order keys are written in a file must not rerun anything."""
+    params by their repr, so the order keys are written in a file must not rerun anything.
+    ``without`` leaves out keys another rule reads, so changing them does not rerun this one."""
 
     def canonical(value):
         if isinstance(value, dict):
@@ -32,7 +33,15 @@ def settings(section):
             return [canonical(item) for item in value]
         return value
 
-    return canonical(config[section]) if section else canonical(config)
+    chosen = config[section] if section else config
+    return canonical({k: v for k, v in chosen.items() if k not in without})
+
+
+def design_check_outputs():
+    """The plasmode power check's outputs, when it is on (evaluate.design_check.replicates)."""
+    if (config["evaluate"].get("design_check") or {}).get("replicates", 0) > 0:
+        return [R("evaluate/design_check.json"), R("evaluate/design_check.csv")]
+    return []
 
 
 #: Everything this run writes goes under this folder (config key results_dir).

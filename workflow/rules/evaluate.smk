@@ -17,8 +17,12 @@ EVALUATE_OUTPUTS = [
         "forest.png",
         "rtm.png",
         "event_study.png",
+        "itt_event_study.png",
+        "itt_event_study.csv",
+        "itt_pretrend.json",
+        "itt_honest.csv",
     )
-]
+] + [I("evaluate/analysed.parquet")]
 
 
 rule evaluate:
@@ -34,7 +38,7 @@ rule evaluate:
         EVALUATE_OUTPUTS,
     params:
         stage="evaluate.run",
-        evaluate=settings("evaluate"),
+        evaluate=settings("evaluate", without=("design_check",)),
         study=settings("study"),
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
@@ -43,5 +47,25 @@ rule evaluate:
         I("logs/evaluate.log"),
     benchmark:
         R("benchmarks/evaluate.tsv")
+    script:
+        STAGE_SCRIPT
+
+
+rule design_check:
+    """Power on this run's own data: the matched design re-analysed with known effects injected
+    (plasmode simulation); matching is reused, only the outcome model is refitted."""
+    input:
+        analysed=I("evaluate/analysed.parquet"),
+        truth=truth_inputs(),
+    output:
+        json=R("evaluate/design_check.json"),
+        csv=R("evaluate/design_check.csv"),
+    params:
+        stage="evaluate.design_check",
+        design_check=settings("evaluate")["design_check"],
+    log:
+        I("logs/design_check.log"),
+    benchmark:
+        R("benchmarks/design_check.tsv")
     script:
         STAGE_SCRIPT

@@ -7,14 +7,27 @@ import logging
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
 from ..disclosure.survival_figures import disclosed_step_tables, plot_disclosed_curves
-from ..errors import EstimationError
+from ..errors import ConfigError, EstimationError, InputError
 from ..evaluate.design import Eligibility
-from ..evaluate.pipeline import evaluate_programme
+from ..evaluate.estimands import (
+    ATT_ENROLLED,
+    ITT_POPULATION,
+    attach_mde,
+    choose_primary,
+    design_check_report,
+    enrolled_mde,
+    label_enrolled_records,
+    population_mde,
+)
+from ..evaluate.pipeline import ADJUSTMENT, CLUSTER, evaluate_programme
 from ..evaluate.plots import forest_plot, rtm_plot
+from ..evaluate.population import population_itt
+from ..jsonio import read_json
 from ..plotting import describe_figure, phm_style, save_figure, set_titles
 from ..report.effects import not_estimable_text
 from .common import output, policy, write_disclosed, write_json
@@ -24,10 +37,25 @@ log = logging.getLogger(__name__)
 
 def run(smk) -> None:
     ev = smk.params.evaluate
-    study = smk.params.study
     inp = smk.input
     tables = {k: inp[k] for k in ("patients", "events", "admissions", "practices",
                                   "interventions", "rollout")}
+    records = _enrolled(smk, tables)
+    records += _population(smk, tables)
+    choose_primary(records, ev.get("primary", "att_enrolled"))
+    # Released: counts in the records disclosure-controlled; estimates are statistics.
+    write_json(output(smk, "effects.json"), disclose_json(records, policy(smk)))
+    for record in records:
+        if record.get("primary"):
+            log.info("primary (%s): %s %s (%s-%s)", record.get("estimand"), record.get("scale"),
+                     record.get("estimate"), record.get("ci_low"), record.get("ci_high"))
+
+
+def _enrolled(smk, tables: dict) -> list[dict]:
+    """The matched design (ATT on the enrolled): its tables and figures, and its records with
+    the design's minimum detectable effect."""
+    ev = smk.params.evaluate
+    study = smk.params.study
     elig = ev.get("eligibility")
     try:
         result = evaluate_programme(
@@ -40,11 +68,13 @@ def run(smk) -> None:
     except EstimationError as exc:
         # The design itself cannot be run on these data (too few enrolled or comparators):
         # the run goes on to its report, which says so, instead of stopping here.
-        _not_estimable(smk, str(exc))
-        return
+        return _not_estimable(smk, str(exc))
     pol = policy(smk)
-    # Released: counts in the records disclosure-controlled; estimates are statistics.
-    write_json(output(smk, "effects.json"), disclose_json(result.records, pol))
+    records = label_enrolled_records(result.records)
+    mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, CLUSTER)
+    attach_mde(records, ATT_ENROLLED, mde, reason)
+    # The matched sets and outcomes the plasmode power check re-analyses (patient-level).
+    result.analysed.to_parquet(output(smk, "analysed.parquet"), index=False)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
                 {"statistic": None, "df": None, "p_value": None,
                  "note": "event study not estimable (too few matched patients)"})
@@ -65,20 +95,62 @@ def run(smk) -> None:
     write_disclosed(apply_disclosure(result.flow, pol, count_cols=["n"]),
                     output(smk, "flow.csv"))
     _figures(smk, result, rtm)
-    head = result.headline
-    log.info("headline rate ratio %s (%s-%s); naive %s", head["estimate"],
-             head["ci_low"], head["ci_high"], result.naive.estimate)
+    return records
 
 
-def _not_estimable(smk, reason: str) -> None:
-    """Write every output of the stage for a design that could not be estimated: effects.json
-    holds one null record with the reason, tables only their headers, figures the reason."""
+def _population(smk, tables: dict) -> list[dict]:
+    """The staggered roll-out analysed as one (ITT in the eligible population): its records,
+    event study, pre-trend test and Honest DiD bounds."""
+    ev = smk.params.evaluate
+    study = smk.params.study
+    options = ev.get("population") or {}
+    elig = ev.get("eligibility")
+    try:
+        itt = population_itt(
+            tables, study["programme"], study["study_start"], study["study_end"],
+            eligibility=Eligibility(**elig) if elig else None,
+            eligibility_date=options.get("eligibility_date"), unit=options.get("unit"),
+            control_group=options.get("control_group", "nevertreated"),
+            codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)))
+    except (InputError, ConfigError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one design failing must not sink the run
+        reason = not_estimable_text(str(exc) or type(exc).__name__)
+        log.warning("population-level (ITT) analysis %s", reason)
+        write_json(output(smk, "itt_pretrend.json"), {"statistic": None, "df": None,
+                                                      "p_value": None, "note": reason})
+        output(smk, "itt_event_study.csv").write_text("event_time,att,se,ci_low,ci_high\n")
+        output(smk, "itt_honest.csv").write_text("Mbar,lb,ub,method,delta\n")
+        with phm_style():
+            _placeholder(smk, "itt_event_study.png", reason)
+        return [{"outcome": "emergency admissions", "estimand": ITT_POPULATION,
+                 "method": "staggered difference-in-differences (Callaway & Sant'Anna)",
+                 "estimate": None, "ci_low": None, "ci_high": None, "scale": "RR",
+                 "fallback": None, "note": reason}]
+    records = [dict(r) for r in itt.records]
+    mde, reason = population_mde(itt)
+    attach_mde(records, ITT_POPULATION, mde, reason)
+    pretrend = dict(itt.pretrend)
+    pretrend["informative"] = True
+    write_json(output(smk, "itt_pretrend.json"), pretrend)
+    itt.event_study.round(6).to_csv(output(smk, "itt_event_study.csv"), index=False)
+    itt.honest.round(6).to_csv(output(smk, "itt_honest.csv"), index=False)
+    with phm_style():
+        ax = itt.plot()
+        set_titles(ax, "Population-level event study",
+                   subtitle="Emergency admissions per 1,000 eligible person-months, adopting "
+                            "units against comparison units, by month since adoption")
+        _save(smk, ax.figure, "itt_event_study.png",
+              "Event study of emergency admissions in the eligible population by month "
+              "since the unit adopted the programme.")
+    return records
+
+
+def _not_estimable(smk, reason: str) -> list[dict]:
+    """The matched design's outputs when it could not be estimated: one null record with the
+    reason, tables with only their headers, figures that say why."""
     note = not_estimable_text(reason)
     log.warning("enrolled-patient evaluation %s", note)
-    write_json(output(smk, "effects.json"), [{
-        "outcome": "emergency admissions", "method": "matched comparison of enrolled patients",
-        "estimate": None, "ci_low": None, "ci_high": None, "scale": "RR", "n": None,
-        "primary": True, "fallback": None, "note": note}])
     write_json(output(smk, "pretrend.json"), {"statistic": None, "df": None, "p_value": None,
                                               "note": note})
     headers = {"rtm.csv": "group,patients,rate_before_per_1000,rate_after_per_1000,"
@@ -88,14 +160,24 @@ def _not_estimable(smk, reason: str) -> None:
                "cif.csv": "arm,time,n_risk,n_event,n_censor,n_competing,surv,cif"}
     for name, header in headers.items():
         output(smk, name).write_text(header + "\n", encoding="utf-8")
+    pd.DataFrame({"patient_id": pd.Series(dtype=str)}).to_parquet(
+        output(smk, "analysed.parquet"), index=False)
     with phm_style():
         for name in ("love_plot.png", "km.png", "cif.png", "forest.png", "rtm.png",
                      "event_study.png"):
-            fig, ax = plt.subplots(figsize=(6, 2))
-            ax.axis("off")
-            ax.text(0.5, 0.5, "Not estimable: " + note.removeprefix("not estimable: "),
-                    ha="center", va="center", wrap=True)
-            _save(smk, fig, name, f"No figure: the evaluation was {note}.")
+            _placeholder(smk, name, note)
+    return [{"outcome": "emergency admissions", "estimand": ATT_ENROLLED,
+             "method": "matched comparison of enrolled patients", "estimate": None,
+             "ci_low": None, "ci_high": None, "scale": "RR", "n": None, "fallback": None,
+             "note": note}]
+
+
+def _placeholder(smk, name: str, note: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "Not estimable: " + note.removeprefix("not estimable: "),
+            ha="center", va="center", wrap=True)
+    _save(smk, fig, name, f"No figure: the analysis was {note}.")
 
 
 def _save(smk, fig, name: str, summary: str) -> None:
@@ -162,3 +244,17 @@ def _figures(smk, result, rtm) -> None:
             fig = ax.figure
         _save(smk, fig, "event_study.png", "Event study of monthly emergency admissions "
                                            "relative to the index date.")
+
+
+def design_check(smk) -> None:
+    """Plasmode power of the matched design on this run's own data: known rate ratios
+    injected (no effect, the synthetic truth or a 15 % reduction, and the design's analytic
+    minimum detectable effect), the outcome model refitted, matching reused."""
+    cfg = smk.params.design_check
+    analysed = pd.read_parquet(smk.input.analysed)
+    truth = read_json(smk.input.truth[0]) if smk.input.truth else None
+    true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
+    report = design_check_report(analysed, n_replicates=int(cfg.get("replicates", 200)),
+                                 seed=int(cfg.get("seed", 1)), true_rate_ratio=true_rr)
+    report.summary.to_csv(smk.output.csv, index=False)
+    write_json(smk.output.json, report.to_dict())

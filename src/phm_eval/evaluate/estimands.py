@@ -1,0 +1,209 @@
+"""The two estimands of an evaluation, the pre-specified primary one, and their power.
+
+* ``ATT enrolled``: the effect on the patients who were enrolled, from the matched comparison
+  (:func:`phm_eval.evaluate.pipeline.evaluate_programme`);
+* ``ITT population``: the effect on everyone the programme was meant for, in the adopting
+  units, from the staggered difference-in-differences across units
+  (:func:`phm_eval.evaluate.population.population_itt`).
+
+Every record of ``effects.json`` carries its ``estimand``; exactly one carries
+``primary: true`` (the emergency-admission rate ratio of the estimand the configuration names),
+and the rate-ratio records of both designs carry the design's minimum detectable effect
+(``mde_rate_ratio`` and ``mde_sentence``), so that "no evidence" is never printed without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from .power import MDEResult, design_effect_from_fit, mde_from_frame
+
+log = logging.getLogger(__name__)
+
+ATT_ENROLLED = "ATT enrolled"
+ITT_POPULATION = "ITT population"
+UNCONTROLLED = "before/after among the enrolled (uncontrolled)"
+#: Configuration value of ``evaluate.primary`` -> estimand.
+PRIMARY_CHOICES = {"att_enrolled": ATT_ENROLLED, "itt_population": ITT_POPULATION}
+HEADLINE_OUTCOME = "emergency admissions"
+
+
+def _is_headline(record: Mapping[str, Any]) -> bool:
+    return (record.get("outcome") == HEADLINE_OUTCOME and record.get("scale") == "RR"
+            and not record.get("subgroup"))
+
+
+def label_enrolled_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The matched design's records with their estimand (the naive before/after is none)."""
+    out = []
+    for record in records:
+        record = dict(record)
+        naive = "naive" in str(record.get("method", "")).lower()
+        record.setdefault("estimand", UNCONTROLLED if naive else ATT_ENROLLED)
+        out.append(record)
+    return out
+
+
+def choose_primary(records: list[dict[str, Any]], primary: str) -> list[dict[str, Any]]:
+    """Mark the pre-specified primary record: the overall emergency-admission rate ratio of
+    the configured estimand (``att_enrolled`` or ``itt_population``).
+
+    The record is marked even when it could not be estimated (its note says why): the primary
+    analysis is fixed before the data are seen and is never swapped for the other.
+    """
+    if primary not in PRIMARY_CHOICES:
+        raise ConfigError(f"evaluate.primary must be one of {sorted(PRIMARY_CHOICES)}, "
+                          f"got {primary!r}")
+    wanted = PRIMARY_CHOICES[primary]
+    found = False
+    for record in records:
+        is_primary = (not found and record.get("estimand") == wanted and _is_headline(record))
+        record["primary"] = bool(is_primary)
+        found = found or is_primary
+    if not found:
+        records.append({"outcome": HEADLINE_OUTCOME, "method": f"{wanted}: not run",
+                        "estimand": wanted, "estimate": None, "ci_low": None, "ci_high": None,
+                        "scale": "RR", "primary": True, "fallback": None,
+                        "note": f"not estimable: the {wanted} analysis produced no estimate"})
+    return records
+
+
+def attach_mde(records: list[dict[str, Any]], estimand: str, mde: MDEResult | None,
+               reason: str | None = None) -> None:
+    """Put a design's minimum detectable effect on its overall rate-ratio records."""
+    for record in records:
+        if record.get("estimand") != estimand or not _is_headline(record):
+            continue
+        if mde is None or not np.isfinite(mde.mde_rate_ratio):
+            record["mde_rate_ratio"] = None
+            record["mde_sentence"] = (mde.sentence() if mde is not None else None)
+            record["mde_note"] = reason or "the design's power could not be assessed"
+        else:
+            record["mde_rate_ratio"] = float(mde.mde_rate_ratio)
+            record["mde_sentence"] = mde.sentence()
+
+
+def enrolled_mde(analysed: pd.DataFrame, adjust: list[str],
+                 cluster_col: str = "patient_id") -> tuple[MDEResult | None, str | None]:
+    """The analytic minimum detectable rate ratio of the matched design on its own data, with
+    the design effect of the clustering the headline uses (never below 1).
+
+    Returns ``(mde, None)``, or ``(None, reason)`` when it cannot be computed.
+    """
+    try:
+        cluster = cluster_col if cluster_col in analysed.columns else "patient_id"
+        deff, _ = design_effect_from_fit(analysed, cluster, adjust)
+        deff = max(float(deff), 1.0) if np.isfinite(deff) else 1.0
+        return mde_from_frame(analysed, adjust=adjust, design_effect=deff), None
+    except Exception as exc:  # noqa: BLE001 - power is reported, never allowed to stop the run
+        log.warning("minimum detectable effect of the matched design not computed: %s", exc)
+        return None, f"not computed: {exc}"
+
+
+def population_mde(itt: Any) -> tuple[MDEResult | None, str | None]:
+    """The analytic minimum detectable rate ratio of the population-level design, from its own
+    unit-month panel: adopting and comparison units, eligible person-years per unit after
+    roll-out, the pre-roll-out rate and the between-unit variation of pre-roll-out rates
+    (Hayes & Bennett 1999; a pre-period with no assumed correlation, which is conservative).
+
+    Returns ``(mde, None)``, or ``(None, reason)`` when it cannot be computed.
+    """
+    from .power import estimate_between_unit_cv, mde_itt_panel
+
+    try:
+        source = itt.panel
+        if source is None:
+            return None, "not computed: the panel is not available"
+        panel = source.panel
+        first = panel.loc[panel["g"] > 0, "g"].min()
+        pre = panel[panel["t"] < first]
+        post = panel[panel["t"] >= first]
+        by_unit_pre = pre.groupby("unit")[["admissions", "person_months"]].sum()
+        treated = panel.loc[panel["g"] > 0, "unit"].nunique()
+        control = panel.loc[panel["g"] == 0, "unit"].nunique()
+        if treated < 1 or control < 1 or len(by_unit_pre) < 2:
+            return None, "not computed: too few adopting or comparison units"
+        pre_py = by_unit_pre["person_months"] / 12.0
+        cv = estimate_between_unit_cv(by_unit_pre["admissions"].to_numpy(float),
+                                      pre_py.to_numpy(float))
+        post_py = post.groupby("unit")["person_months"].sum().mean() / 12.0
+        rate = float(by_unit_pre["admissions"].sum() / pre_py.sum())
+        mde = mde_itt_panel(int(treated), int(control), person_years_per_unit=float(post_py),
+                            baseline_rate=rate, between_unit_cv=float(cv),
+                            pre_person_years_per_unit=float(pre_py.mean()))
+        return mde, None
+    except Exception as exc:  # noqa: BLE001 - power is reported, never allowed to stop the run
+        log.warning("minimum detectable effect of the population design not computed: %s", exc)
+        return None, f"not computed: {exc}"
+
+
+@dataclass(frozen=True)
+class DesignCheck:
+    """Plasmode power of the matched design on a run's own data (see :func:`design_check_report`).
+
+    Attributes
+    ----------
+    summary : pandas.DataFrame
+        One row per injected rate ratio: ``target_rate_ratio``, ``power`` (interval wholly
+        below 1), ``coverage``, ``bias_log`` and their Monte Carlo standard errors.
+    n_replicates : int
+    true_rate_ratio : float or None
+        The synthetic truth when known (real data: None).
+    mde_rate_ratio : float or None
+        The analytic minimum detectable rate ratio also injected.
+    """
+
+    summary: pd.DataFrame
+    n_replicates: int
+    true_rate_ratio: float | None
+    mde_rate_ratio: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        keep = ["target_rate_ratio", "n_replicates", "n_failed", "mean_estimate", "bias_log",
+                "bias_log_mcse", "coverage", "coverage_mcse", "power", "power_mcse", "se_ratio"]
+        targets = self.summary[[c for c in keep if c in self.summary.columns]]
+        return {"method": "plasmode simulation: arms re-drawn within matched sets, known rate "
+                          "ratios injected by thinning the enrolled arm's admissions after the "
+                          "index date, the headline model refitted (matching reused)",
+                "n_replicates": self.n_replicates, "true_rate_ratio": self.true_rate_ratio,
+                "mde_rate_ratio": self.mde_rate_ratio,
+                "targets": targets.rename(columns={"target_rate_ratio": "rate_ratio"})
+                .to_dict(orient="records")}
+
+
+def design_check_report(analysed: pd.DataFrame, n_replicates: int = 200, seed: int = 1,
+                        true_rate_ratio: float | None = None) -> DesignCheck:
+    """Plasmode power of the matched design at no effect, at the true (or a 15 %) reduction and
+    at the analytic minimum detectable effect.
+
+    Parameters
+    ----------
+    analysed : DataFrame
+        The matched analysis frame (``EvaluationResult.analysed``: matched sets in
+        ``subclass``, clusters in ``match_cluster``, outcomes and the adjustment columns).
+    n_replicates : int
+        Re-analyses per injected rate ratio.
+    seed : int
+    true_rate_ratio : float, optional
+        The synthetic truth, injected as one of the targets.
+    """
+    from .pipeline import ADJUSTMENT, CLUSTER
+    from .plasmode import headline_estimator, plasmode
+
+    mde, _ = enrolled_mde(analysed, ADJUSTMENT, CLUSTER)
+    mde_rr = (float(mde.mde_rate_ratio) if mde is not None and np.isfinite(mde.mde_rate_ratio)
+              else None)
+    targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.85]
+    if mde_rr is not None and round(mde_rr, 3) not in [round(t, 3) for t in targets]:
+        targets.append(round(mde_rr, 3))
+    result = plasmode(analysed, tuple(targets), n_replicates=n_replicates, seed=seed,
+                      estimator=headline_estimator(ADJUSTMENT, cluster=CLUSTER))
+    return DesignCheck(summary=result.summary(), n_replicates=n_replicates,
+                       true_rate_ratio=true_rate_ratio, mde_rate_ratio=mde_rr)
