@@ -105,13 +105,28 @@ def _population(smk, tables: dict) -> list[dict]:
     study = smk.params.study
     options = ev.get("population") or {}
     elig = ev.get("eligibility")
-    try:
-        itt = population_itt(
+    control = options.get("control_group", "nevertreated")
+
+    def fit(control_group: str):
+        return population_itt(
             tables, study["programme"], study["study_start"], study["study_end"],
             eligibility=Eligibility(**elig) if elig else None,
             eligibility_date=options.get("eligibility_date"), unit=options.get("unit"),
-            control_group=options.get("control_group", "nevertreated"),
-            codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)))
+            control_group=control_group, codelist_dir=smk.params.codelists,
+            seed=int(ev.get("seed", 1)))
+
+    fallback = None
+    try:
+        try:
+            itt = fit(control)
+        except EstimationError as first:
+            if control != "nevertreated":
+                raise
+            # Too few never-adopting units: units that adopt later are the comparison until
+            # they adopt (Callaway & Sant'Anna's not-yet-treated group), and the record says so.
+            itt = fit("notyettreated")
+            fallback = (f"comparison units: not yet adopting instead of never adopting "
+                        f"({first})")
     except (InputError, ConfigError):
         raise
     except Exception as exc:  # noqa: BLE001 - one design failing must not sink the run
@@ -128,6 +143,9 @@ def _population(smk, tables: dict) -> list[dict]:
                  "estimate": None, "ci_low": None, "ci_high": None, "scale": "RR",
                  "fallback": None, "note": reason}]
     records = [dict(r) for r in itt.records]
+    if fallback:
+        for record in records:
+            record["fallback"] = fallback
     mde, reason = population_mde(itt)
     attach_mde(records, ITT_POPULATION, mde, reason)
     pretrend = dict(itt.pretrend)
