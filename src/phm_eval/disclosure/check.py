@@ -56,7 +56,7 @@ NOT_PEOPLE_WORDS = frozenset(
     """
     bootstrap bootstraps replicate replicates resamples parameter parameters params clusters
     practice practices pcn pcns icb icbs lsoas feature features predictor predictors knot
-    knots fold folds iteration iterations iter draws simulation simulations sims reps
+    knots units unit fold folds iteration iterations iter draws simulation simulations sims reps
     permutation permutations tree trees estimator estimators categories category levels
     column columns digits decimals cpu cpus core cores thread threads job jobs worker
     workers chunk chunks batch batches bins quantiles steps points files tables codes k
