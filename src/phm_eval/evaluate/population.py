@@ -494,8 +494,16 @@ class PopulationITT:
                 "label": "change in emergency admissions per 1,000 person-months among the "
                          "eligible population (intention to treat)",
                 "p_value": float(p_att), "df": det["df_att"]} | common
-        return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                 for k, v in r.items()} for r in (ratio, diff)]
+        records = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                    for k, v in r.items()} for r in (ratio, diff)]
+        for record in records:
+            if record["estimate"] is not None and record["ci_low"] is None:
+                # A point estimate without its uncertainty must say why.
+                record["note"] = (
+                    f"interval not estimable: {det['n_clusters']} cluster(s) of {cluster}s; "
+                    "the uncertainty of a roll-out needs several adopting and comparison "
+                    "clusters")
+        return records
 
 
 def _kish_factor(w: np.ndarray) -> float:
