@@ -96,6 +96,31 @@ def test_every_releasable_file_passes_check_outputs(smoke_run):
     assert "0 problem(s)" in done.stdout
 
 
+def test_both_estimands_and_the_primary_with_its_power(smoke_run):
+    effects = json.loads((smoke_run / "evaluate" / "effects.json").read_text())
+    primary = [r for r in effects if r.get("primary")]
+    assert len(primary) == 1 and primary[0]["estimand"] == "ATT enrolled"
+    assert primary[0]["mde_sentence"].startswith("this evaluation could reliably detect")
+    assert 0 < primary[0]["mde_rate_ratio"] < 1
+    itt = [r for r in effects if r.get("estimand") == "ITT population"]
+    assert itt and itt[0]["scale"] == "RR"
+    # Smoke has one never-adopting practice: the fallback to not-yet-adopting units is recorded.
+    assert "not yet adopting" in (itt[0].get("fallback") or "")
+    assert {r["estimand"] for r in effects} >= {"ATT enrolled", "ITT population"}
+
+
+def test_design_check_on_the_runs_own_data(smoke_run):
+    done = subprocess.run(
+        [sys.executable, "-m", "phm_eval.cli", "design-check", "--config",
+         str(ROOT / "config" / "smoke.yaml"), "--replicates", "8"],
+        cwd=smoke_run.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check = json.loads((smoke_run / "evaluate" / "design_check.json").read_text())
+    assert [t["rate_ratio"] for t in check["targets"]][:2] == [1.0, 0.85]
+    assert all(0 <= t["power"] <= 1 for t in check["targets"])
+    assert check["n_replicates"] == 8
+
+
 def test_flow_table_counts_add_up(smoke_run):
     flow = pd.read_csv(smoke_run / "internal" / "data" / "flow.csv")
     for table, sub in flow.groupby("table"):

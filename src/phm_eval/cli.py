@@ -65,6 +65,44 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _design_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .config import load_config
+    from .evaluate.estimands import design_check_report
+    from .jsonio import read_json, write_json
+
+    config_path = _config_file(args.config)
+    config = load_config(config_path)
+    results = Path(config["results_dir"])
+    analysed = results / "internal" / "evaluate" / "analysed.parquet"
+    if not analysed.exists():
+        raise PhmEvalError(f"{analysed} not found: run `phm-eval run --config {config_path}` "
+                           "first (the check re-analyses the run's matched design)")
+    frame = pd.read_parquet(analysed)
+    if frame.empty:
+        raise PhmEvalError("the run's matched design could not be estimated, so there is no "
+                           "power to check")
+    truth_file = results / "internal" / "synthetic" / "truth" / "truth.json"
+    truth = read_json(truth_file) if truth_file.exists() else {}
+    check = (config["evaluate"].get("design_check") or {})
+    replicates = args.replicates or int(check.get("replicates") or 200)
+    seed = args.seed if args.seed is not None else int(check.get("seed", 1))
+    report = design_check_report(frame, n_replicates=replicates, seed=seed,
+                                 true_rate_ratio=(truth.get("true_effect") or {})
+                                 .get("hazard_ratio"))
+    out = results / "evaluate"
+    out.mkdir(parents=True, exist_ok=True)
+    report.summary.to_csv(out / "design_check.csv", index=False)
+    write_json(out / "design_check.json", report.to_dict())
+    for row in report.to_dict()["targets"]:
+        print(f"injected rate ratio {row['rate_ratio']:.3f}: power {row['power']:.2f}, "
+              f"coverage {row['coverage']:.2f} ({replicates} replicates)")
+    print(f"Wrote {out / 'design_check.json'}; `phm-eval run --config {config_path}` puts it "
+          "in the report.")
+    return 0
+
+
 def _init(args: argparse.Namespace) -> int:
     from .config import starter_config
 
@@ -249,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                      help="further arguments passed to snakemake")
     run.set_defaults(func=_run)
+
+    dc = sub.add_parser("design-check",
+                        help="power of a finished run's design on its own data (plasmode)",
+                        description="Re-analyse the run's matched design with known effects "
+                                    "injected into its own data: bias, coverage and power.")
+    dc.add_argument("--config", default=None, help="the run's configuration")
+    dc.add_argument("--replicates", type=int, default=None,
+                    help="re-analyses per injected effect (default: the configuration's)")
+    dc.add_argument("--seed", type=int, default=None)
+    dc.set_defaults(func=_design_check)
 
     ini = sub.add_parser("init", help="write a starter configuration for your own extracts",
                          description="Write FOLDER/config.yaml: every key, commented, set to "
