@@ -295,3 +295,18 @@ def test_a_warehouse_export_of_a_small_network_runs_to_a_report(tmp_path):
     effects = read_json(results / "evaluate" / "effects.json")
     for record in effects:
         assert record["estimate"] is not None or record.get("note"), record
+
+
+def test_a_query_that_cannot_fit_fails_in_one_line(tmp_path):
+    """A tiny DuckDB limit: the run stops with one line naming the stage, the limit and what to
+    change, not an engine traceback."""
+    env = dict(os.environ, PHM_EVAL_MEMORY_LIMIT="1MB")
+    done = subprocess.run(
+        [sys.executable, "-m", "phm_eval.cli", "run", "--config",
+         str(ROOT / "config" / "smoke.yaml"), "--cores", "1"],
+        cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("phm-eval: stage "), last
+    assert "ran out of memory in DuckDB with a limit of 1MB" in last
+    assert "PHM_EVAL_MEMORY_LIMIT" in last and "mem_mb" in last

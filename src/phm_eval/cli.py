@@ -135,6 +135,13 @@ def _run(args: argparse.Namespace) -> int:
         cmd.append("--dry-run")
     if args.profile:
         cmd += ["--profile", args.profile]
+    if not args.profile and not any(a.startswith("--resources") for a in args.snakemake_args or []):
+        # Jobs side by side may not together use more memory than the machine has.
+        from .db import machine_memory_mb
+
+        total = machine_memory_mb()
+        if total:
+            cmd += ["--resources", f"mem_mb={int(total * 0.9)}"]
     if args.forcerun:
         cmd += ["--forcerun", *args.forcerun]
     if args.forceall:

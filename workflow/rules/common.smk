@@ -44,6 +44,26 @@ def design_check_outputs():
     return []
 
 
+#: Memory each rule may use (MB): the peaks measured at a million patients plus a margin
+#: (benchmarks/README.md), at least 3,400 for the DuckDB stages (DuckDB gets 60 % of it, the
+#: 2 GB its queries were tuned to). `phm-eval run` caps the sum of jobs running side by side at
+#: the machine's memory; profiles override these per rule (set-resources).
+MEM_MB = {
+    "simulate": 5600,
+    "ingest": 2000,
+    "describe": 3400,
+    "frailty": 3400,
+    "risk_features": 3400,
+    "risk_model": 2400,
+    "segment": 3400,
+    "evaluate": 3400,
+    "design_check": 1500,
+    "manifest": 500,
+    "report": 1500,
+    "manuscript": 1000,
+}
+
+
 #: Everything this run writes goes under this folder (config key results_dir).
 RESULTS = config["results_dir"].rstrip("/")
 

@@ -9,6 +9,8 @@ if config["input"]["source"] == "synthetic":
         params:
             stage="data.simulate",
             synthetic=settings("synthetic"),
+        resources:
+            mem_mb=MEM_MB["simulate"],
         log:
             I("logs/simulate.log"),
         benchmark:
@@ -33,6 +35,8 @@ rule ingest:
         stage="data.ingest_inputs",
         source=input_folder(),
         study=settings("study"),
+    resources:
+        mem_mb=MEM_MB["ingest"],
     log:
         I("logs/ingest.log"),
     benchmark:

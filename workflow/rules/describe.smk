@@ -22,6 +22,8 @@ rule describe:
         study=settings("study"),
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
+    resources:
+        mem_mb=MEM_MB["describe"],
     log:
         I("logs/describe.log"),
     benchmark:

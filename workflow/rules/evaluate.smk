@@ -43,6 +43,8 @@ rule evaluate:
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
     threads: 2
+    resources:
+        mem_mb=MEM_MB["evaluate"],
     log:
         I("logs/evaluate.log"),
     benchmark:
@@ -63,6 +65,8 @@ rule design_check:
     params:
         stage="evaluate.design_check",
         design_check=settings("evaluate")["design_check"],
+    resources:
+        mem_mb=MEM_MB["design_check"],
     log:
         I("logs/design_check.log"),
     benchmark:

@@ -25,6 +25,8 @@ rule frailty:
         stage="frailty.run",
         frailty=settings("frailty"),
         disclosure=settings("disclosure"),
+    resources:
+        mem_mb=MEM_MB["frailty"],
     log:
         I("logs/frailty.log"),
     benchmark:

@@ -14,6 +14,8 @@ rule report:
     params:
         stage="report.html",
         config=settings(None),
+    resources:
+        mem_mb=MEM_MB["report"],
     log:
         I("logs/report.log"),
     benchmark:
@@ -32,6 +34,8 @@ rule manuscript:
     params:
         stage="report.manuscript",
         config=settings(None),
+    resources:
+        mem_mb=MEM_MB["manuscript"],
     log:
         I("logs/manuscript.log"),
     benchmark:

@@ -36,6 +36,8 @@ rule risk_features:
         stage="risk.features",
         index_date=lambda wildcards: FEATURE_INDEX_DATES[wildcards.when],
         codelists=CODELISTS,
+    resources:
+        mem_mb=MEM_MB["risk_features"],
     log:
         I("logs/risk_features_{when}.log"),
     benchmark:
@@ -56,6 +58,8 @@ rule risk_model:
         risk=settings("risk"),
         disclosure=settings("disclosure"),
     threads: 2
+    resources:
+        mem_mb=MEM_MB["risk_model"],
     log:
         I("logs/risk_model.log"),
     benchmark:

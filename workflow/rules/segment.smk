@@ -32,6 +32,8 @@ rule segment:
         study=settings("study"),
         disclosure=settings("disclosure"),
         codelists=CODELISTS,
+    resources:
+        mem_mb=MEM_MB["segment"],
     log:
         I("logs/segment.log"),
     benchmark:
