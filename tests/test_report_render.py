@@ -73,7 +73,8 @@ def test_robustness_names_regression_to_the_mean_and_pretrends(rendered):
 
 
 def test_self_contained_page(rendered):
-    assert rendered.count('<img src="data:image/png;base64,') == 15
+    # 15 report figures and the model card's two.
+    assert rendered.count('<img src="data:image/png;base64,') == 17
     assert "<script" not in rendered
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", rendered)
     assert "@import" not in rendered and "url(" not in rendered
@@ -85,7 +86,8 @@ def test_self_contained_page(rendered):
 
 def test_every_table_has_caption_and_scoped_headers(rendered):
     tables = re.findall(r"<table>.*?</table>", rendered, flags=re.S)
-    assert len(tables) == 17
+    # 16 report tables, the design check and the model card's two.
+    assert len(tables) == 19
     for table in tables:
         assert "<caption" in table
         assert 'scope="col"' in table
@@ -188,20 +190,22 @@ def test_partial_run_shows_what_exists(tmp_path):
 
 
 def test_table_breaking_disclosure_is_withheld(results, tmp_path):
-    path = results / "segment" / "core20plus5.csv"
-    path.write_text("group,n_registered,n_enrolled,enrolled_per_1000\n"
-                    "Learning disability,205,3,14.6\n")
+    path = results / "segment" / "core20plus5_reach.csv"
+    path.write_text("row,n_eligible,n_enrolled,enrolment_per_1000\n"
+                    "plus:learning_disability,205,3,14.6\n")
+    (results / "segment" / "core20plus5_reach.sdc.json").unlink()
     html = render_report(results, tmp_path / "index.html", CONFIG).read_text()
     text = visible_text(html)
     assert ("Core20PLUS5: reach of the programme in groups facing health inequalities: withheld "
-            "because segment/core20plus5.csv fails the disclosure check") in text
-    assert "Learning disability" not in text
+            "because segment/core20plus5_reach.csv fails the disclosure check") in text
+    assert "people with a learning disability" not in text.split("Who benefits?")[1].split(
+        "The population")[0]
 
 
 def test_text_from_outputs_is_escaped(results, tmp_path):
     path = results / "evaluate" / "effects.json"
     effects = json.loads(path.read_text())
-    effects[0]["label"] = "<script>alert(1)</script>"
+    effects[0]["method"] = "<script>alert(1)</script>"
     path.write_text(json.dumps(effects))
     html = render_report(results, tmp_path / "index.html", CONFIG).read_text()
     assert "<script>" not in html

@@ -411,7 +411,7 @@ def humanise_text(text: str, kind: str = "covariate") -> str:
                 shown = LABELS[k][token]
                 break
         shown = shown or label("covariate", token)
-        at_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in ".:"
+        at_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] == "."
         return shown if at_start else _lower_first(shown)
 
     return _SNAKE.sub(swap, text)

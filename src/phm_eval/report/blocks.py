@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..disclosure import DisclosurePolicy, check_report_folder
+from ..labels import label, words
 from .results import FIGURES, ResultsFolder, png_description
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,55 @@ COLUMN_LABELS: dict[str, str] = {
     "smd_after": "SMD after matching",
     "metric": "Measure",
     "group": "Group",
+    "term": "Characteristic",
+    "mean_treated_before": "Mean, enrolled (before matching)",
+    "mean_control_before": "Mean, comparators (before matching)",
+    "mean_treated_after": "Mean, enrolled (after matching)",
+    "mean_control_after": "Mean, comparators (after matching)",
+    "var_ratio_before": "Variance ratio before matching",
+    "var_ratio_after": "Variance ratio after matching",
+    "ecdf_mean_before": "Mean eCDF difference before matching",
+    "ecdf_mean_after": "Mean eCDF difference after matching",
+    "std_pair_dist_after": "Standardised pair distance after matching",
+    "activity": "Activity",
+    "variable": "Characteristic",
+    "row": "Group",
+    "kind": "Kind of group",
+    "denominator": "Percentage of",
+    "n_patients": "Patients",
+    "population": "Population",
+    "percent_of_population": "Per cent of population",
+    "n_core20": "Patients in Core20 areas",
+    "percent_core20": "Per cent in Core20 areas",
+    "rate_per_1000": "Rate per 1,000",
+    "deaths": "Deaths",
+    "deaths_per_1000": "Deaths per 1,000",
+    "n_activities": "Activities",
+    "list_size": "Registered patients",
+    "financial_year_label": "Financial year",
+    "target_status": "Against target",
+    "complete_year": "Whole year",
+    "pcn_id": "PCN",
+    "practice_id": "Practice",
+    "period_start": "From",
+    "period_end": "To",
+    "n_eligible": "Eligible patients",
+    "share_of_eligible_percent": "Share of the eligible (per cent)",
+    "share_of_enrolled_percent": "Share of the enrolled (per cent)",
+    "enrolment_per_1000": "Enrolled per 1,000 eligible",
+    "risk_tier": "Risk tier",
+}
+
+#: Columns whose values are machine names, and the kind of label each takes.
+VALUE_LABELS: dict[str, str] = {
+    "condition": "condition",
+    "activity": "des_activity",
+    "term": "covariate",
+    "covariate": "covariate",
+    "row": "core20",
+    "subgroup": "subgroup",
+    "variable": "subgroup_variable",
+    "efi_category": "value",
 }
 
 _FLOAT = re.compile(r"^-?\d+\.\d{4,}$")
@@ -95,8 +145,7 @@ def column_label(name: str) -> str:
     """A heading for a column name: from :data:`COLUMN_LABELS`, else ``snake_case`` in words."""
     if name in COLUMN_LABELS:
         return COLUMN_LABELS[name]
-    words = str(name).replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
+    return words(name)
 
 
 def _cell(value: Any) -> str:
@@ -117,8 +166,10 @@ def callout(text: str, tone: str = "note", title: str | None = None) -> dict[str
     return {"kind": "callout", "text": text, "tone": tone, "title": title}
 
 
-def bullet_list(items: Sequence[str], ordered: bool = False) -> dict[str, Any]:
-    return {"kind": "list", "items": list(items), "ordered": ordered}
+def bullet_list(items: Sequence[str], ordered: bool = False, code: bool = False
+                ) -> dict[str, Any]:
+    """A list; ``code`` shows each item as code (file names, not prose)."""
+    return {"kind": "list", "items": list(items), "ordered": ordered, "code": code}
 
 
 def missing(what: str, files: Sequence[str]) -> dict[str, Any]:
@@ -163,6 +214,35 @@ def preformatted(text: str, label: str) -> dict[str, Any]:
     return {"kind": "pre", "text": text, "label": label}
 
 
+def html_fragment(html: str, label: str) -> dict[str, Any]:
+    """Trusted HTML written by phm-eval itself (every text in it already escaped), e.g. the
+    model card from :func:`phm_eval.risk.model_card.model_card_html`."""
+    return {"kind": "html", "html": html, "label": label}
+
+
+def facts(items: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Term-value pairs (``<dl>``), e.g. the key numbers on the first screen."""
+    return {"kind": "facts", "items": [{"term": t, "value": v} for t, v in items]}
+
+
+def label_values(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataFrame:
+    """Machine names in the value columns of ``frame`` replaced by their display labels.
+
+    ``kinds`` maps column to label kind (:func:`phm_eval.labels.label`); defaults to
+    :data:`VALUE_LABELS`.  A ``subgroup`` column of the risk model's tables holds variable
+    names (``sex``, ``age_band``), so it is labelled as such when its values have no ``=``.
+    """
+    out = frame.copy()
+    for column, kind in (kinds or VALUE_LABELS).items():
+        if column not in out.columns:
+            continue
+        values = out[column].astype(str)
+        if kind == "subgroup" and not values.str.contains("=").any():
+            kind = "subgroup_variable"
+        out[column] = values.map(lambda v, k=kind: label(k, v) if v else v)
+    return out
+
+
 def disclosure_problems(results: ResultsFolder, relative: str,
                         policy: DisclosurePolicy) -> list[str]:
     """Errors the disclosure check finds in one output file (its ``.sdc.json`` roles apply)."""
@@ -179,6 +259,7 @@ def table_from_csv(
     notes: Sequence[str] = (),
     frame: pd.DataFrame | None = None,
     drop: Sequence[str] = (),
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A table block from a disclosure-controlled CSV, or a block saying why it is not shown.
 
@@ -197,6 +278,9 @@ def table_from_csv(
         column); the file is still the one checked.
     drop : sequence of str
         Columns meant for machines, not readers (e.g. ``kind``).
+    labels : mapping, optional
+        Column to label kind for columns of machine names; defaults to
+        :data:`VALUE_LABELS` (conditions, DES activities, covariates, Core20PLUS5 rows...).
     """
     data = results.csv(relative) if frame is None else frame
     if data is None:
@@ -212,6 +296,7 @@ def table_from_csv(
             f"check ({len(problems)} problem(s); run phm-eval check-outputs for details).",
         }
     data = data.drop(columns=[c for c in drop if c in data.columns]).astype(str)
+    data = label_values(data, labels)
     data = data.apply(lambda col: _thousands(col.name, col))
     columns = [column_label(c) for c in data.columns]
     return table(caption, columns, data.to_numpy().tolist(), source=relative, notes=notes)

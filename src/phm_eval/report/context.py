@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ import yaml
 
 from ..disclosure import DisclosurePolicy, apply_disclosure
 from ..errors import InputError
+from ..labels import des_explanation, humanise_text, label
 from . import blocks as b
 from .effects import (
     SCALE_NAMES,
@@ -27,6 +29,7 @@ from .effects import (
     change_words,
     describe_headline,
     disclosed_count,
+    fmt_gbp,
     fmt_number,
     fmt_ratio,
     fmt_signed,
@@ -83,10 +86,127 @@ def _ci(low: float | None, high: float | None, digits: int = 3,
 
 
 # --------------------------------------------------------------------------- headline
+def _overall(effects: list[Effect] | None) -> list[Effect]:
+    return [e for e in (effects or []) if not e.subgroup]
+
+
+def other_estimand(effects: list[Effect] | None, primary: Effect) -> Effect | None:
+    """The leading record of the estimand the primary record does not answer, if any.
+
+    A rate ratio of emergency admissions is preferred, then any estimable record."""
+    others = [e for e in _overall(effects) if e.is_population != primary.is_population
+              and e.estimand is not None]
+    if not others:
+        return None
+    admissions = [e for e in others if e.scale == "RR" and "admission" in e.outcome.lower()]
+    return next(iter(admissions or others))
+
+
+def _estimate_line(effect: Effect) -> str:
+    return f"{_capital(SCALE_NAMES[effect.scale])} {effect.estimate_text()}"
+
+
+def _admissions_line(head: Any, effect: Effect) -> str | None:
+    if head.change_per_1000 is None:
+        return None
+    est, low, high = head.change_per_1000
+    text = (f"{_capital(change_words(est))} per 1,000 patients a year (95% CI "
+            f"{interval_words(low, high)})")
+    if head.reach:
+        text += ". " + head.reach.rstrip(".")
+    return text + "."
+
+
+def _money_line(head: Any) -> str:
+    if head.saving_per_1000_gbp is None:
+        return head.money or "Not given in pounds: the effect could not be converted."
+    est, low, high = head.saving_per_1000_gbp
+    if head.verdict == "reduction":
+        return (f"About {fmt_gbp(est)} a year of hospital costs avoided per 1,000 patients "
+                f"(95% CI {fmt_gbp(high)} to {fmt_gbp(low)}); hospital costs only.")
+    return head.money or ""
+
+
+def _disagreement(primary: Effect, other: Effect, policy: DisclosurePolicy) -> str | None:
+    """Why the two estimands can disagree, when their verdicts differ."""
+    if primary.verdict == other.verdict or "not_estimable" in (primary.verdict, other.verdict):
+        return None
+    att, itt = (other, primary) if primary.is_population else (primary, other)
+    enrolled = disclosed_count(att.n_treated, policy)
+    eligible = disclosed_count(itt.n_treated, policy)
+    who_att = f"the {enrolled} patients who were enrolled" if enrolled else "enrolled patients"
+    who_itt = (f"all {eligible} eligible patients in the practices that offered it"
+               if eligible else "everyone eligible in the practices that offered it")
+    return (
+        "The two estimates answer different questions about different people, so they can "
+        f"disagree without either being wrong. The effect on the patients enrolled compares "
+        f"{who_att} with similar patients who were not; the population estimate compares "
+        f"{who_itt}, enrolled or not, with practices that had not started. Most eligible "
+        "patients are never enrolled, so an effect on the enrolled is diluted across the whole "
+        "population and the population estimate is less precise; it also includes any change "
+        "in who is enrolled and any effect on patients not enrolled. The matched comparison "
+        "rests on the comparators being like the enrolled in ways the data do not record; the "
+        "population comparison does not, but assumes the practices would have followed "
+        "parallel trends.")
+
+
+def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
+    """Plasmode power and coverage of the design, from evaluate/design_check.json."""
+    if not isinstance(check, Mapping):
+        return []
+    targets = [t for t in check.get("targets") or [] if isinstance(t, Mapping)
+               and t.get("rate_ratio") is not None]
+    if not targets:
+        return []
+    n_rep = check.get("n_replicates")
+    reps = f"{int(n_rep):,} " if isinstance(n_rep, (int, float)) else ""
+    true_rr = check.get("true_rate_ratio")
+    blocks: list[dict[str, Any]] = []
+    text = (f"The design was checked by simulation: {reps}copies of these data with a known "
+            "effect written in (plasmode simulation) were analysed exactly as the real data "
+            "were.")
+    if true_rr is not None:
+        at = min(targets, key=lambda t: abs(float(t["rate_ratio"]) - float(true_rr)))
+        if at.get("power") is not None:
+            text += (f" At this scenario's true rate ratio of {fmt_ratio(float(true_rr))}, the "
+                     f"evaluation detected the effect in {100 * float(at['power']):.0f}% of "
+                     "simulations (its power)")
+            if at.get("coverage") is not None:
+                text += (f", and its 95% intervals contained the truth in "
+                         f"{100 * float(at['coverage']):.0f}%")
+            text += "."
+    null = next((t for t in targets if abs(float(t["rate_ratio"]) - 1.0) < 1e-9), None)
+    if null is not None and null.get("power") is not None:
+        text += (f" With no effect at all, it wrongly found one in "
+                 f"{100 * float(null['power']):.0f}% of simulations (5% is the aim).")
+    blocks.append(b.paragraph(text))
+    rows = []
+    for t in targets:
+        def pct(key: str, t: Mapping[str, Any] = t) -> str:
+            value = t.get(key)
+            return "" if value is None else f"{100 * float(value):.0f}"
+        se = t.get("mc_se_power")
+        rows.append([fmt_ratio(float(t["rate_ratio"])), pct("power"),
+                     "" if se is None else f"{100 * float(se):.1f}", pct("coverage"),
+                     "" if t.get("bias_log") is None else f"{float(t['bias_log']):.3f}"])
+    blocks.append(b.details("The design check in numbers", [b.table(
+        "Power and interval coverage of the evaluation in plasmode simulations.",
+        ["True rate ratio", "Power (per cent)", "Simulation error of power (per cent)",
+         "Coverage of 95% intervals (per cent)", "Bias (log rate ratio)"], rows,
+        source="evaluate/design_check.json",
+        notes=["Power at a rate ratio of 1 is the false-positive rate."])]))
+    return blocks
+
+
 def headline_section(results: ResultsFolder, effects: list[Effect] | None,
                      config: Mapping[str, Any], policy: DisclosurePolicy
                      ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The lead message and its wording (also returned on its own for the manuscript)."""
+    """The lead message and its wording (also returned on its own for the manuscript).
+
+    The first screen holds the primary estimate with its interval, what the design could
+    detect (the minimum detectable effect) and what the result means in admissions and
+    pounds; then the other estimand, and why the two may differ.
+    """
     effect = pick_headline(effects or [])
     if effect is None:
         blocks = [b.missing("The estimated effect of the programme", ["evaluate/effects.json"])]
@@ -95,14 +215,24 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
     head = describe_headline(effect, unit_cost=unit_cost, policy=policy)
     tone = {"reduction": "good", "increase": "warning", "no_evidence": "neutral",
             "not_estimable": "warning"}[head.verdict]
+    primary_label = ("Primary estimate: " + effect.estimand_label.lower()
+                     if effect.estimand else humanise_text(effect.label or "") or None)
     blocks = [
         {"kind": "headline", "title": head.title, "text": head.sentence, "tone": tone,
-         "label": effect.label},
+         "label": primary_label},
     ]
+    key = [("Primary estimate", _estimate_line(effect)),
+           ("Minimum detectable effect", head.power)]
+    admissions = _admissions_line(head, effect)
+    if admissions:
+        key.append(("In emergency admissions", admissions))
+    if head.money:
+        key.append(("In pounds", _money_line(head)))
+    check = results.json("evaluate/design_check.json") if results.has(
+        "evaluate/design_check.json") else None
+    blocks.append(b.facts(key))
     if head.money:
         blocks.append(b.paragraph(head.money))
-    if head.reach:
-        blocks.append(b.paragraph(head.reach))
     blocks.append(b.paragraph(f"How this was estimated: {head.estimate}"))
     if head.conversion:
         blocks.append(b.paragraph(head.conversion))
@@ -115,7 +245,26 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
             "A result like this does not prove the programme has no effect: this evaluation "
             f"cannot tell any effect apart from chance.{span} Other benefits the programme may "
             "bring (patient experience, care planning) are not measured here."))
-    return _section("headline", "What the programme changed", blocks), head.to_dict()
+    blocks.extend(_design_check(check, effect))
+    other = other_estimand(effects, effect)
+    if other is not None:
+        other_head = describe_headline(other, unit_cost=unit_cost, policy=policy)
+        text = other_head.sentence
+        if other_head.verdict != "no_evidence":
+            text += " " + other_head.power
+        blocks.append(b.callout(
+            f"{text} ({_estimate_line(other)}.)", tone="note",
+            title=f"The other question: {other.estimand_label.lower()}"))
+        why = _disagreement(effect, other, policy)
+        if why:
+            blocks.append(b.paragraph(why))
+    elif effect.estimand:
+        missing = "ITT population" if not effect.is_population else "ATT enrolled"
+        blocks.append(b.paragraph(
+            f"{label('estimand', missing)}: not estimated in this run."))
+    wording = head.to_dict()
+    wording["other_estimand"] = other.to_dict() if other is not None else None
+    return _section("headline", "What the programme changed", blocks), wording
 
 
 # --------------------------------------------------------------------------- robustness
@@ -201,13 +350,15 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         results, "evaluate/rtm.csv",
         "Change in emergency admissions per 1,000 patients a year: uncontrolled, comparators "
         "and controlled.", policy, drop=("kind",)))
-    overall = [e for e in (effects or []) if not e.subgroup]
+    overall = _overall(effects)
     if overall:
-        rows = [[_capital(e.label or e.outcome), e.method_text(), SCALE_NAMES[e.scale],
-                 e.estimate_text(), e.short_words()] for e in overall]
+        rows = [[label("outcome", e.outcome), e.estimand_label,
+                 _capital(humanise_text(e.method_text())),
+                 _capital(SCALE_NAMES[e.scale]), e.estimate_text(), e.short_words()]
+                for e in overall]
         blocks.append(b.table(
-            "The same question answered by different methods.",
-            ["Outcome", "Method", "Scale", "Estimate (95% CI)", "In words"], rows,
+            "The same questions answered by different methods.",
+            ["Outcome", "Question", "Method", "Scale", "Estimate (95% CI)", "In words"], rows,
             source="evaluate/effects.json",
             notes=["Ratios below 1 and negative differences mean fewer admissions. Hazard "
                    "ratios from time-to-first-admission models are usually closer to 1 than "
@@ -224,12 +375,23 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         b.figure(results, "evaluate/love_plot.png"),
         b.table_from_csv(results, "evaluate/balance.csv",
                          "Balance of characteristics before and after matching.", policy,
-                         notes=balance_notes),
+                         notes=balance_notes, frame=_balance_frame(results)),
     ]))
     return _section(
         "robustness", "How sure can we be?", blocks,
         intro="Whether the headline survives other ways of asking the question, and whether "
         "the comparison is fair.")
+
+
+def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
+    """The balance table as readers need it: each characteristic, its means and SMDs."""
+    balance = results.csv("evaluate/balance.csv")
+    if balance is None:
+        return None
+    wanted = ["term", "covariate", "mean_treated_before", "mean_control_before", "smd_before",
+              "mean_treated_after", "mean_control_after", "smd_after"]
+    keep = [c for c in wanted if c in balance.columns]
+    return balance[keep] if keep else balance
 
 
 # --------------------------------------------------------------------------- subgroups
@@ -240,8 +402,9 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
     if groups:
         rows = []
         for e in groups:
-            rows.append([e.subgroup, f"{SCALE_NAMES[e.scale]} {e.estimate_text()}",
-                         e.method_text(), e.short_words(),
+            rows.append([label("subgroup", e.subgroup),
+                         f"{SCALE_NAMES[e.scale]} {e.estimate_text()}",
+                         _capital(humanise_text(e.method_text())), e.short_words(),
                          disclosed_count(e.n_treated, policy) or "*"])
         blocks.append(b.table(
             "Effect on emergency admissions by subgroup.",
@@ -253,15 +416,82 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
         ))
     else:
         blocks.append(b.missing("Effects by subgroup", ["evaluate/effects.json"]))
-    blocks.append(b.table_from_csv(
-        results, "segment/core20plus5.csv",
-        "Core20PLUS5: reach of the programme in groups facing health inequalities.", policy,
-        notes=["Core20: people living in the most deprived 20% of neighbourhoods in England "
-               "(IMD deciles 1-2)."]))
+    blocks.extend(reach_blocks(results, policy))
     return _section("who-benefits", "Who benefits?", blocks,
                     intro="Whether the effect differs between groups of patients, and whether "
                     "the programme reaches the groups that NHS England's Core20PLUS5 approach "
                     "prioritises.")
+
+
+CORE20_NOTE = ("Core20: people living in the most deprived 20% of neighbourhoods in England "
+               "(IMD deciles 1-2). PLUS groups are chosen locally; groups overlap, so shares do "
+               "not add up to 100%.")
+
+#: The reach table written by the segment stage (see
+#: :func:`phm_eval.segment.core20plus5.reach_table`).
+REACH = "segment/core20plus5_reach.csv"
+
+
+def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[str, Any]]:
+    """Core20PLUS5: who the programme reached, against who was eligible.
+
+    From ``segment/core20plus5_reach.csv`` (each group's share of the eligible and of the
+    enrolled, and its enrolment rate, all from disclosed counts) when the run wrote it;
+    otherwise the registered population's Core20PLUS5 breakdown, with a note that the
+    enrolment column is missing.
+    """
+    caption = "Core20PLUS5: reach of the programme in groups facing health inequalities."
+    if results.has(REACH):
+        reach = results.csv(REACH)
+        blocks = []
+        words_ = _reach_words(reach)
+        if words_:
+            blocks.append(b.paragraph(words_))
+        blocks.append(b.table_from_csv(
+            results, REACH, caption, policy,
+            drop=("kind", "group", "total_eligible", "total_enrolled"),
+            notes=[CORE20_NOTE, "Shares and the enrolment rate are computed from the "
+                   "disclosure-controlled counts shown. A group whose share of the enrolled is "
+                   "larger than its share of the eligible is reached more than average."]))
+        return blocks
+    results.path(REACH)  # recorded as missing
+    frame = results.csv("segment/core20plus5.csv")
+    if frame is not None:
+        keep = [c for c in ("row", "group", "denominator", "n_patients", "percent_of_population",
+                            "n_registered", "n_enrolled", "enrolled_per_1000",
+                            "rate_per_1000") if c in frame.columns]
+        if "row" in keep and "group" in keep:
+            keep.remove("group")
+        frame = frame[keep]
+    enrolled = frame is not None and "n_enrolled" in frame.columns
+    notes = [CORE20_NOTE]
+    if not enrolled:
+        notes.append("Enrolment by group was not available in this run, so this table shows "
+                     "the registered population only; how far the programme reached each group "
+                     f"needs {REACH}.")
+    return [b.table_from_csv(
+        results, "segment/core20plus5.csv",
+        caption if enrolled else "Core20PLUS5 groups in the registered population.", policy,
+        notes=notes, frame=frame)]
+
+
+def _reach_words(reach: pd.DataFrame | None) -> str | None:
+    """One sentence on the Core20 row: its share of the eligible and of the enrolled."""
+    if reach is None or "row" not in reach.columns:
+        return None
+    rows = reach[reach["row"] == "core20:core20"]
+    if rows.empty or not {"share_of_eligible_percent", "share_of_enrolled_percent"} <= set(
+            reach.columns):
+        return None
+    row = rows.iloc[0]
+    elig = pd.to_numeric(pd.Series([row["share_of_eligible_percent"]]), errors="coerce").iloc[0]
+    enr = pd.to_numeric(pd.Series([row["share_of_enrolled_percent"]]), errors="coerce").iloc[0]
+    if pd.isna(elig) or pd.isna(enr):
+        return None
+    how = ("more than their share" if enr > elig + 1 else "less than their share"
+           if enr < elig - 1 else "about their share")
+    return (f"People in the most deprived 20% of neighbourhoods (Core20) were {elig:.0f}% of "
+            f"those eligible and {enr:.0f}% of those enrolled: the programme reached {how}.")
 
 
 # --------------------------------------------------------------------------- population
@@ -359,10 +589,32 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
                "patients less well inside a narrow band."]))
     card = results.text("risk/model_card.md")
     if card is not None:
-        blocks.append(b.details("The model card", [b.preformatted(card, "Model card")]))
+        blocks.append(b.details("The model card", [_model_card_block(results, card)]))
     return _section("risk-model", "Finding the patients at risk", blocks,
                     intro="How well the risk model used to find patients for proactive care "
                     "picks out those who go on to have an emergency admission.")
+
+
+def _model_card_block(results: ResultsFolder, card: str) -> dict[str, Any]:
+    """The model card as HTML, its figures embedded, predictor names in words."""
+    from ..risk.model_card import model_card_html
+
+    fragment = model_card_html(card, results.root / "risk", embed=True, heading_offset=2)
+    # Text between tags only: attributes (data URIs, alt text) are left as written.
+    fragment = re.sub(r">([^<]+)<", lambda m: ">" + humanise_text(m.group(1)) + "<", fragment)
+    # Every table gets a caption (the heading it sits under), as the report's own tables do.
+    parts = re.split(r"(<table>)", fragment)
+    heading = "Model card"
+    out = []
+    for part in parts:
+        if part == "<table>":
+            out.append(f"<table><caption>Model card: {heading}</caption>")
+            continue
+        found = re.findall(r"<h\d>(.*?)</h\d>", part)
+        if found:
+            heading = re.sub(r"<[^>]+>", "", found[-1])
+        out.append(part)
+    return b.html_fragment("".join(out), "Model card")
 
 
 def _iecv_words(iecv: Mapping[str, Any]) -> str:
@@ -385,7 +637,7 @@ def _iecv_words(iecv: Mapping[str, Any]) -> str:
         text.append("Internal-external validation was not run.")
     note = iecv.get("note")
     if note:
-        text.append(_capital(str(note).rstrip(".")) + ".")
+        text.append(_capital(humanise_text(str(note)).rstrip(".")) + ".")
     return " ".join(text)
 
 
@@ -447,8 +699,12 @@ def segmentation_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
     return section
 
 
-def _target_status(row: pd.Series) -> str:
-    value = pd.to_numeric(pd.Series([row.get("per_1000")]), errors="coerce").iloc[0]
+def _rate_column(frame: pd.DataFrame) -> str | None:
+    return next((c for c in ("per_1000", "rate_per_1000") if c in frame.columns), None)
+
+
+def _target_status(row: pd.Series, rate: str = "per_1000") -> str:
+    value = pd.to_numeric(pd.Series([row.get(rate)]), errors="coerce").iloc[0]
     low = pd.to_numeric(pd.Series([row.get("target_low")]), errors="coerce").iloc[0]
     high = pd.to_numeric(pd.Series([row.get("target_high")]), errors="coerce").iloc[0]
     if pd.isna(value) or (pd.isna(low) and pd.isna(high)):
@@ -460,23 +716,38 @@ def _target_status(row: pd.Series) -> str:
     return "Meets target" if pd.isna(high) else "Within target range"
 
 
+def _activity_column(frame: pd.DataFrame) -> str:
+    return next((c for c in ("activity", "metric") if c in frame.columns), frame.columns[0])
+
+
 def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [b.figure(results, "segment/des_funnel.png")]
     des = results.csv("segment/des_metrics.csv")
     frame = None
-    if des is not None and "per_1000" in des.columns and (
+    rate = None if des is None else _rate_column(des)
+    if des is not None and rate is not None and (
         "target_low" in des.columns or "target_high" in des.columns
     ):
-        frame = des.copy()
-        frame["against target"] = [_target_status(r) for _, r in des.iterrows()]
+        frame = des.drop(columns=[c for c in ("target_status",) if c in des.columns])
+        frame["against target"] = [_target_status(r, rate) for _, r in des.iterrows()]
+        activity = _activity_column(frame)
         below = frame[frame["against target"] == "Below target"]
         if not below.empty:
-            names = sorted(set(below.iloc[:, 0]))
+            names = sorted({label("des_activity", a) for a in below[activity]})
             blocks.insert(0, b.paragraph(
                 "Below the Network Contract DES target in at least one year: "
                 + "; ".join(names) + "."))
         else:
             blocks.insert(0, b.paragraph("Every measured DES activity meets its target."))
+    if des is not None:
+        activity = _activity_column(des)
+        explained = [text for a in dict.fromkeys(des[activity])
+                     if (text := des_explanation(a)) is not None]
+        if explained:
+            blocks.insert(0, b.bullet_list(explained))
+            blocks.insert(0, b.paragraph(
+                "The Network Contract Directed Enhanced Service (DES) pays Primary Care "
+                "Networks for personalised care. The activities counted here are:"))
     blocks.append(b.table_from_csv(
         results, "segment/des_metrics.csv",
         "Network Contract DES personalised-care activity against targets.", policy,
@@ -552,7 +823,7 @@ def completeness_block(results: ResultsFolder) -> dict[str, Any]:
         return b.paragraph("Every output this report looks for was available in this run.")
     return b.details(
         f"{len(gaps)} output(s) were not available in this run",
-        [b.bullet_list(gaps)],
+        [b.bullet_list(gaps, code=True)],
     )
 
 
@@ -592,7 +863,8 @@ def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict
     ev = config.get("evaluate") or {}
     if ev:
         match = ev.get("matching") or {}
-        exact = ", ".join(match.get("exact") or []) or "nothing"
+        exact = ", ".join(label("covariate", x).lower() for x in match.get("exact") or []
+                          ) or "nothing"
         items.append(
             f"Evaluation: each enrolled patient was matched to {match.get('ratio', 1)} similar "
             f"patient(s) not (yet) enrolled, on a propensity score (caliper "
@@ -618,13 +890,13 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
                         synthetic=True)
     true_effect = truth.get("true_effect") or {}
     realised = truth.get("realised") or {}
-    overall = [e for e in (effects or []) if not e.subgroup]
+    overall = [e for e in _overall(effects) if not e.is_population]
 
     def first(scales: tuple[str, ...]) -> Effect | None:
         return next((e for e in overall if e.scale in scales), None)
 
     rows = []
-    for label, value, scales, fmt in (
+    for quantity, value, scales, fmt in (
         ("Hazard ratio set in the simulation", true_effect.get("hazard_ratio"), ("HR",),
          fmt_ratio),
         ("Realised rate ratio of admissions, 12 months", realised.get("realised_rate_ratio_12m"),
@@ -637,16 +909,16 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
             continue
         effect = first(scales)
         if effect is None:
-            rows.append([label, fmt(float(value)), "not estimated", "", ""])
+            rows.append([quantity, fmt(float(value)), "not estimated", "", ""])
             continue
         if not effect.estimable:
-            rows.append([label, fmt(float(value)), effect.estimate_text(),
+            rows.append([quantity, fmt(float(value)), effect.estimate_text(),
                          effect.method_text(), "Not estimable"])
             continue
         factor = 1.0 if effect.is_ratio else 1000.0 / effect.per
         low, high = effect.ci_low * factor, effect.ci_high * factor
         covers = "Yes" if low <= float(value) <= high else "No"
-        rows.append([label, fmt(float(value)), effect.estimate_text(), effect.method_text(),
+        rows.append([quantity, fmt(float(value)), effect.estimate_text(), effect.method_text(),
                      covers])
     blocks = [b.callout(
         "These results come from a synthetic population generated by phm-eval, not from real "

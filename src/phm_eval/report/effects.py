@@ -29,6 +29,7 @@ import numpy as np
 
 from ..disclosure import DisclosurePolicy, disclose_counts
 from ..errors import InputError
+from ..labels import label
 
 RATIO_SCALES = ("HR", "SHR", "RR")
 DIFFERENCE_SCALES = ("ATT", "difference")
@@ -158,6 +159,15 @@ class Effect:
         Why the planned method was replaced by ``method``.
     note : str, optional
         Why the estimate (or its interval) could not be made.
+    estimand : str, optional
+        ``"ATT enrolled"`` (the effect on the patients enrolled) or ``"ITT population"``
+        (the effect of offering the programme on everyone eligible).
+    primary : bool
+        The one record the evaluation was designed around (``primary: true``).
+    mde_rate_ratio : float, optional
+        The minimum detectable rate ratio of the design (80% power), on rate-ratio records.
+    mde_sentence : str, optional
+        The same in words ("this evaluation could reliably detect a reduction of ...").
     """
 
     outcome: str
@@ -175,6 +185,10 @@ class Effect:
     per: float = 1000.0
     fallback: str | None = None
     note: str | None = None
+    estimand: str | None = None
+    primary: bool = False
+    mde_rate_ratio: float | None = None
+    mde_sentence: str | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], where: str = "effects.json") -> Effect:
@@ -196,7 +210,18 @@ class Effect:
             raise InputError(where, "the estimate must lie within [ci_low, ci_high]")
         if scale in RATIO_SCALES and min(v for v in (estimate, low, 1.0) if v is not None) <= 0:
             raise InputError(where, "ratios and their confidence limits must be positive")
-        per = _number(record, "per", where, required=False) or 1000.0
+        per = _number(record, "per", where, required=False)
+        if per is None:
+            # Differences per 1,000 person-months (the population design) are per 1,000/12
+            # person-years; everything else is per 1,000 person-years.
+            outcome_text = str(record.get("outcome") or "")
+            per = 1000.0 / 12 if "person-month" in outcome_text else 1000.0
+        baseline = _number(record, "baseline_rate_per_1000", where, required=False)
+        if baseline is None:
+            monthly = _number(record, "rate_counterfactual_per_1000_person_months", where,
+                              required=False)
+            baseline = None if monthly is None else 12.0 * monthly
+        mde = _number(record, "mde_rate_ratio", where, required=False)
         return cls(
             outcome=str(record.get("outcome") or "emergency admissions"),
             method=str(record.get("method") or "not stated"),
@@ -209,11 +234,14 @@ class Effect:
             label=record.get("label"),
             subgroup=record.get("subgroup"),
             headline=bool(record.get("headline", False)),
-            baseline_rate_per_1000=_number(record, "baseline_rate_per_1000", where,
-                                           required=False),
+            baseline_rate_per_1000=baseline,
             per=per,
             fallback=_text(record.get("fallback")),
             note=_text(record.get("note")),
+            estimand=_text(record.get("estimand")),
+            primary=bool(record.get("primary", False)),
+            mde_rate_ratio=mde if mde is not None and 0 < mde < 1 else None,
+            mde_sentence=_text(record.get("mde_sentence")),
         )
 
     @property
@@ -292,10 +320,36 @@ class Effect:
             "increase": "Increase",
             "no_evidence": "No clear evidence of a change",
         }[self.verdict]
+        power = f"; {self.power_words()}" if self.verdict == "no_evidence" else ""
         if change is None:
-            return verdict
+            return verdict + power
         return (f"{verdict}: {change_words(change[0])} per 1,000 a year "
-                f"(95% CI {interval_words(change[1], change[2])})")
+                f"(95% CI {interval_words(change[1], change[2])}){power}")
+
+    def power_words(self) -> str:
+        """What the design could detect: the MDE sentence, or that power was not assessed.
+
+        "No evidence" is never printed without it: a design too small to see an effect
+        and a design that would have seen one are different findings.
+        """
+        if self.mde_sentence:
+            return self.mde_sentence.rstrip(".")
+        if self.mde_rate_ratio is not None:
+            reduction = math.ceil(round(100 * (1 - self.mde_rate_ratio), 9))
+            return (f"this evaluation could reliably detect a reduction of {reduction} % or "
+                    f"more (a rate ratio of {1 - reduction / 100:.2f} or lower)")
+        return ("the design's power to detect an effect was not assessed, so a real effect "
+                "may have been missed")
+
+    @property
+    def estimand_label(self) -> str:
+        """The question this estimate answers, in words (enrolled patients by default)."""
+        return label("estimand", self.estimand or "ATT enrolled")
+
+    @property
+    def is_population(self) -> bool:
+        """True for the population (intention-to-treat) estimand."""
+        return (self.estimand or "").upper().startswith("ITT")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -320,12 +374,14 @@ def read_effects(records: Any, where: str = "evaluate/effects.json") -> list[Eff
 
 
 def pick_headline(effects: Sequence[Effect]) -> Effect | None:
-    """The record marked ``headline``; else the first without a subgroup; else the first."""
+    """The record marked ``primary``; else ``headline``; else the first without a subgroup;
+    else the first."""
     if not effects:
         return None
-    for effect in effects:
-        if effect.headline:
-            return effect
+    for flag in ("primary", "headline"):
+        for effect in effects:
+            if getattr(effect, flag):
+                return effect
     overall = [e for e in effects if not e.subgroup]
     return overall[0] if overall else effects[0]
 
@@ -377,6 +433,9 @@ class Headline:
     saving_per_1000_gbp : tuple or None
         (estimate, low, high) hospital costs avoided per 1,000 patients a year;
         positive = saving.
+    power : str
+        What the design could detect (the minimum detectable effect), or that its power was
+        not assessed, as a sentence.
     """
 
     title: str
@@ -389,6 +448,7 @@ class Headline:
     change_per_1000: tuple[float, float, float] | None
     saving_per_1000_gbp: tuple[float, float, float] | None
     effect: Effect
+    power: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -442,6 +502,12 @@ def describe_headline(
                 f"confidence interval runs from {interval_words(low, high)}, which includes no "
                 f"change: there is no evidence that the programme reduced {outcome}."
             )
+        elif effect.is_population:
+            sentence = (
+                f"Across everyone eligible in the practices that offered the programme, there "
+                f"were about {change_words(est)} {outcome} {per} than expected without it (95% "
+                f"confidence interval {interval_words(low, high)})."
+            )
         else:
             sentence = (
                 f"Patients in the programme had about {change_words(est)} {outcome} {per} than "
@@ -453,18 +519,25 @@ def describe_headline(
         lower = (1 - effect.estimate) * 100
         size = f"{fmt_number(abs(lower))}% {'lower' if lower > 0 else 'higher'}"
         native = f"{SCALE_NAMES[effect.scale]} {effect.estimate_text()}"
+        who = ("across everyone eligible in the practices that offered the programme"
+               if effect.is_population else "among patients in the programme")
         if verdict == "no_evidence":
             sentence = (
-                f"The best estimate is that the rate of {outcome} was {size} among patients in "
-                f"the programme ({native}), but the interval includes no change: there is no "
-                f"evidence that the programme reduced {outcome}."
+                f"The best estimate is that the rate of {outcome} was {size} {who} ({native}), "
+                f"but the interval includes no change: there is no evidence that the programme "
+                f"reduced {outcome}."
             )
         else:
-            sentence = (f"The rate of {outcome} was {size} among patients in the programme "
-                        f"({native}).")
+            sentence = f"The rate of {outcome} was {size} {who} ({native})."
+    power = _capital(effect.power_words()) + "."
+    if verdict == "no_evidence":
+        sentence += " " + power
 
     groups = []
-    for n, who in ((effect.n_treated, "enrolled patients"), (effect.n_control, "comparators")):
+    names = (("eligible patients in practices offering the programme",
+              "in comparison practices") if effect.is_population
+             else ("enrolled patients", "comparators"))
+    for n, who in zip((effect.n_treated, effect.n_control), names, strict=True):
         shown = disclosed_count(n, policy)
         if shown is not None:
             groups.append(f"{shown} {who}")
@@ -527,7 +600,9 @@ def describe_headline(
     enrolled = disclosed_count(effect.n_treated, policy)
     if change is not None and enrolled is not None and verdict != "no_evidence":
         per_year = abs(change[0]) * float(enrolled.replace(",", "")) / 1000
-        reach = (f"For the {enrolled} patients enrolled, that is about {fmt_number(per_year)} "
+        whom = (f"the {enrolled} eligible patients in practices offering the programme"
+                if effect.is_population else f"the {enrolled} patients enrolled")
+        reach = (f"For {whom}, that is about {fmt_number(per_year)} "
                  f"{'fewer' if change[0] < 0 else 'more'} {outcome} a year.")
 
     return Headline(
@@ -541,4 +616,5 @@ def describe_headline(
         change_per_1000=change,
         saving_per_1000_gbp=saving,
         effect=effect,
+        power=power,
     )

@@ -212,3 +212,79 @@ def core20plus5(
     by_core20.index.name = "group"
     return Core20Plus5Result(flags=flags, breakdown=breakdown, by_core20=by_core20,
                              unavailable=unavailable, settings=cfg)
+
+
+#: Column roles of the reach table for disclosure control (see :func:`reach_table`).
+REACH_DISCLOSURE: dict[str, Any] = {
+    "count_cols": ["n_eligible", "n_enrolled"],
+    "denominator_cols": ["total_eligible", "total_enrolled"],
+    "rate_cols": {
+        "share_of_eligible_percent": ("n_eligible", "total_eligible", 100.0),
+        "share_of_enrolled_percent": ("n_enrolled", "total_enrolled", 100.0),
+        "enrolment_per_1000": ("n_enrolled", "n_eligible", 1000.0),
+    },
+}
+
+
+def reach_table(
+    flags: pd.DataFrame,
+    eligible: Any,
+    enrolled: Any,
+    policy: DisclosurePolicy | None = None,
+) -> DisclosedTable:
+    """Who the programme reached: each Core20PLUS5 group among the eligible and the enrolled.
+
+    Parameters
+    ----------
+    flags : DataFrame
+        :attr:`Core20Plus5Result.flags` (``patient_id`` and one boolean column per group).
+    eligible, enrolled : iterable of patient ids
+        The programme's eligible population and the patients it enrolled (enrolled patients
+        not in ``eligible`` are counted as eligible too: they were offered it).
+    policy : DisclosurePolicy, optional
+        Disclosure rules; NHS Digital's by default.
+
+    Returns
+    -------
+    DisclosedTable
+        One row per group (index ``row``, ``"<kind>:<group>"`` as in the breakdown): ``kind``,
+        ``group``, ``n_eligible``, ``share_of_eligible_percent`` (of all eligible),
+        ``n_enrolled``, ``share_of_enrolled_percent`` (of all enrolled) and
+        ``enrolment_per_1000`` (enrolled per 1,000 eligible in the group), with
+        ``total_eligible`` and ``total_enrolled`` (dropped from the formatted table's
+        readers by the report).  Counts are suppressed and rounded; every share and rate is
+        computed from the disclosed counts.  Groups overlap, so shares do not sum to 100.
+    """
+    ids = flags["patient_id"]
+    enrolled_mask = ids.isin(pd.Index(list(enrolled))).to_numpy()
+    eligible_mask = ids.isin(pd.Index(list(eligible))).to_numpy() | enrolled_mask
+    total_eligible, total_enrolled = int(eligible_mask.sum()), int(enrolled_mask.sum())
+    groups: list[tuple[str, str, str]] = [("core20", "core20", "core20"),
+                                          ("core20", "imd_unknown", "imd_unknown")]
+    groups += [("plus", c.removeprefix("plus_"), c) for c in flags.columns
+               if c.startswith("plus_") and c != "plus_any"]
+    if "plus_any" in flags.columns:
+        groups.append(("plus", "any", "plus_any"))
+    groups += [("adult_clinical_area", c.removeprefix("adult_"), c) for c in flags.columns
+               if c.startswith("adult_")]
+    groups += [("children_clinical_area", c.removeprefix("cyp_"), c) for c in flags.columns
+               if c.startswith("cyp_")]
+    rows = {}
+    for kind, group, column in groups:
+        if column == "imd_unknown":
+            mask = ~flags["imd_known"].to_numpy(dtype=bool)
+        else:
+            mask = flags[column].to_numpy(dtype=bool)
+        rows[f"{kind}:{group}"] = {
+            "kind": kind, "group": group,
+            "n_eligible": int((mask & eligible_mask).sum()),
+            "total_eligible": total_eligible,
+            "share_of_eligible_percent": np.nan,
+            "n_enrolled": int((mask & enrolled_mask).sum()),
+            "total_enrolled": total_enrolled,
+            "share_of_enrolled_percent": np.nan,
+            "enrolment_per_1000": np.nan,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "row"
+    return disclose(table, REACH_DISCLOSURE, policy)
