@@ -228,8 +228,15 @@ class PopulationITT:
         missing = sorted(need - set(df.columns))
         if missing:
             raise ConfigError(f"the panel lacks column(s) {missing}")
+        self.cluster_note_ = None
         if "cluster" not in df.columns:
             df["cluster"] = df["unit"]
+        elif df["cluster"].nunique() < 2 <= df["unit"].nunique():
+            # Practices of one PCN adopting at different dates: PCN clusters cannot carry the
+            # uncertainty, so the adopting practice (the unit of assignment) is the cluster.
+            df["cluster"] = df["unit"]
+            self.cluster_note_ = ("clustered on the adopting practice: all practices are in "
+                                  "one PCN, too few PCNs to cluster on")
         if (df["person_months"] <= 0).any():
             raise EstimationError("unit-months without person-time have no rate; drop those "
                                   "units (build_population_panel does)")
@@ -474,7 +481,8 @@ class PopulationITT:
         method = METHOD.format(controls=controls, cluster=cluster)
         rr, se_log = det["rate_ratio"], det["se_log_rr"]
         att, se = det["att"], det["se_att"]
-        common = {"n_treated": n_t, "n_control": n_c, "subgroup": None, "fallback": None,
+        common = {"n_treated": n_t, "n_control": n_c, "subgroup": None,
+                  "fallback": self.cluster_note_,
                   "note": None, "estimand": ESTIMAND, "unit": unit_level,
                   "n_units_treated": n_units_t, "n_units_control": n_units_c,
                   "n_clusters": det["n_clusters"],

@@ -145,7 +145,7 @@ def _population(smk, tables: dict) -> list[dict]:
     records = [dict(r) for r in itt.records]
     if fallback:
         for record in records:
-            record["fallback"] = fallback
+            record["fallback"] = "; ".join(x for x in (fallback, record.get("fallback")) if x)
     mde, reason = population_mde(itt)
     attach_mde(records, ITT_POPULATION, mde, reason)
     pretrend = dict(itt.pretrend)
