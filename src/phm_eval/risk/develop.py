@@ -124,6 +124,11 @@ class RiskModelConfig:
         Bootstrap refits for optimism correction; 0 skips it.
     min_cluster_events : int
         Clusters with fewer events or non-events are left out of the meta-analysis.
+    iecv_max_folds : int
+        Internal-external cross-validation refits the model once per fold; with more clusters
+        than this, clusters are grouped into this many folds of about equal size (each cluster
+        still predicted by a model that never saw it, and its metrics still reported), so the
+        work does not grow with the number of clusters.
     min_iecv_clusters : int
         Fewest clusters with at least ``min_cluster_events`` events and non-events for
         internal-external cross-validation by ``cluster``; with fewer, a smaller unit
@@ -149,6 +154,7 @@ class RiskModelConfig:
     n_optimism_bootstrap: int = 20
     min_cluster_events: int = 5
     min_iecv_clusters: int = 3
+    iecv_max_folds: int = 10
     random_state: int = 2024
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -162,6 +168,8 @@ class RiskModelConfig:
                 raise ConfigError(f"risk.{name} must be zero or more")
         if int(self.min_iecv_clusters) < 2:
             raise ConfigError("risk.min_iecv_clusters must be 2 or more")
+        if int(self.iecv_max_folds) < 2:
+            raise ConfigError("risk.iecv_max_folds must be 2 or more")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RiskModelConfig:
@@ -746,6 +754,24 @@ def _warm_started(model: Pipeline, start: Pipeline | None) -> Pipeline:
 
 
 @_one_blas_thread
+def cluster_folds(labels: np.ndarray, max_folds: int) -> np.ndarray:
+    """Fold of each row: one fold per cluster when there are at most ``max_folds`` clusters,
+    else clusters grouped into ``max_folds`` folds of about equal size (largest cluster first
+    into the smallest fold; deterministic, ties by label)."""
+    levels, codes, sizes = np.unique(labels.astype(str), return_inverse=True,
+                                     return_counts=True)
+    if len(levels) <= max_folds:
+        return codes
+    order = sorted(range(len(levels)), key=lambda i: (-sizes[i], levels[i]))
+    totals = np.zeros(max_folds)
+    fold_of = np.empty(len(levels), dtype=int)
+    for i in order:
+        fold = int(np.argmin(totals))
+        fold_of[i] = fold
+        totals[fold] += sizes[i]
+    return fold_of[codes]
+
+
 def internal_external_cv(
     df: pd.DataFrame,
     config: RiskModelConfig | None = None,
@@ -784,15 +810,18 @@ def internal_external_cv(
         raise EstimationError(f"internal-external cross-validation needs at least two {col}s")
     template = _build(df, config)
     p_all = np.full(len(df), np.nan)
+    folds = cluster_folds(labels, int(config.iecv_max_folds))
+    for fold in np.unique(folds):
+        held = folds == fold
+        train_y = y[~held]
+        if train_y.min() == train_y.max():
+            raise EstimationError(f"leaving out fold {fold} of {col}s leaves one outcome class")
+        model = _warm_started(clone(template), start).fit(df.loc[~held], train_y)
+        p_all[held] = _predict(model, df.loc[held])
     rows = []
     for level in levels:
         held = labels == level
-        train_y = y[~held]
-        if train_y.min() == train_y.max():
-            raise EstimationError(f"leaving out {col} {level} leaves one outcome class")
-        model = _warm_started(clone(template), start).fit(df.loc[~held], train_y)
-        p = _predict(model, df.loc[held])
-        p_all[held] = p
+        p = p_all[held]
         yy = y[held]
         ev = float(yy.sum())
         row: dict[str, Any] = {"cluster": level, "n": int(held.sum()), "events": ev}

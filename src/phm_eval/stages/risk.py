@@ -42,6 +42,7 @@ def model(smk) -> None:
         "n_bootstrap": int(cfg.get("ci_bootstrap_replicates", 200)),
         "random_state": int(cfg.get("seed", 1)),
         "model_options": dict(cfg.get("model_options") or {}),
+        "iecv_max_folds": int(cfg.get("iecv_max_folds", 10)),
     }
     # Too few clusters for internal-external validation: develop_risk_model falls back to
     # practices (or skips it) and records why in metrics["internal_external"].
