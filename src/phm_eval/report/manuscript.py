@@ -21,12 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..disclosure import DisclosurePolicy
 from ..errors import PhmEvalError
 from ..jsonio import read_json, write_json
 from ..paths import MANUSCRIPT_DIR
 from . import blocks as b
+from . import manuscript_text as mt
 from .context import build_context
+from .effects import read_effects
 from .results import FIGURES, ResultsFolder
 
 logger = logging.getLogger(__name__)
@@ -68,10 +72,76 @@ def _first_table(section: Mapping[str, Any] | None, source: str) -> dict[str, An
     return None
 
 
+#: Long tables and secondary figures: shown in the supplement, after the references, in this
+#: order (a table path, ``evaluate/effects.json#subgroups`` for the subgroup effects, or a
+#: figure).  The main text keeps what a reader needs to judge the result.
+SUPPLEMENT_TABLES: tuple[tuple[str, str], ...] = (
+    ("describe/population_pyramid.csv", "Registered patients by age band and sex."),
+    ("describe/ltc_prevalence.csv", "Recorded prevalence of long-term conditions by age band "
+     "and deprivation (IMD quintile)."),
+    ("describe/emergency_admission_rates.csv", "Emergency admissions per 1,000 person-years by "
+     "financial year and age band."),
+    ("risk/subgroup_metrics.csv", "Risk model performance by sex, age band and deprivation."),
+    ("segment/des_metrics.csv", "Network Contract DES personalised-care activity per 1,000 "
+     "registered patients against the specification's targets."),
+    ("segment/core20plus5.csv", "Reach of the programme in Core20PLUS5 groups."),
+    ("evaluate/balance.csv", "Balance of characteristics before and after matching "
+     "(standardised mean differences)."),
+    ("evaluate/effects.json#subgroups", "Effect on emergency admissions by subgroup."),
+)
+SUPPLEMENT_FIGURES: tuple[str, ...] = (
+    "describe/population_pyramid.png",
+    "describe/emergency_admission_rates.png",
+    "frailty/efi_distribution.png",
+    "risk/roc.png",
+    "risk/decision_curve.png",
+    "segment/grid_3x3.png",
+    "segment/des_funnel.png",
+    "evaluate/rtm.png",
+    "evaluate/cif.png",
+    "evaluate/love_plot.png",
+)
+
+
+def _frame(results: ResultsFolder, relative: str, available: list[str]) -> pd.DataFrame | None:
+    return results.csv(relative) if relative in available else None
+
+
+def _supplement(available: list[str], subgroups: bool) -> tuple[list[dict[str, Any]],
+                                                                  dict[str, str]]:
+    """The supplement's items in order, with labels ("Table S2") for those available."""
+    items: list[dict[str, Any]] = [{"kind": "checklist", "path": "checklist",
+                                    "caption": "Reporting checklist: STROBE with its RECORD "
+                                    "extension, and TRIPOD+AI, with where each item is "
+                                    "reported.", "label": "Table S1", "available": True}]
+    labels = {"checklist": "Table S1"}
+    n_tables, n_figures = 1, 0
+    for path, caption in SUPPLEMENT_TABLES:
+        present = subgroups if path.endswith("#subgroups") else path in available
+        item = {"kind": "table", "path": path, "caption": caption, "available": present,
+                "label": None}
+        if present:
+            n_tables += 1
+            item["label"] = labels[path] = f"Table S{n_tables}"
+        items.append(item)
+    for path in SUPPLEMENT_FIGURES:
+        item = {"kind": "figure", "path": path, "caption": FIGURES[path],
+                "available": path in available, "label": None}
+        if path in available:
+            n_figures += 1
+            item["label"] = labels[path] = f"Figure S{n_figures}"
+        items.append(item)
+    return items, labels
+
+
 def manuscript_data(results_dir: str | os.PathLike[str],
                     config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What ``report.json`` holds for the Typst source: availability and shared wording."""
+    """What ``report.json`` holds for the Typst source: availability, shared wording, and the
+    manuscript's own text built from the run's record (:mod:`.manuscript_text`)."""
     results = ResultsFolder(Path(results_dir))
+    if config is None:
+        manifest = results.json("manifest.json") if results.has("manifest.json") else None
+        config = (manifest or {}).get("config") or {}
     context = build_context(results.root, config)
     sections = {s["id"]: s for s in context["sections"]}
     policy = DisclosurePolicy.from_config(context["disclosure_policy"])
@@ -89,6 +159,46 @@ def manuscript_data(results_dir: str | os.PathLike[str],
     pretrend = next((blk for blk in (robustness or {}).get("blocks", [])
                      if blk["kind"] == "callout"), None)
     methods = sections.get("methods")
+
+    raw = results.json("evaluate/effects.json") if "evaluate/effects.json" in available else None
+    records = [dict(r) for r in raw] if isinstance(raw, list) else []
+    effects = read_effects(records) if records else []
+    run = mt.RunRecord(
+        config=config,
+        manifest=results.json("manifest.json") if "manifest.json" in available else None,
+        records=records, effects=effects,
+        metrics=results.json("risk/metrics.json") if "risk/metrics.json" in available else None,
+        pretrend=(results.json("evaluate/pretrend.json")
+                  if "evaluate/pretrend.json" in available else None),
+        truth=(results.json("internal/synthetic/truth/truth.json")
+               if results.has("internal/synthetic/truth/truth.json") else None),
+        rtm=_frame(results, "evaluate/rtm.csv", available),
+        balance=_frame(results, "evaluate/balance.csv", available),
+        available=set(available) | ({"internal/data/flow.csv"}
+                                    if results.has("internal/data/flow.csv") else set()),
+        policy=policy, synthetic=bool(context["synthetic"]), headline=context["headline"],
+    )
+    supplement, labels = _supplement(available, bool(run.subgroups()))
+    run.supplement = labels
+    text: dict[str, Any] = {
+        "introduction": mt.introduction(run),
+        "methods": [{"paragraphs": [], "items": [], "after": []} | s
+                    for s in mt.methods_sections(run)],
+        "participants": mt.participants_text(run),
+        "not_estimable": mt.not_estimable_text(run),
+        "subgroups": mt.subgroup_text(run),
+        "discussion": [{"paragraphs": [], "items": [], "after": []} | s
+                       for s in mt.discussion_sections(run)],
+        "abstract_methods": mt.abstract_methods(run),
+        "abstract_conclusion": mt.abstract_conclusion(run),
+    }
+    numbers = mt.number_citations(mt.strings(text))
+    text = mt.apply_citations(text, numbers)
+    references = [{"n": n, "key": key, "text": mt.REFERENCES[key][0],
+                   "journal": mt.REFERENCES[key][1], "details": mt.REFERENCES[key][2]}
+                  for key, n in sorted(numbers.items(), key=lambda kv: kv[1])]
+    checklist = mt.checklist(run, [s["id"] for s in text["methods"]],
+                             [s["id"] for s in text["discussion"]])
     return {
         "title": context["title"],
         "programme": context["programme"],
@@ -112,9 +222,15 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         "subgroups": _first_table(sections.get("who-benefits"), "evaluate/effects.json"),
         # the same rows as the HTML report: method actually used, "not estimable: <reason>"
         "effects_table": _first_table(robustness, "evaluate/effects.json"),
+        "effects_rows": mt.effects_rows(run),
         "risk_table": _first_table(sections.get("risk-model"), "risk/metrics.json"),
         "disclosure": context["disclosure"],
         "unit_cost": context["unit_cost"],
+        "text": text,
+        "references": references,
+        "checklist": checklist,
+        "supplement": supplement,
+        "supplement_labels": labels,
     }
 
 
