@@ -14,6 +14,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,51 @@ if CHROMIUM is None and os.environ.get("PHM_EVAL_REQUIRE_BROWSER"):
     # CI installs Chromium: a missing browser there must fail, not skip.
     raise RuntimeError("PHM_EVAL_REQUIRE_BROWSER is set but Chromium is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+
+#: What must never reach a reader, with why.  Text inside <code> and <pre> (file names, the
+#: configuration) is exempt: it is shown as code, on purpose.
+READER_PROBLEMS: dict[str, re.Pattern[str]] = {
+    "snake_case identifier": re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"),
+    "subgroup label with '='": re.compile(r"\b[A-Za-z_]+=[^\s=]"),
+    "Core20PLUS5 row name": re.compile(
+        r"\b(?:core20|plus|adult_clinical_area|children_clinical_area):[a-z]"),
+    "one-hot name": re.compile(
+        r"\b(?:[Ss]ex[FMIU]|[Ee]fi[_ ]?group\w|index_month_code\d|recent_admissions_band\d)"),
+    "Markdown bold": re.compile(r"\*\*"),
+    "Markdown link or image": re.compile(r"\]\("),
+    "Markdown heading": re.compile(r"^#+\s"),
+    "not-a-number": re.compile(r"\b(?:NaN|nan|None|undefined)\b"),
+}
+
+#: Visible text nodes outside code, image alt texts, and each section's content.
+VISIBLE_TEXT_JS = """(() => {
+  const root = document.body.cloneNode(true);
+  root.querySelectorAll('code, pre, style, script').forEach(e => e.remove());
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const chunks = [];
+  while (walker.nextNode()) {
+    const t = walker.currentNode.nodeValue.trim();
+    if (t) chunks.push(t);
+  }
+  root.querySelectorAll('img[alt]').forEach(i => chunks.push(i.getAttribute('alt')));
+  const sections = [...document.querySelectorAll('main section')].map(s => {
+    const body = [...s.children].filter(c => !c.matches('h2, p.intro, p.na'));
+    return [s.id, body.length, body.map(c => c.textContent.trim()).join(' ').length];
+  });
+  const code = [...document.querySelectorAll('pre')].map(p => p.textContent);
+  return {chunks, sections, code};
+})()"""
+
+
+def reader_problems(chunks: list[str]) -> list[str]:
+    """Each visible text chunk that breaks a rule of :data:`READER_PROBLEMS`, with the rule."""
+    found = []
+    for chunk in chunks:
+        for why, pattern in READER_PROBLEMS.items():
+            match = pattern.search(chunk)
+            if match:
+                found.append(f"{why}: {match.group(0)!r} in {chunk[:120]!r}")
+    return found
 
 
 def _fixture_module():
@@ -170,6 +216,7 @@ def loaded_report(tmp_path_factory):
             "overflow": evaluate("document.documentElement.scrollWidth > "
                                  "document.documentElement.clientWidth"),
             "headline": evaluate("document.querySelector('.headline-title').textContent"),
+            "visible": evaluate(VISIBLE_TEXT_JS),
         }
         height = evaluate("document.documentElement.scrollHeight")
         shot = browser.send("Page.captureScreenshot",
@@ -212,9 +259,39 @@ def test_no_failed_or_external_requests(loaded_report):
     assert sum(u.startswith("file://") for u in requested) == 1
 
 
+def test_visible_text_is_words_for_people(loaded_report):
+    """No internal identifier, Markdown fragment or NaN in what a reader sees."""
+    visible = loaded_report["answers"]["visible"]
+    assert len(visible["chunks"]) > 500
+    assert reader_problems(visible["chunks"]) == []
+    # Preformatted blocks are for the configuration, never a Markdown document shown raw.
+    markdown = [why for text in visible["code"] for why in ("Markdown bold", "Markdown link or image")
+                if READER_PROBLEMS[why].search(text)]
+    assert markdown == []
+
+
+def test_no_empty_section(loaded_report):
+    sections = loaded_report["answers"]["visible"]["sections"]
+    assert len(sections) == 11
+    empty = [sid for sid, n_blocks, n_chars in sections if n_blocks == 0 or n_chars < 40]
+    assert empty == []
+
+
+def test_first_screen_states_estimate_mde_admissions_and_pounds(loaded_report):
+    first = " ".join(loaded_report["answers"]["visible"]["chunks"])
+    start = first.index("Primary estimate: effect on the patients enrolled")
+    first = first[start:first.index("How sure can", start)]
+    assert "Rate ratio 0.86 (95% CI 0.78 to 0.95)" in first
+    assert "could reliably detect a reduction of 13 % or more" in first
+    assert "67 fewer per 1,000 patients a year" in first
+    assert "£168,000" in first
+    assert "effect on the whole eligible population" in first
+
+
 def test_every_image_loads_and_has_alt_text(loaded_report):
     images = loaded_report["answers"]["images"]
-    assert len(images) == 15
+    # 15 report figures and the model card's two.
+    assert len(images) == 17
     assert all(ok for ok, _ in images)
     assert all(len(alt) > 20 for _, alt in images)
 

@@ -34,6 +34,8 @@ __all__ = [
     "des_explanation",
     "humanise_text",
     "label",
+    "looks_internal",
+    "shown_name",
     "words",
 ]
 
@@ -287,6 +289,10 @@ def words(key: object) -> str:
     text = str(key).strip()
     if not text:
         return ""
+    for sep in ("=", ":"):
+        if sep in text:
+            head, _, tail = text.partition(sep)
+            return f"{words(head)}: {_lower_first(words(tail))}".strip(": ")
     if text in _CONDITIONS:
         return _CONDITIONS[text]
     if text.startswith("ltc_"):
@@ -380,6 +386,21 @@ def label(kind: str, key: object) -> str:
     if kind == "outcome" and text.lower() in _OUTCOMES:
         return _OUTCOMES[text.lower()]
     return words(text)
+
+
+def looks_internal(name: object) -> bool:
+    """True for a machine name a reader should not see as it is: snake_case, ``var=value``,
+    ``kind:group`` or a one-hot name such as ``sexF``."""
+    text = str(name)
+    if re.search(r"[_=]", text) or re.fullmatch(r"[a-z0-9]+:[a-z0-9]+", text):
+        return True
+    return any(text.startswith(p) and len(text) > len(p) for p in _ONE_HOT)
+
+
+def shown_name(kind: str, name: object) -> str:
+    """``label(kind, name)`` for a machine name (:func:`looks_internal`), else the name as it
+    is: plain words a caller chose (``age``, ``frail``) are kept."""
+    return label(kind, name) if looks_internal(name) else str(name)
 
 
 def des_explanation(activity: object) -> str | None:

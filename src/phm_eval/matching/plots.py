@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from phm_eval.labels import label
 from phm_eval.plotting import OKABE_ITO, phm_style, set_titles
 
 
@@ -35,7 +36,9 @@ def love_plot(
     -------
     matplotlib.axes.Axes
     """
-    labels = ["Matching score" if t == "distance" else str(t) for t in balance.index]
+    # Rows in words: "sexF" reads "Sex: female", "index_month_code2020-11" "Index month:
+    # November 2020" (phm_eval.labels).
+    labels = [label("covariate", t) for t in balance.index]
     before = np.abs(balance["smd_before"].to_numpy(dtype=float))
     after = np.abs(balance["smd_after"].to_numpy(dtype=float))
     y = np.arange(len(labels))[::-1]
@@ -47,7 +50,7 @@ def love_plot(
         ax.scatter(after, y, color=OKABE_ITO["blue"], label="After matching", zorder=3)
         ax.axvline(threshold, color="#7F7F7F", linestyle="--", linewidth=1)
         ax.set_yticks(y, labels)
-        ax.set_xlabel("Absolute standardised mean difference")
+        ax.set_xlabel("Difference between groups (absolute standardised mean difference)")
         ax.set_xlim(left=0)
         ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
         ax.legend(loc="lower right")

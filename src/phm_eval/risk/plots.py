@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.labels import label as display_label
+from phm_eval.labels import shown_name
 from phm_eval.risk.validation import _as_outcome_and_prob, c_statistic, calibration_curve
 
 __all__ = [
@@ -73,7 +75,8 @@ def plot_calibration(
             if y[mask].min() == y[mask].max():
                 continue
             curve = calibration_curve(y[mask], p[mask], method=method)
-            ax.plot(curve["predicted"], curve["observed"], label=str(level))
+            ax.plot(curve["predicted"], curve["observed"],
+                    label=display_label("value", level) if "_" in str(level) else str(level))
     if histogram:
         bins = np.linspace(0, top, 101)
         counts, edges = np.histogram(p[p <= top], bins=bins)
@@ -82,8 +85,8 @@ def plot_calibration(
             ax.vlines(edges[:-1], 0, heights, color="0.4", lw=1)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("Predicted risk")
-    ax.set_ylabel("Observed risk")
+    ax.set_xlabel("Predicted risk of emergency admission (proportion)")
+    ax.set_ylabel("Observed proportion admitted")
     ax.legend(loc="upper left", fontsize="small", frameon=False)
     return ax
 
@@ -97,8 +100,8 @@ def plot_roc(y_true: Any, y_prob: Any, *, ax: Any = None, label: str = "model") 
     fpr, tpr, _ = roc_curve(y, p)
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
     ax.plot(fpr, tpr, color="black", label=f"{label} (c = {c_statistic(y, p):.3f})")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("Sensitivity")
+    ax.set_xlabel("False-positive rate (1 − specificity)")
+    ax.set_ylabel("Sensitivity (true-positive rate)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right", fontsize="small", frameon=False)
@@ -122,8 +125,8 @@ def plot_decision_curve(curve: Any, *, ax: Any = None) -> Any:
     ax.plot(th, table["net_benefit_treat_none"], color="0.5", ls=":", label="flag none")
     best = float(np.nanmax(table[["net_benefit_model", "net_benefit_treat_all"]].to_numpy()))
     ax.set_ylim(-0.05 * max(best, 0.01), 1.1 * max(best, 0.01))
-    ax.set_xlabel("Risk threshold")
-    ax.set_ylabel("Net benefit")
+    ax.set_xlabel("Risk threshold for offering proactive care (proportion)")
+    ax.set_ylabel("Net benefit (true positives per patient, net of harms)")
     ax.legend(loc="upper right", fontsize="small", frameon=False)
     return ax
 
@@ -155,7 +158,9 @@ def plot_feature_importance(table: pd.DataFrame, *, ax: Any = None, top: int = 2
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(6, 0.3 * len(frame) + 1))
-    ax.barh(frame["name"].astype(str), frame["value"], color="0.3")
+    # Predictor names in words (phm_eval.labels); a plain one-word name is kept as it is.
+    names = [shown_name("covariate", n) for n in frame["name"]]
+    ax.barh(names, frame["value"], color="0.3")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(xlabel)
     return ax

@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 from phm_eval.disclosure import DisclosedTable, DisclosurePolicy, check_table
 from phm_eval.errors import InputError
+from phm_eval.labels import label
 from phm_eval.plotting import OKABE_ITO, ROLE_COLOURS, set_titles
 from phm_eval.segment._summary import TOTAL
 from phm_eval.segment.funnel import funnel_data, limits_curve
@@ -44,6 +45,19 @@ def _disclosed_frame(
             "pass it through apply_disclosure first",
         )
     return table.copy()
+
+
+def column_label(name: str) -> str:
+    """A column name as an axis title in words (``n_patients`` -> "Patients")."""
+    return {"n_patients": "Patients", "n_activities": "Activities",
+            "list_size": "Registered patients", "rate_per_1000": "Rate per 1,000 patients",
+            "percent_of_population": "Per cent of the population"}.get(name, label("covariate", name))
+
+
+def activity_label(activity: str) -> str:
+    """A Network Contract DES activity in words (``pcsp`` -> "Personalised care and support
+    plans"), for funnel plot titles."""
+    return label("des_activity", activity)
 
 
 def _fmt_count(value: object) -> str:
@@ -122,7 +136,8 @@ def plot_grid(
     for spine in ax.spines.values():
         spine.set_visible(False)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
-    colorbar.set_label("Per 1,000 patients" if value.startswith("rate") else value)
+    colorbar.set_label("Emergency admissions per 1,000 patients" if value.startswith("rate")
+                       else column_label(value))
     note = source or "Counts rounded and small numbers suppressed (*) before plotting."
     set_titles(ax, title, subtitle=subtitle, source=note)
     return ax
