@@ -589,7 +589,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
     # -- outcomes
     if primary is not None:
         rec, eff = primary
-        outcome = _tidy(eff.outcome)
+        outcome = _method_words(label("outcome", eff.outcome))
         text = f"The primary outcome was {outcome}"
         if "emergency admission" in outcome.lower():
             text += (": hospital spells with an emergency admission method (ADMIMETH beginning "
@@ -597,7 +597,8 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
         text += "."
         others = []
         for r, e in run.overall():
-            name = re.sub(r" per 1,000 .*$", "", _tidy(e.outcome))
+            name = _method_words(label("outcome", re.sub(r" per 1,000 .*$", "",
+                                                          e.outcome.strip())))
             if r is rec or is_uncontrolled(r) or name == outcome or name in others:
                 continue
             others.append(name)
@@ -650,8 +651,12 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
         rec, eff = itt[0]
         unit = _unit(rec.get("unit"))
         method = str(rec.get("method") or "")
-        controls = ("units not yet reached" if "not-yet" in method.lower()
-                    else "units never reached" if "never" in method.lower() else "other units")
+        lowered = method.lower()
+        never, not_yet = "never" in lowered, "not-yet" in lowered or "not yet" in lowered
+        units = _plural(unit)
+        controls = (f"{units} never reached or not yet reached" if never and not_yet
+                    else f"{units} not yet reached" if not_yet
+                    else f"{units} never reached" if never else f"other {units}")
         paragraphs.append(
             f"Because the programme reached {_plural(unit)} at different dates, its effect on "
             "the whole eligible population was estimated with the staggered "
@@ -685,10 +690,10 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
               "data {cite:record2015}"]
     if isinstance(run.metrics, Mapping) and run.metrics:
         guides.append("TRIPOD+AI {cite:tripodai2024} for the prediction model")
-    label = run.supplement.get("checklist")
+    checklist_label = run.supplement.get("checklist")
     out.append({"id": "sec-reporting", "title": "Reporting", "paragraphs": [
         "This report follows " + _join(guides)
-        + (f"; the checklist is {label}." if label else ".")]})
+        + (f"; the checklist is {checklist_label}." if checklist_label else ".")]})
     return out
 
 
@@ -703,7 +708,8 @@ def _risk_methods(run: RunRecord) -> list[str]:
     text = f"A model ({model}) predicting {_tidy(str(outcome))} was developed"
     text += f" at {dev}" if dev else ""
     if design.startswith("temporal"):
-        text += (f" and validated in the same population at a later index date{' (' + val + ')' if val else ''} "
+        when = f" ({val})" if val else ""
+        text += (f" and validated in the same population at a later index date{when} "
                  "(temporal validation).")
     elif design.startswith("apparent"):
         text += "; its performance is apparent, measured in the data it was developed on."
@@ -825,7 +831,8 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- results
-def _rtm_row(rtm: pd.DataFrame | None, kind: str) -> tuple[float, float | None, float | None] | None:
+def _rtm_row(rtm: pd.DataFrame | None, kind: str
+             ) -> tuple[float, float | None, float | None] | None:
     if rtm is None or "kind" not in rtm.columns or "change_per_1000" not in rtm.columns:
         return None
     rows = rtm[rtm["kind"].astype(str).str.lower() == kind]
