@@ -222,3 +222,47 @@ def test_config_defaults_to_the_manifest(pristine, tmp_path):
     html = render_report(pristine, tmp_path / "index.html").read_text()
     assert "Proactive care: who it reached and what it changed" in html
     assert "about £168,000 a year" in html
+
+
+def test_both_estimands_primary_first_with_mde_and_design_check(rendered):
+    text = visible_text(rendered)
+    head = text[text.index("Primary estimate: effect on the patients enrolled"):
+                text.index("How sure can we be?", text.index("Primary estimate"))]
+    assert "could reliably detect a reduction of 13 % or more" in head
+    assert "The other question: effect on the whole eligible population" in head
+    assert "could reliably detect a reduction of 9 % or more" in head
+    # The verdicts differ, so the report says why.
+    assert "answer different questions about different people" in head
+    assert "true rate ratio of 0.85, the evaluation detected the effect in 91% of " \
+           "simulations" in head
+    assert head.index("effect on the patients enrolled") < head.index("eligible population")
+
+
+def test_no_evidence_always_comes_with_what_the_design_could_detect(results, tmp_path):
+    path = results / "evaluate" / "effects.json"
+    effects = json.loads(path.read_text())
+    effects[0].update(estimate=0.98, ci_low=0.88, ci_high=1.09, mde_rate_ratio=None,
+                      mde_sentence=None)
+    path.write_text(json.dumps(effects))
+    (results / "evaluate" / "design_check.json").unlink()
+    text = visible_text(render_report(results, tmp_path / "index.html", CONFIG).read_text())
+    for match in re.finditer(r"no (clear )?evidence", text, flags=re.I):
+        after = text[match.start():match.start() + 600]
+        assert "could reliably detect" in after or "power to detect an effect was not " \
+               "assessed" in after, after
+    assert "plasmode" not in text
+
+
+def test_population_estimand_can_be_primary(results, tmp_path):
+    path = results / "evaluate" / "effects.json"
+    effects = json.loads(path.read_text())
+    for record in effects:
+        record["primary"] = record.get("estimand") == "ITT population" and record["scale"] == "RR"
+        record.pop("headline", None)
+    effects[6].update(estimate=0.90, ci_low=0.84, ci_high=0.96)  # agrees with the matched one
+    path.write_text(json.dumps(effects))
+    text = visible_text(render_report(results, tmp_path / "index.html", CONFIG).read_text())
+    assert "Primary estimate: effect on the whole eligible population" in text
+    assert "Across everyone eligible in the practices that offered the programme" in text
+    assert "The other question: effect on the patients enrolled" in text
+    assert "answer different questions about different people" not in text
