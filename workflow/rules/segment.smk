@@ -11,6 +11,7 @@ SEGMENT_OUTPUTS = [
         "core20_admissions.csv",
         "des_metrics.csv",
         "des_funnel.png",
+        "core20plus5_reach.csv",
     )
 ] + [I("segment/segments.parquet")]
 
@@ -22,6 +23,7 @@ rule segment:
         admissions=I("data/admissions.parquet"),
         practices=I("data/practices.parquet"),
         predictions=I("risk/predictions.parquet"),
+        interventions=I("data/interventions.parquet"),
         codelists=CODELIST_FILES,
         settings=SEGMENTATION_SETTINGS,
     output:
@@ -29,6 +31,7 @@ rule segment:
     params:
         stage="segment.run",
         segment=settings("segment"),
+        eligibility=settings("evaluate")["eligibility"],
         study=settings("study"),
         disclosure=settings("disclosure"),
         codelists=CODELISTS,

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..did.plots import EVENT_STUDY_YLABEL, plot_aggte
 from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
 from ..disclosure.survival_figures import disclosed_step_tables, plot_disclosed_curves
@@ -255,7 +256,8 @@ def _figures(smk, result, rtm) -> None:
             ax.text(0.5, 0.5, "Event study not estimable: too few matched patients",
                     ha="center", va="center")
         else:
-            ax = result.study_panel["plot"]()
+            ax = plot_aggte(result.study_panel["dynamic"], ylabel=EVENT_STUDY_YLABEL,
+                            scale=1000)
             set_titles(ax, "Event study",
                        subtitle="Monthly emergency admissions, enrolled minus comparators, "
                                 "relative to month -2 (enrolment in month -1)")

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..disclosure import apply_disclosure
+from ..evaluate.design import Eligibility
 from ..frailty import efi
 from ..plotting import describe_figure, phm_style, save_figure
 from ..segment import (
@@ -18,9 +19,11 @@ from ..segment import (
     funnel_plot,
     grid_3x3,
     plot_grid,
+    reach_table,
     segmentation_config,
 )
 from ..segment._summary import disclose
+from ..segment.plots import activity_label
 from .common import output, policy, write_disclosed
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,12 @@ def run(smk) -> None:
     bridges = bridges_to_health(population, settings)
     write_disclosed(bridges.disclose(pol), output(smk, "bridges.csv"), 1)
 
-    c20 = core20plus5(population, settings).disclose(pol)
+    c20_result = core20plus5(population, settings)
+    c20 = c20_result.disclose(pol)
+    eligible, enrolled = _programme_reach(population, pd.read_parquet(inp.interventions),
+                                          study["programme"], smk.params.eligibility)
+    write_disclosed(reach_table(c20_result.flags, eligible, enrolled, pol),
+                    output(smk, "core20plus5_reach.csv"), 1)
     write_disclosed(c20["breakdown"], output(smk, "core20plus5.csv"), 1)
     write_disclosed(c20["by_core20"], output(smk, "core20_admissions.csv"), 1)
 
@@ -81,7 +89,8 @@ def run(smk) -> None:
     funnel_shown = disclose(table, des.disclosure_spec, pol)
     with phm_style():
         ax = funnel_plot(funnel_shown, label_col="practice_id")
-        alt = describe_figure(ax.figure, summary=f"Funnel plot of {activity} per 1,000 "
+        alt = describe_figure(ax.figure, summary=f"Funnel plot of {activity_label(activity)} "
+                                                 "per 1,000 "
                                                  f"registered patients by practice, {years[-1]}.")
         save_figure(ax.figure, output(smk, "des_funnel.png").with_suffix(""), alt_text=alt)
         plt.close(ax.figure)
@@ -91,3 +100,19 @@ def run(smk) -> None:
                               on="patient_id", how="left")
     segments.to_parquet(output(smk, "segments.parquet"), index=False)
     log.info("segmented %d patients at %s", len(population), day)
+
+
+def _programme_reach(population: pd.DataFrame, interventions: pd.DataFrame, programme: str,
+                     eligibility: dict | None) -> tuple[pd.Series, pd.Series]:
+    """Who the programme was for on the segmentation date (the evaluation's eligibility: age,
+    and moderate or severe eFI, i.e. 9+ of 36 deficits, or recent emergency admissions) and who
+    it enrolled."""
+    rules = Eligibility(**(eligibility or {}))
+    old = population["age"] >= rules.min_age
+    frail = (population["efi_category"].astype(str).isin(["moderate", "severe"])
+             if rules.min_efi_deficits is not None else False)
+    admitted = (population["prior_emergency_admissions"] >= rules.min_recent_emergency_admissions
+                if rules.min_recent_emergency_admissions is not None else False)
+    eligible = population.loc[old & (frail | admitted), "patient_id"]
+    enrolled = interventions.loc[interventions["programme"] == programme, "patient_id"]
+    return eligible, enrolled.drop_duplicates()
