@@ -314,14 +314,37 @@ def _rtm_paragraphs(rtm: pd.DataFrame | None) -> list[dict[str, Any]]:
 
 
 def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
-    if not isinstance(pretrend, Mapping) or pretrend.get("p_value") is None:
+    """The test of parallel pre-trends, worded by what it can show: the population-level
+    design's test is evidence (nothing there is matched on the outcome); the matched design's
+    is not, since comparators were matched on prior admissions (``informative: false``)."""
+    if not isinstance(pretrend, Mapping):
         return None
+    if pretrend.get("informative") is False:
+        why = pretrend.get("why") or ("comparators were matched on their emergency admissions "
+                                      "in the year before, so their trends before enrolment "
+                                      "agree by construction")
+        return b.callout(
+            "For the comparison of enrolled patients with matched comparators, the test of "
+            f"trends before enrolment is not evidence either way: {why}. The population-level "
+            "analysis, where nothing is matched on admissions, is where this check can fail.",
+            tone="note", title="Trends before enrolment (matched comparison)")
+    if pretrend.get("p_value") is None:
+        note = pretrend.get("note")
+        if not note:
+            return None
+        return b.callout(f"The test of parallel pre-trends could not be made: "
+                         f"{str(note).removeprefix('not estimable: ')}.", tone="note",
+                         title="Parallel trends check")
     p = float(pretrend["p_value"])
     stat = pretrend.get("statistic")
     df = pretrend.get("df")
     detail = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
     if stat is not None and df is not None:
-        detail = f"chi-squared {float(stat):.2f} on {int(df)} degrees of freedom, {detail}"
+        if pretrend.get("df_denominator") is not None:
+            detail = (f"F = {float(stat):.2f} on {int(df)} and "
+                      f"{int(pretrend['df_denominator'])} degrees of freedom, {detail}")
+        else:
+            detail = f"chi-squared {float(stat):.2f} on {int(df)} degrees of freedom, {detail}"
     if p >= 0.05:
         return b.callout(
             "Before the programme started, admissions among the patients and areas it later "
@@ -340,11 +363,15 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
     blocks: list[dict[str, Any]] = []
     rtm = results.csv("evaluate/rtm.csv")
     blocks += _rtm_paragraphs(rtm)
-    pre = _pretrend_block(results.json("evaluate/pretrend.json"))
-    if pre is not None:
-        blocks.append(pre)
-    else:
-        blocks.append(b.missing("Test of parallel pre-trends", ["evaluate/pretrend.json"]))
+    for source in ("evaluate/itt_pretrend.json", "evaluate/pretrend.json"):
+        pre = _pretrend_block(results.json(source))
+        if pre is not None:
+            blocks.append(pre)
+    if results.has("evaluate/itt_event_study.png"):
+        blocks.append(b.figure(results, "evaluate/itt_event_study.png",
+                               "Population-level event study: emergency admissions in the "
+                               "eligible population by month since the unit adopted the "
+                               "programme, against comparison units."))
     blocks.append(b.figure(results, "evaluate/rtm.png"))
     blocks.append(b.table_from_csv(
         results, "evaluate/rtm.csv",
