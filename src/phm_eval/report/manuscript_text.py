@@ -774,7 +774,7 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
                      f"({fmt_number(eff.baseline_rate_per_1000)} per 1,000 a year), treated as "
                      "known.")
         cost = (run.config.get("report") or {}).get("unit_cost_emergency_admission")
-        if cost and run.headline and run.headline.get("money") and eff.estimable:
+        if cost and run.headline and run.headline.get("saving_per_1000_gbp") and eff.estimable:
             text += (f" Admissions were costed at £{float(cost):,.0f} each (hospital costs "
                      "only, not the cost of the programme).")
         paragraphs.append(text)
@@ -1190,7 +1190,7 @@ def _limitations(run: RunRecord) -> list[str]:
             out.append(f"The hazard ratio of first admission ({hr.estimate_text()}) is closer "
                        "to 1 than the rate ratio of all admissions, as unobserved frailty "
                        "predicts; this is why the rate ratio is the primary estimate.")
-    if run.headline and run.headline.get("money"):
+    if run.headline and run.headline.get("saving_per_1000_gbp") is not None:
         out.append("The costs counted are hospital admissions avoided or added, not the cost "
                    "of running the programme, so they are not a return on investment.")
     if run.synthetic:
