@@ -8,6 +8,14 @@ available and holding the wording shared with the HTML report (the headline,
 the disclosed flow table, the methods summary).  A CSV that fails the
 disclosure check is neither copied nor shown.  The paths reach Typst through
 ``sys.inputs`` (``data`` and ``results``).
+
+The manuscript's own words (the Methods, the participants, the Discussion, the abstract's
+Methods and Conclusions, the STROBE/RECORD and TRIPOD+AI checklist and the numbered
+references) are built by :mod:`.manuscript_text` from the run's record and placed in
+``report.json`` under ``text``, ``checklist`` and ``references``.  Long tables and secondary
+figures (:data:`SUPPLEMENT_TABLES`, :data:`SUPPLEMENT_FIGURES`) go to a supplement after the
+references, labelled "Table S2", "Figure S1"... in ``supplement_labels``, so that the main text
+stays within about ten pages whatever the size of the run.
 """
 
 from __future__ import annotations
