@@ -98,9 +98,9 @@ def test_kubernetes_outputs_go_through_storage(dry_runs):
     # Pods share no file system: the stages that read tables or whole result folders declare
     # them as inputs, so the storage provider stages them into the pod.
     ingest = _job_block(out, "ingest")
-    assert "/data/phm-eval/results-smoke/synthetic/events.parquet" in ingest
-    assert "/data/phm-eval/results-smoke/synthetic/patients.parquet" in _job_block(out, "manifest")
-    assert "/data/phm-eval/results-smoke/synthetic/truth/truth.json" in _job_block(out, "report")
+    assert "/data/phm-eval/results-smoke/internal/synthetic/events.parquet" in ingest
+    assert "/data/phm-eval/results-smoke/internal/synthetic/patients.parquet" in _job_block(out, "manifest")
+    assert "/data/phm-eval/results-smoke/internal/synthetic/truth/truth.json" in _job_block(out, "report")
 
 
 def test_a_misspelled_profile_key_fails(dry_runs):

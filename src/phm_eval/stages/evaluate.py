@@ -272,6 +272,13 @@ def design_check(smk) -> None:
     minimum detectable effect), the outcome model refitted, matching reused."""
     cfg = smk.params.design_check
     analysed = pd.read_parquet(smk.input.analysed)
+    if analysed.empty or "treated" not in analysed.columns:
+        # The matched design could not be estimated: there is no design to check.
+        pd.DataFrame(columns=["target_rate_ratio", "power", "coverage"]).to_csv(
+            smk.output.csv, index=False)
+        write_json(smk.output.json, {"targets": [], "n_replicates": 0, "note": (
+            "not estimable: the matched design could not be estimated on these data")})
+        return
     truth = read_json(smk.input.truth[0]) if smk.input.truth else None
     true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
     report = design_check_report(analysed, n_replicates=int(cfg.get("replicates", 200)),
