@@ -174,7 +174,8 @@ class DesignCheck:
                           "index date, the headline model refitted (matching reused)",
                 "n_replicates": self.n_replicates, "true_rate_ratio": self.true_rate_ratio,
                 "mde_rate_ratio": self.mde_rate_ratio,
-                "targets": targets.rename(columns={"target_rate_ratio": "rate_ratio"})
+                "targets": targets.rename(columns={"target_rate_ratio": "rate_ratio",
+                                                   "power_mcse": "mc_se_power"})
                 .to_dict(orient="records")}
 
 
