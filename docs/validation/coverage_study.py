@@ -211,6 +211,35 @@ def _write(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def markdown_table(paths: list[Path]) -> str:
+    """The summary table of coverage.md from result files."""
+    lines = [
+        "| estimand | R | truth (mean RR) | coverage of 95 % CI (± MC SE) | bias / mean SE (± MC SE)"
+        " | bias / empirical SD | SE ratio (model / empirical, ± MC SE) | SD of z"
+        " | ICS simulated | wall time | code commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        s, st = doc["summary"], doc["settings"]
+        name = {"itt": "ITT population rate ratio", "att": "ATT enrolled rate ratio"}
+        n_pcn = round(st["n_patients"] / (sum(st["overrides"]["pcn_size"]) / 2))
+        wall = doc.get("wall_seconds_total", doc.get("wall_seconds_this_session", 0.0))
+        lines.append(
+            f"| {name[doc['estimand']]} | {s['replications']} | {s['mean_truth_rate_ratio']:.3f}"
+            f" | {s['coverage']:.3f} ± {s['coverage_mcse']:.3f}"
+            f" | {s['bias_over_mean_se']:+.3f} ± {s['bias_over_mean_se_mcse']:.3f}"
+            f" | {s['bias_over_empirical_sd']:+.3f} ± {s['bias_over_empirical_sd_mcse']:.3f}"
+            f" | {s['se_ratio']:.3f} ± {s['se_ratio_mcse']:.3f} | {s['sd_of_z']:.3f}"
+            f" | `{st['scenario']}`, {st['n_patients']:,} patients, {n_pcn} PCNs"
+            f" ({st['overrides']['pcn_size'][0]:,}-{st['overrides']['pcn_size'][1]:,}),"
+            f" seeds {st['base_seed']}+r"
+            f" | {wall / 60:.0f} min ({s['mean_cpu_seconds']:.1f} s CPU per replication)"
+            f" | {(doc['code']['commit'] or '?')[:7]} |"
+        )
+    return "\n".join(lines)
+
+
 def _elapsed(doc: dict, t0: float) -> None:
     """Wall time of this session, and over all sessions of the study."""
     doc.setdefault("wall_seconds_previous_sessions", 0.0)
@@ -221,13 +250,20 @@ def _elapsed(doc: dict, t0: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--estimand", choices=("itt", "att"), required=True)
+    ap.add_argument("--estimand", choices=("itt", "att"))
+    ap.add_argument("--table", type=Path, nargs="+",
+                    help="print the Markdown summary table of these result files and stop")
     ap.add_argument("--replications", type=int, default=500)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--checkpoint", type=int, default=10)
     ap.add_argument("--n-patients", type=int, default=None,
                     help="override the population size (default: the study's setting)")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.table))
+        return 0
+    if not args.estimand or not args.out:
+        ap.error("--estimand and --out are required")
 
     settings = dict(SETTINGS[args.estimand])
     if args.n_patients:
