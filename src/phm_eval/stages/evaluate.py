@@ -217,30 +217,27 @@ def _figures(smk, result, rtm) -> None:
 
         # Survival figures are drawn only from disclosed (rounded) step tables, which are
         # released beside them.
-        km = disclosed_step_tables(analysed, "time_days", "event", "arm", pol, competing=False)
-        write_disclosed(km, output(smk, "km.csv"), 4)
-        fig, ax = plt.subplots(figsize=(6.5, 4.8))
-        plot_disclosed_curves(km, "arm", arms, estimate="surv", ax=ax)
-        ax.set_xlabel("Days since the index date")
-        ax.set_ylabel("Free of emergency admission (%)")
-        set_titles(ax, "Time to first emergency admission",
-                   subtitle="Kaplan-Meier from rounded counts; deaths censored")
-        fig.subplots_adjust(bottom=0.3)
-        _save(smk, fig, "km.png", "Kaplan-Meier curves of time to first emergency admission "
-                                  "by arm, from disclosure-controlled counts.")
-
-        cif = disclosed_step_tables(analysed, "time_days", "event", "arm", pol, competing=True)
-        write_disclosed(cif, output(smk, "cif.csv"), 4)
-        fig, ax = plt.subplots(figsize=(6.5, 4.8))
-        plot_disclosed_curves(cif, "arm", arms, estimate="cif", ax=ax)
-        ax.set_xlabel("Days since the index date")
-        ax.set_ylabel("Had an emergency admission (%)")
-        set_titles(ax, "Cumulative incidence of emergency admission",
-                   subtitle="Aalen-Johansen from rounded counts; death competes")
-        fig.subplots_adjust(bottom=0.3)
-        _save(smk, fig, "cif.png", "Cumulative incidence of first emergency admission by arm, "
-                                   "with death as a competing event, from "
-                                   "disclosure-controlled counts.")
+        for name, competing, ylabel, title, subtitle, summary in (
+            ("km", False, "Free of emergency admission (%)", "Time to first emergency admission",
+             "Kaplan-Meier from rounded counts; deaths censored",
+             "Kaplan-Meier curves of time to first emergency admission by arm"),
+            ("cif", True, "Had an emergency admission (%)",
+             "Cumulative incidence of emergency admission",
+             "Aalen-Johansen from rounded counts; death competes",
+             "Cumulative incidence of first emergency admission by arm, with death as a "
+             "competing event"),
+        ):
+            steps = disclosed_step_tables(analysed, "time_days", "event", "arm", pol,
+                                          competing=competing)
+            write_disclosed(steps, output(smk, f"{name}.csv"), 4)
+            fig, ax = plt.subplots(figsize=(6.5, 4.8))
+            plot_disclosed_curves(steps, "arm", arms, estimate="cif" if competing else "surv",
+                                  ax=ax)
+            ax.set_xlabel("Days since the index date")
+            ax.set_ylabel(ylabel)
+            set_titles(ax, title, subtitle=subtitle)
+            fig.subplots_adjust(bottom=0.3)
+            _save(smk, fig, f"{name}.png", f"{summary}, from disclosure-controlled counts.")
 
         ax = forest_plot(result.records)
         _save(smk, ax.figure, "forest.png", "Rate ratios of emergency admissions overall and "
