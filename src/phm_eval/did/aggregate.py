@@ -1,65 +1,44 @@
-"""Aggregations of group-time ATTs (R's ``did::aggte``).
+"""Aggregations of group-time ATTs (R's ``did::aggte``) and their result, :class:`AggteResult`.
 
-Every aggregated parameter is a linear function of the ATT(g,t)s with weights
-that depend on estimated cohort shares, so its influence function is
-
-``psi_agg = psi @ a + sum_g C_g * w_i * 1{G_i = g} - const``
-
-(the last two terms account for estimating the shares, R's ``wif``).  Keeping
-this representation (``a``, ``C``, ``const``) gives analytic standard errors
-from the stored influence functions and bootstrap draws from the draws already
-made for the ATT(g,t)s, without new passes over the units.
+Every aggregated parameter is a linear function of the ATT(g,t)s with weights that depend
+on estimated cohort shares; :mod:`._linalg` turns that representation into influence
+functions, standard errors and bootstrap draws.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 from phm_eval.errors import ConfigError, EstimationError
 
+from ._linalg import (
+    GroupTimeEstimates,
+    Lin,
+    bootstrap_sums,
+    by_cluster,
+    influence,
+    standard_errors,
+    wif,
+)
 from ._threads import single_threaded_blas
 from .bootstrap import boot_summary
-from .results import AggteResult, AttGtResult
-
-_TINY = np.sqrt(np.finfo(float).eps) * 10
-
-
-class _Lin:
-    """Influence-function representation of m aggregated parameters."""
-
-    def __init__(self, A: np.ndarray, C: np.ndarray, const: np.ndarray):
-        self.A, self.C, self.const = A, C, const  # (k, m), (n_groups, m), (m,)
-
-    def mean_cols(self, idx) -> _Lin:
-        return _Lin(self.A[:, idx].mean(axis=1, keepdims=True),
-                    self.C[:, idx].mean(axis=1, keepdims=True),
-                    np.atleast_1d(self.const[idx].mean()))
-
-
-def _wif(keep: np.ndarray, pg: np.ndarray, att_keep: np.ndarray, gidx: np.ndarray,
-         n_groups: int, m_cols: int = 1):
-    """C and const of R's ``wif(keepers) %*% att[keepers]``.
-
-    ``pg`` are the cohort shares of the kept items, ``gidx`` their cohort index.
-    """
-    spg = pg.sum()
-    c = att_keep / spg - np.dot(pg, att_keep) / spg**2
-    C = np.zeros(n_groups)
-    np.add.at(C, gidx, c)
-    return C, float(np.dot(c, pg))
 
 
 @single_threaded_blas
-def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, balance_e=None,
-              cband=None, alp=None, na_rm: bool = False) -> AggteResult:
+def aggregate(res: GroupTimeEstimates, type: str = "group", min_e=None, max_e=None,
+              balance_e=None, cband=None, alp=None, na_rm: bool = False) -> AggteResult:
     """Aggregate ATT(g,t) into overall, event-time, cohort or calendar effects.
 
     Parameters
     ----------
     res : AttGtResult
+        Group-time ATTs from :func:`~phm_eval.did.att_gt` (anything with the attributes
+        of :class:`~phm_eval.did._linalg.GroupTimeEstimates`).
     type : {"simple", "dynamic", "group", "calendar"}
     min_e, max_e : float, optional
         Event-time window (``max_e`` also limits the cells used by the other types).
@@ -107,7 +86,7 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
                               f"time): {missing}; aggregate(..., na_rm=True) drops them")
     keepers = np.flatnonzero((g_idx <= t_idx) & (t_idx <= g_idx + hi_e) & ok)
 
-    def cell_lin(sets) -> _Lin:
+    def cell_lin(sets) -> Lin:
         m = len(sets)
         A = np.zeros((k, m))
         C = np.zeros((n_groups, m))
@@ -117,8 +96,8 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
                 raise EstimationError("no group-time cells fall in this aggregation")
             A[idx, j] = pg[idx] / pg[idx].sum()
             if with_wif:
-                C[:, j], const[j] = _wif(idx, pg[idx], att[idx], gcode[idx], n_groups)
-        return _Lin(A, C, const)
+                C[:, j], const[j] = wif(idx, pg[idx], att[idx], gcode[idx], n_groups)
+        return Lin(A, C, const)
 
     egt = None
     if type == "simple":
@@ -134,10 +113,10 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
         parts = cell_lin(sets)
         part_att = np.array([att[idx].mean() for idx, _ in sets])
         egt = glist
-        C, const = _wif(np.arange(n_groups), pgg, part_att, np.arange(n_groups), n_groups)
+        C, const = wif(np.arange(n_groups), pgg, part_att, np.arange(n_groups), n_groups)
         wts = pgg / pgg.sum()
-        lin = _Lin(parts.A @ wts[:, None], (parts.C @ wts + C)[:, None],
-                   np.atleast_1d(parts.const @ wts + const))
+        lin = Lin(parts.A @ wts[:, None], (parts.C @ wts + C)[:, None],
+                  np.atleast_1d(parts.const @ wts + const))
         overall = np.array([np.sum(part_att * pgg) / pgg.sum()])
     elif type == "dynamic":
         e_all = res.time - res.group
@@ -174,15 +153,15 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
         overall = np.array([part_att.mean()])
 
     boot = res.bootstrap_draws() if (res.bstrap or (cband and parts is not None)) else None
-    psi_overall = _explicit(res, lin)
-    overall_se = _se(res, lin, None if not res.bstrap else boot, psi=psi_overall)[0]
+    psi_overall = influence(res, lin)
+    overall_se = standard_errors(res, lin, None if not res.bstrap else boot, psi=psi_overall)[0]
     out = AggteResult(type=type, overall_att=float(overall[0]), overall_se=float(overall_se),
                       alp=alp, min_e=min_e, max_e=max_e, balance_e=balance_e)
     if parts is not None:
-        se_parts = _se(res, parts, boot if res.bstrap else None)
+        se_parts = standard_errors(res, parts, boot if res.bstrap else None)
         crit = norm.ppf(1 - alp / 2)
         if cband:
-            _, c_boot = boot_summary(_bres(res, parts, boot), alp, res.n_eff, res.n)
+            _, c_boot = boot_summary(bootstrap_sums(res, parts, boot), alp, res.n_eff, res.n)
             if not np.isfinite(c_boot):
                 warnings.warn("uniform critical value is not finite; using pointwise "
                               "intervals", stacklevel=2)
@@ -197,40 +176,82 @@ def aggregate(res: AttGtResult, type: str = "group", min_e=None, max_e=None, bal
     return out
 
 
-def _explicit(res: AttGtResult, lin: _Lin) -> np.ndarray:
-    """Influence functions (n x m) of the aggregated parameters."""
-    d = res.data
-    out = res.influence.combine(lin.A)
-    w = d.unit_weight
-    for j, g in enumerate(res.cohort_list):
-        sl = d.blocks[g]
-        out[sl] += w[sl, None] * lin.C[j][None, :]
-    out -= lin.const[None, :]
-    return out
+@dataclass
+class AggteResult:
+    """Aggregated treatment effects (R's ``aggte``).
+
+    Attributes
+    ----------
+    type : str
+    overall_att, overall_se : float
+    egt : array
+        Event times (dynamic), cohorts (group) or periods (calendar).
+    att_egt, se_egt : arrays
+    crit_val_egt : float
+        Critical value for the band over ``egt`` (uniform when bootstrapped).
+    """
+
+    type: str
+    overall_att: float
+    overall_se: float
+    alp: float
+    egt: np.ndarray | None = None
+    att_egt: np.ndarray | None = None
+    se_egt: np.ndarray | None = None
+    crit_val_egt: float | None = None
+    influence: np.ndarray | None = field(default=None, repr=False)
+    min_e: float | None = None
+    max_e: float | None = None
+    balance_e: int | None = None
+    _source: object = field(default=None, repr=False)  # the AttGtResult aggregated
+    _parts: object = field(default=None, repr=False)  # linear map from cells to att_egt
+
+    def influence_egt(self) -> np.ndarray:
+        """Influence functions of ``att_egt`` (units x event times, cohorts or periods),
+        including the terms for estimated cohort shares, on the scale of the cells'."""
+        if self._parts is None:
+            raise ValueError("this aggregation has no event-time, cohort or period estimates")
+        return influence(self._source, self._parts)
+
+    def covariance_egt(self) -> np.ndarray:
+        """Analytic covariance matrix of ``att_egt``: ``psi' psi / n^2`` over units (over
+        clusters when clustered), whose diagonal is the analytic ``se_egt`` squared."""
+        rows = by_cluster(self._source, self.influence_egt())
+        V = rows.T @ rows / self._source.n ** 2
+        return (V + V.T) / 2
+
+    @property
+    def overall_ci(self) -> tuple:
+        z = norm.ppf(1 - self.alp / 2)
+        return (self.overall_att - z * self.overall_se, self.overall_att + z * self.overall_se)
+
+    def summary(self) -> pd.DataFrame:
+        """Overall row then one row per event time / cohort / period."""
+        lo, hi = self.overall_ci
+        rows = [{"term": "overall", "value": np.nan, "att": self.overall_att,
+                 "se": self.overall_se, "ci_low": lo, "ci_high": hi}]
+        if self.egt is not None:
+            half = self.crit_val_egt * self.se_egt
+            label = {"dynamic": "event_time", "group": "group", "calendar": "time"}[self.type]
+            for e, a, s, h in zip(self.egt, self.att_egt, self.se_egt, half, strict=True):
+                rows.append({"term": label, "value": e, "att": a, "se": s,
+                             "ci_low": a - h, "ci_high": a + h})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "type": self.type, "overall_att": float(self.overall_att),
+            "overall_se": _f(self.overall_se), "alp": self.alp,
+            "rows": self.summary().replace({np.nan: None}).to_dict(orient="records"),
+            "crit_val_egt": _f(self.crit_val_egt),
+        }
+
+    def plot(self, ax=None):
+        """Event-study plot (dynamic) or estimates by cohort/period with intervals."""
+        from .plots import plot_aggte
+
+        return plot_aggte(self, ax=ax)
 
 
-def _bres(res: AttGtResult, lin: _Lin, draws: np.ndarray) -> np.ndarray:
-    k = len(res.cells)
-    n_g = len(res.cohort_list)
-    S = draws[:, :k] @ lin.A + draws[:, k:k + n_g] @ lin.C - draws[:, [k + n_g]] * lin.const
-    return S / np.sqrt(res.n_eff)
-
-
-def _by_cluster(res: AttGtResult, psi: np.ndarray) -> np.ndarray:
-    """Influence-function rows summed within clusters when clustered (else unchanged)."""
-    d = res.data
-    if d.unit_cluster is None:
-        return psi
-    sums = np.zeros((d.n_clusters, psi.shape[1]))
-    np.add.at(sums, d.unit_cluster, psi)
-    return sums
-
-
-def _se(res: AttGtResult, lin: _Lin, draws, psi=None) -> np.ndarray:
-    if draws is not None:
-        se, _ = boot_summary(_bres(res, lin, draws), res.alp, res.n_eff, res.n)
-    else:
-        rows = _by_cluster(res, _explicit(res, lin) if psi is None else psi)
-        se = np.sqrt(np.sum(rows**2, axis=0)) / res.n
-    se = np.where(se <= _TINY, np.nan, se)
-    return se
+def _f(x):
+    return None if x is None or not np.isfinite(x) else float(x)

@@ -1,4 +1,8 @@
-"""Result objects for :func:`~phm_eval.did.att_gt` and its aggregations."""
+"""Result object of :func:`~phm_eval.did.att_gt`, :class:`AttGtResult`.
+
+:class:`~phm_eval.did.aggregate.AggteResult`, the result of its aggregations, is defined with
+them in :mod:`.aggregate` and importable from here too.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, norm
+from scipy.stats import chi2
 
+from .aggregate import AggteResult, aggregate
 from .bootstrap import multiplier_sums
+
+__all__ = ["AggteResult", "AttGtResult", "wald_pretest"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +161,6 @@ class AttGtResult:
                   cband: bool | None = None, alp: float | None = None,
                   na_rm: bool = False):
         """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``)."""
-        from .aggregate import aggregate
-
         return aggregate(self, type=type, min_e=min_e, max_e=max_e, balance_e=balance_e,
                          cband=cband, alp=alp, na_rm=na_rm)
 
@@ -232,88 +237,3 @@ def _draws(res: AttGtResult) -> np.ndarray:
                            [mat, np.ones((size, 1))], A))
         n_rows = d.n
     return multiplier_sums(blocks, n_rows, ncols, res.biters, res.rng, kind=res.multiplier)
-
-
-@dataclass
-class AggteResult:
-    """Aggregated treatment effects (R's ``aggte``).
-
-    Attributes
-    ----------
-    type : str
-    overall_att, overall_se : float
-    egt : array
-        Event times (dynamic), cohorts (group) or periods (calendar).
-    att_egt, se_egt : arrays
-    crit_val_egt : float
-        Critical value for the band over ``egt`` (uniform when bootstrapped).
-    """
-
-    type: str
-    overall_att: float
-    overall_se: float
-    alp: float
-    egt: np.ndarray | None = None
-    att_egt: np.ndarray | None = None
-    se_egt: np.ndarray | None = None
-    crit_val_egt: float | None = None
-    influence: np.ndarray | None = field(default=None, repr=False)
-    min_e: float | None = None
-    max_e: float | None = None
-    balance_e: int | None = None
-    _source: object = field(default=None, repr=False)  # the AttGtResult aggregated
-    _parts: object = field(default=None, repr=False)  # linear map from cells to att_egt
-
-    def influence_egt(self) -> np.ndarray:
-        """Influence functions of ``att_egt`` (units x event times, cohorts or periods),
-        including the terms for estimated cohort shares, on the scale of the cells'."""
-        from .aggregate import _explicit
-
-        if self._parts is None:
-            raise ValueError("this aggregation has no event-time, cohort or period estimates")
-        return _explicit(self._source, self._parts)
-
-    def covariance_egt(self) -> np.ndarray:
-        """Analytic covariance matrix of ``att_egt``: ``psi' psi / n^2`` over units (over
-        clusters when clustered), whose diagonal is the analytic ``se_egt`` squared."""
-        from .aggregate import _by_cluster
-
-        rows = _by_cluster(self._source, self.influence_egt())
-        V = rows.T @ rows / self._source.n ** 2
-        return (V + V.T) / 2
-
-    @property
-    def overall_ci(self) -> tuple:
-        z = norm.ppf(1 - self.alp / 2)
-        return (self.overall_att - z * self.overall_se, self.overall_att + z * self.overall_se)
-
-    def summary(self) -> pd.DataFrame:
-        """Overall row then one row per event time / cohort / period."""
-        lo, hi = self.overall_ci
-        rows = [{"term": "overall", "value": np.nan, "att": self.overall_att,
-                 "se": self.overall_se, "ci_low": lo, "ci_high": hi}]
-        if self.egt is not None:
-            half = self.crit_val_egt * self.se_egt
-            label = {"dynamic": "event_time", "group": "group", "calendar": "time"}[self.type]
-            for e, a, s, h in zip(self.egt, self.att_egt, self.se_egt, half, strict=True):
-                rows.append({"term": label, "value": e, "att": a, "se": s,
-                             "ci_low": a - h, "ci_high": a + h})
-        return pd.DataFrame(rows)
-
-    def to_dict(self) -> dict:
-        return {
-            "type": self.type, "overall_att": float(self.overall_att),
-            "overall_se": _f(self.overall_se), "alp": self.alp,
-            "rows": self.summary().replace({np.nan: None}).to_dict(orient="records"),
-            "crit_val_egt": _f(self.crit_val_egt),
-        }
-
-    def plot(self, ax=None):
-        """Event-study plot (dynamic) or estimates by cohort/period with intervals."""
-        from .plots import plot_aggte
-
-        return plot_aggte(self, ax=ax)
-
-
-def _f(x):
-    return None if x is None or not np.isfinite(x) else float(x)
