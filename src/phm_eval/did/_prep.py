@@ -195,11 +195,7 @@ def prepare(
         n_bad = int((~ok).sum())
         logger.warning("dropped %d rows with missing or non-finite values", n_bad)
         flow.append(("dropped rows with missing values", n_bad, "missing or non-finite"))
-        y, t, g = y[ok], t[ok], g[ok]
-        w = w[ok] if w is not None else None
-        Xrows = Xrows[ok] if Xrows is not None else None
-        ids = ids[ok] if ids is not None else None
-        clus = clus[ok] if clus is not None else None
+        y, t, g, w, Xrows, ids, clus = _keep_rows(ok, y, t, g, w, Xrows, ids, clus)
     if len(y) == 0:
         raise InputError(_TABLE, "no rows left after dropping missing values")
     # a balanced panel sorted by unit and period (the usual layout) is checked in one pass
@@ -244,58 +240,85 @@ def _cluster_var(clustervars, idname) -> str | None:
     return extra[0] if extra else None
 
 
-def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gname,
-              control_group, anticipation, panel, allow_unbalanced_panel, flow,
-              extra_cluster, weightsname) -> DidData:
-    T = len(tlist)
-    glist = _uniq(g)
-    first = tlist[0]
+def _keep_rows(keep: np.ndarray, *arrays: np.ndarray | None) -> tuple:
+    """Each array's rows where ``keep`` (a mask or index) selects them; None stays None."""
+    return tuple(a[keep] if a is not None else None for a in arrays)
 
-    if not np.any(glist == 0):
-        latest = glist.max()
-        if control_group == "nevertreated":
-            raise EstimationError(
-                "no never-treated units (first treated period 0, or later than the last "
-                "period) are available as the comparison group; use "
-                "control_group='notyettreated'")
-        keep = t < latest - anticipation
-        flow.append(("dropped rows from periods with no not-yet-treated comparison units",
-                     int((~keep).sum()), f"periods >= {latest - anticipation}"))
-        y, t, g = y[keep], t[keep], g[keep]
-        w = w[keep] if w is not None else None
-        Xrows = Xrows[keep] if Xrows is not None else None
-        ids = ids[keep] if ids is not None else None
-        clus = clus[keep] if clus is not None else None
-        tlist = _uniq(t)
-        T = len(tlist)
-        glist = _uniq(g)
-        glist = glist[glist < latest]
-        if T < 2:
-            raise EstimationError("fewer than two periods remain after dropping periods "
-                                  "without not-yet-treated comparison units")
 
-    # units already treated in the first period (given anticipation) have no pre-period
-    early = (g > 0) & (g <= first + anticipation)
-    if early.any():
-        n_units = len(pd.unique(ids[early])) if panel else int(early.sum())
-        logger.warning("dropped %d units already treated in the first period", n_units)
-        flow.append(("dropped units treated in the first period", n_units,
-                     f"first treated period <= {first + anticipation}"))
-        keep = ~early
-        y, t, g = y[keep], t[keep], g[keep]
-        w = w[keep] if w is not None else None
-        Xrows = Xrows[keep] if Xrows is not None else None
-        ids = ids[keep] if ids is not None else None
-        clus = clus[keep] if clus is not None else None
-        tlist = _uniq(t)
-        T = len(tlist)
-    glist = _uniq(g)
-    glist = glist[(glist > 0) & (glist > tlist[0] + anticipation)]
-    if control_group != "nevertreated" and not np.any(g == 0):
-        glist = glist[glist < g.max()] if len(glist) else glist
+# The sample rules of R's ``pre_process_did``, shared by the general path (:func:`_assemble`,
+# on rows) and the fast path for sorted balanced panels (:func:`_panel_fast`, on units x
+# periods): each path filters its own arrays, the rules and their flow entries are here.
+
+def _comparison_cutoff(cohorts: np.ndarray, control_group: str, anticipation: int):
+    """First period to drop when no unit is never treated, else None.
+
+    Without never-treated units the not-yet-treated comparison group is empty from the
+    last cohort's first treated period (less anticipation) on; with
+    ``control_group="nevertreated"`` there is no comparison group at all (an error).
+    """
+    if np.any(cohorts == 0):
+        return None
+    if control_group == "nevertreated":
+        raise EstimationError(
+            "no never-treated units (first treated period 0, or later than the last "
+            "period) are available as the comparison group; use "
+            "control_group='notyettreated'")
+    return cohorts.max() - anticipation
+
+
+def _note_dropped_periods(flow: list, n_rows: int, cutoff, n_periods_left: int) -> None:
+    """Record the periods dropped by :func:`_comparison_cutoff`; at least two must remain."""
+    flow.append(("dropped rows from periods with no not-yet-treated comparison units",
+                 n_rows, f"periods >= {cutoff}"))
+    if n_periods_left < 2:
+        raise EstimationError("fewer than two periods remain after dropping periods "
+                              "without not-yet-treated comparison units")
+
+
+def _treated_too_early(cohort: np.ndarray, first, anticipation: int) -> np.ndarray:
+    """Units already treated in the first period (given anticipation): no pre-period."""
+    return (cohort > 0) & (cohort <= first + anticipation)
+
+
+def _note_dropped_early(flow: list, n_units: int, first, anticipation: int) -> None:
+    logger.warning("dropped %d units already treated in the first period", n_units)
+    flow.append(("dropped units treated in the first period", n_units,
+                 f"first treated period <= {first + anticipation}"))
+
+
+def _treated_cohorts(present: np.ndarray, first, anticipation: int, control_group: str,
+                     gname: str) -> np.ndarray:
+    """Cohorts to estimate among the cohorts ``present`` (sorted): treated after the first
+    period (plus anticipation) and, without never-treated units and unless only
+    never-treated comparisons are asked for, before the last cohort (its comparison group
+    would be empty)."""
+    glist = present[(present > 0) & (present > first + anticipation)]
+    if len(glist) and control_group != "nevertreated" and not np.any(present == 0):
+        glist = glist[glist < present.max()]
     if len(glist) == 0:
         raise InputError(_TABLE, "no treated cohorts to estimate: the group variable must hold "
                          "the first treated period (0 for never treated)", column=gname)
+    return glist
+
+
+def _assemble(*, y, t, g, w, Xrows, names, ids, clus, tlist, yname, idname, gname,
+              control_group, anticipation, panel, allow_unbalanced_panel, flow,
+              extra_cluster, weightsname) -> DidData:
+    first = tlist[0]
+    cutoff = _comparison_cutoff(_uniq(g), control_group, anticipation)
+    if cutoff is not None:
+        keep = t < cutoff
+        y, t, g, w, Xrows, ids, clus = _keep_rows(keep, y, t, g, w, Xrows, ids, clus)
+        tlist = _uniq(t)
+        _note_dropped_periods(flow, int((~keep).sum()), cutoff, len(tlist))
+
+    early = _treated_too_early(g, first, anticipation)
+    if early.any():
+        _note_dropped_early(flow, len(pd.unique(ids[early])) if panel else int(early.sum()),
+                            first, anticipation)
+        y, t, g, w, Xrows, ids, clus = _keep_rows(~early, y, t, g, w, Xrows, ids, clus)
+        tlist = _uniq(t)
+    glist = _treated_cohorts(_uniq(g), tlist[0], anticipation, control_group, gname)
 
     if not panel:
         return _cross_section(y=y, t=t, g=g, w=w, Xrows=Xrows, names=names, ids=None,
@@ -506,42 +529,22 @@ def _panel_fast(layout, *, y, g, w, Xrows, names, clus, gname, tname, control_gr
         _check_rows_constant(ccode, extra_cluster, uid,
                              "cluster variable must not change over time within a unit")
         unit_clus = ccode[:, 0]
-    glist = uniq
-    if not np.any(glist == 0):
-        latest = glist.max()
-        if control_group == "nevertreated":
-            raise EstimationError(
-                "no never-treated units (first treated period 0, or later than the last "
-                "period) are available as the comparison group; use "
-                "control_group='notyettreated'")
-        keep_t = tlist < latest - anticipation
-        flow.append(("dropped rows from periods with no not-yet-treated comparison units",
-                     int((~keep_t).sum()) * n, f"periods >= {latest - anticipation}"))
-        if keep_t.sum() < 2:
-            raise EstimationError("fewer than two periods remain after dropping periods "
-                                  "without not-yet-treated comparison units")
+    cutoff = _comparison_cutoff(uniq, control_group, anticipation)
+    if cutoff is not None:
+        keep_t = tlist < cutoff
+        _note_dropped_periods(flow, int((~keep_t).sum()) * n, cutoff, int(keep_t.sum()))
         cols = np.flatnonzero(keep_t)
         tlist = tlist[cols]
         Yw = Yw[:, cols]
         wmat = wmat[:, cols] if wmat is not None else None
         Xw = Xw[:, cols] if Xw is not None else None
-    early = ((uniq > 0) & (uniq <= tlist[0] + anticipation))[codes]
+    early = _treated_too_early(uniq, tlist[0], anticipation)[codes]
     if early.any():
-        logger.warning("dropped %d units already treated in the first period", int(early.sum()))
-        flow.append(("dropped units treated in the first period", int(early.sum()),
-                     f"first treated period <= {tlist[0] + anticipation}"))
-        keep = ~early
-        uid, unit_g, Yw, codes = uid[keep], unit_g[keep], Yw[keep], codes[keep]
-        wmat = wmat[keep] if wmat is not None else None
-        Xw = Xw[keep] if Xw is not None else None
-        unit_clus = unit_clus[keep] if unit_clus is not None else None
+        _note_dropped_early(flow, int(early.sum()), tlist[0], anticipation)
+        uid, unit_g, Yw, codes, wmat, Xw, unit_clus = _keep_rows(
+            ~early, uid, unit_g, Yw, codes, wmat, Xw, unit_clus)
     present = uniq[np.bincount(codes, minlength=len(uniq)) > 0]
-    glist = present[(present > 0) & (present > tlist[0] + anticipation)]
-    if control_group != "nevertreated" and not np.any(present == 0):
-        glist = glist[glist < present.max()]
-    if len(glist) == 0:
-        raise InputError(_TABLE, "no treated cohorts to estimate: the group variable must hold "
-                         "the first treated period (0 for never treated)", column=gname)
+    glist = _treated_cohorts(present, tlist[0], anticipation, control_group, gname)
     return _finish_panel(uid, unit_g, Yw, wmat, Xw, unit_clus, tlist, glist, names, flow,
                          weightsname, cohort_codes=(codes, uniq))
 
@@ -589,10 +592,7 @@ def _scatter_panel(y, t, g, w, Xrows, ids, clus, tlist, idname, gname, extra_clu
         if not keep.any():
             raise EstimationError("no unit is observed in every period; set "
                                   "allow_unbalanced_panel=True or panel=False")
-        y, g, tcode = y[keep], g[keep], tcode[keep]
-        w = w[keep] if w is not None else None
-        Xrows = Xrows[keep] if Xrows is not None else None
-        clus = clus[keep] if clus is not None else None
+        y, g, tcode, w, Xrows, clus = _keep_rows(keep, y, g, tcode, w, Xrows, clus)
         uinv = (np.cumsum(full) - 1)[uinv[keep]]
         uid = uid[full]
         n_units = len(uid)
