@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from phm_eval.errors import ConfigError, EstimationError, InputError
+from phm_eval.errors import ConfigError, EstimationError, InputError, ParameterError
 from phm_eval.matching import NearestNeighborMatcher, prognostic_score
 
 COVARIATES = ["age", "female", "prior_emergency_admissions", "efi"]
@@ -59,7 +59,7 @@ def test_pairs_weights_and_subclasses_agree(result, cohort):
             == pairs["subclass"].to_numpy()).all()
     # Caliper respected (0.2 SD of the logit score).
     cal = result.settings["caliper_score_units"]
-    np.testing.assert_allclose(cal, 0.2 * result.distance.std(ddof=1))
+    np.testing.assert_allclose(cal, 0.2 * result.distance_.std(ddof=1))
     assert pairs["score_difference"].max() <= cal
 
 
@@ -73,7 +73,7 @@ def test_matched_data_has_match_data_columns(result, cohort):
     assert (treated_w == 1).all()
     np.testing.assert_allclose(control_w.mean(), 1.0)  # MatchIt normalisation
     assert len(result.matched_data(drop_unmatched=False)) == len(cohort)
-    with pytest.raises(InputError, match="already exist"):
+    with pytest.raises(ParameterError, match="already exist"):
         result.matched_data(weights="age")
     assert "w" in result.matched_data(weights="w").columns
 
@@ -128,9 +128,14 @@ def test_with_replacement_has_no_subclass(cohort):
 
 
 def test_random_order_is_reproducible(cohort):
-    a = NearestNeighborMatcher(m_order="random", random_state=3).fit(cohort, "treated", COVARIATES)
-    b = NearestNeighborMatcher(m_order="random", random_state=3).fit(cohort, "treated", COVARIATES)
+    a = NearestNeighborMatcher(m_order="random", seed=3).fit(cohort, "treated", COVARIATES)
+    b = NearestNeighborMatcher(m_order="random", seed=3).fit(cohort, "treated", COVARIATES)
     pd.testing.assert_frame_equal(a.match_matrix, b.match_matrix)
+    # random_state, the former name of seed, still works
+    c = NearestNeighborMatcher(m_order="random", random_state=3).fit(cohort, "treated",
+                                                                     COVARIATES)
+    assert c.seed == 3 and c.random_state == 3
+    pd.testing.assert_frame_equal(a.match_matrix, c.match_matrix)
 
 
 def test_prognostic_score_fits_on_comparators_only(cohort):
@@ -148,13 +153,13 @@ def test_prognostic_score_fits_on_comparators_only(cohort):
     np.testing.assert_array_equal(score, score2)
     res = NearestNeighborMatcher(distance="prognostic", prognostic_outcome="admissions_before",
                                  prognostic_family="poisson").fit(cohort, "treated", COVARIATES)
-    np.testing.assert_allclose(res.distance.to_numpy(), score)
+    np.testing.assert_allclose(res.distance_.to_numpy(), score)
 
 
 def test_user_score_column(cohort):
     df = cohort.assign(my_score=cohort["efi"] + cohort["prior_emergency_admissions"])
     res = NearestNeighborMatcher(distance="my_score", caliper=None).fit(df, "treated", COVARIATES)
-    np.testing.assert_array_equal(res.distance.to_numpy(), df["my_score"].to_numpy())
+    np.testing.assert_array_equal(res.distance_.to_numpy(), df["my_score"].to_numpy())
 
 
 def test_input_errors(cohort):
@@ -163,7 +168,7 @@ def test_input_errors(cohort):
     bad.iloc[3, bad.columns.get_loc("age")] = np.nan
     with pytest.raises(InputError, match="age"):
         m.fit(bad, "treated", COVARIATES)
-    with pytest.raises(InputError, match="missing column"):
+    with pytest.raises(ParameterError, match="covariates: names missing column"):
         m.fit(cohort, "treated", ["age", "no_such_column"])
     dup = pd.concat([cohort.iloc[:5], cohort.iloc[:5]])
     with pytest.raises(InputError, match="unique"):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phm_eval.errors import EstimationError, InputError
+from phm_eval.errors import EstimationError, ParameterError
 from phm_eval.survival import RobustCoxPHFitter
 
 matplotlib.use("Agg")
@@ -90,15 +90,16 @@ def test_without_ties_matches_lifelines_robust():
     np.testing.assert_allclose(ours.standard_errors_, ll.standard_errors_[["x", "z"]], rtol=1e-5)
 
 
-def test_summary_plot_dict_and_errors(clustered, data):
+def test_summary_plot_dict_and_errors(clustered, data, capsys):
     assert clustered.n_clusters_ == data["practice_id"].nunique()
-    assert "cluster-robust" in clustered.print_summary()
+    assert clustered.print_summary() is None
+    assert "cluster-robust" in capsys.readouterr().out
     assert clustered.plot().get_xscale() == "log"
     assert clustered.to_dict()["n_events"] == int((data["status"] == 1).sum())
     naive = RobustCoxPHFitter().fit(data, "time", "status", covariates=COVS,
                                     event_of_interest=1)
     np.testing.assert_allclose(naive.standard_errors_, clustered.naive_standard_errors_)
-    with pytest.raises(InputError):
+    with pytest.raises(ParameterError, match="transform"):
         clustered.check_proportional_hazards("sqrt")
     with pytest.raises(EstimationError):
         RobustCoxPHFitter().fit(data.assign(status=0), "time", "status", covariates=COVS)

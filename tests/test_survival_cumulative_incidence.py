@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phm_eval.errors import InputError
+from phm_eval.errors import InputError, ParameterError
 from phm_eval.survival import CumulativeIncidenceFitter, cumulative_incidence
 
 matplotlib.use("Agg")
@@ -106,13 +106,14 @@ def test_no_competing_events_equals_one_minus_kaplan_meier():
 
 def test_summary_plot_and_errors(data):
     fit = CumulativeIncidenceFitter().fit(data["time"], data["status"], groups=data["frail"])
-    assert list(fit.summary().columns) == ["statistic", "df", "p"]
+    assert list(fit.summary.columns) == ["statistic", "df", "p"]
+    assert list(fit.summary().columns) == ["statistic", "df", "p"]  # the former spelling
     ax = fit.plot(cause=1)
     assert len(ax.get_lines()) == 2
     assert fit.to_dict()["gray_test"][0]["cause"] == "1"
     with pytest.raises(InputError):
         CumulativeIncidenceFitter().fit([1.0, -1.0], [1, 0])
-    with pytest.raises(InputError):
+    with pytest.raises(ParameterError, match="groups"):
         CumulativeIncidenceFitter().fit([1.0, 2.0], [1, 0], groups=[1])
 
 

@@ -69,8 +69,9 @@ def test_baseline_and_predictions_match_crr(fitted):
                                atol=1e-10)
 
 
-def test_summary_layout_and_intervals(data):
-    fg = FineGrayFitter(alpha=0.1).fit(data, "time", "status", 1, covariates=COVS)
+def test_summary_layout_and_intervals(data, capsys):
+    fg = FineGrayFitter(alpha=0.1).fit(data, "time", "status", event_of_interest=1,
+                                       covariates=COVS)
     s = fg.summary
     assert list(s.columns[:7]) == ["coef", "exp(coef)", "se(coef)", "coef lower 90%",
                                    "coef upper 90%", "exp(coef) lower 90%",
@@ -79,26 +80,27 @@ def test_summary_layout_and_intervals(data):
                                rtol=1e-6)
     np.testing.assert_allclose(s["exp(coef)"], np.exp(s["coef"]))
     assert s.loc["age", "p"] < 1e-6
-    assert "frail" in fg.print_summary()
+    assert fg.print_summary() is None
+    assert "frail" in capsys.readouterr().out
     d = fg.to_dict()
     assert d["n_events"] == int((data["status"] == 1).sum())
     assert d["coefficients"][0]["covariate"] == "age"
 
 
 def test_formula_equals_columns(data):
-    a = FineGrayFitter().fit(data, "time", "status", 1, covariates=COVS)
-    b = FineGrayFitter().fit(data, "time", "status", 1, formula="age + frail + imd")
+    a = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, covariates=COVS)
+    b = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, formula="age + frail + imd")
     np.testing.assert_allclose(a.params_, b.params_[COVS], atol=1e-12)
-    c = FineGrayFitter().fit(data, "time", "status", 1, formula="age + C(imd_group)")
+    c = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, formula="age + C(imd_group)")
     assert len(c.params_) == 3
 
 
 def test_singleton_clusters_reproduce_crr_variance(data):
-    base = FineGrayFitter().fit(data, "time", "status", 1, covariates=COVS)
-    single = FineGrayFitter().fit(data.assign(cl=np.arange(len(data))), "time", "status", 1,
+    base = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, covariates=COVS)
+    single = FineGrayFitter().fit(data.assign(cl=np.arange(len(data))), "time", "status", event_of_interest=1,
                                   covariates=COVS, cluster_col="cl")
     np.testing.assert_allclose(single.standard_errors_, base.standard_errors_, rtol=1e-12)
-    clustered = FineGrayFitter().fit(data, "time", "status", 1, covariates=COVS,
+    clustered = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, covariates=COVS,
                                      cluster_col="practice_id")
     np.testing.assert_allclose(clustered.params_, base.params_, atol=1e-12)
     assert clustered.n_clusters_ == data["practice_id"].nunique()
@@ -106,7 +108,7 @@ def test_singleton_clusters_reproduce_crr_variance(data):
 
 
 def test_row_order_and_event_codes_do_not_matter(data):
-    a = FineGrayFitter().fit(data, "time", "status", 1, covariates=COVS)
+    a = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, covariates=COVS)
     shuffled = data.sample(frac=1.0, random_state=3)
     recoded = shuffled.assign(status=shuffled["status"].map({0: "cens", 1: "adm", 2: "death"}))
     b = FineGrayFitter().fit(recoded, "time", "status", event_of_interest="adm",
@@ -118,18 +120,18 @@ def test_row_order_and_event_codes_do_not_matter(data):
 def test_input_errors(data):
     with pytest.raises(InputError, match="time"):
         FineGrayFitter().fit(data.assign(time=data["time"].where(data.index != 4)), "time",
-                             "status", 1, covariates=COVS)
+                             "status", event_of_interest=1, covariates=COVS)
     with pytest.raises(InputError, match="non-negative"):
-        FineGrayFitter().fit(data.assign(time=-data["time"]), "time", "status", 1,
+        FineGrayFitter().fit(data.assign(time=-data["time"]), "time", "status", event_of_interest=1,
                              covariates=COVS)
     with pytest.raises(EstimationError):
-        FineGrayFitter().fit(data, "time", "status", 7, covariates=COVS)
+        FineGrayFitter().fit(data, "time", "status", event_of_interest=7, covariates=COVS)
     with pytest.raises(EstimationError, match="singular"):
-        FineGrayFitter().fit(data.assign(k=1.0), "time", "status", 1, covariates=["age", "k"])
+        FineGrayFitter().fit(data.assign(k=1.0), "time", "status", event_of_interest=1, covariates=["age", "k"])
 
 
 def test_plot_returns_axes(data):
-    fg = FineGrayFitter().fit(data, "time", "status", 1, covariates=COVS)
+    fg = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, covariates=COVS)
     ax = fg.plot()
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_yticklabels()] == COVS
@@ -138,7 +140,7 @@ def test_plot_returns_axes(data):
 def test_recovers_known_shr_in_large_sample():
     truth = np.log(0.8)
     df = simulate_fine_gray(50_000, beta=(truth, 0.5), seed=1)
-    fg = FineGrayFitter().fit(df, "time", "event", 1)
+    fg = FineGrayFitter().fit(df, "time", "event", event_of_interest=1)
     se = fg.standard_errors_["treated"]
     assert abs(fg.params_["treated"] - truth) < 4 * se
     assert abs(fg.params_["x"] - 0.5) < 4 * fg.standard_errors_["x"]
@@ -153,7 +155,7 @@ def test_interval_coverage_over_replications():
     est, se, covered = np.empty(reps), np.empty(reps), np.empty(reps, bool)
     for r in range(reps):
         fg = FineGrayFitter().fit(simulate_fine_gray(500, beta=(truth, 0.5), seed=10_000 + r),
-                                  "time", "event", 1)
+                                  "time", "event", event_of_interest=1)
         est[r], se[r] = fg.params_["treated"], fg.standard_errors_["treated"]
         lo, hi = fg.confidence_intervals_.loc["treated"]
         covered[r] = lo <= truth <= hi
@@ -164,7 +166,7 @@ def test_interval_coverage_over_replications():
 
 
 def test_prediction_with_formula_keeps_category_levels(data):
-    fg = FineGrayFitter().fit(data, "time", "status", 1, formula="age + C(imd_group)")
+    fg = FineGrayFitter().fit(data, "time", "status", event_of_interest=1, formula="age + C(imd_group)")
     one = pd.DataFrame({"age": [0.5], "imd_group": ["low"]}, index=["p"])
     pred = fg.predict_cumulative_incidence(one, [1.0, 2.0])
     x = np.array([0.5, 1.0, 0.0])  # levels sorted: high (reference), low, mid
@@ -184,7 +186,7 @@ def test_without_competing_events_equals_cox_with_lin_wei_variance():
     df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.integers(0, 2, n).astype(float)})
     df["time"] = rng.exponential(np.exp(-0.4 * df["x"] + 0.3 * df["z"]))
     df["event"] = (rng.uniform(size=n) < 0.7).astype(int)
-    fg = FineGrayFitter().fit(df, "time", "event", 1, covariates=["x", "z"])
+    fg = FineGrayFitter().fit(df, "time", "event", event_of_interest=1, covariates=["x", "z"])
     cox = RobustCoxPHFitter().fit(df, "time", "event", covariates=["x", "z"], robust=True)
     np.testing.assert_allclose(fg.params_, cox.params_, atol=1e-7)
     np.testing.assert_allclose(fg.standard_errors_, cox.standard_errors_, rtol=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phm_eval.errors import InputError
+from phm_eval.errors import InputError, ParameterError
 from phm_eval.survival import NegativeBinomialRateModel
 
 matplotlib.use("Agg")
@@ -53,7 +53,7 @@ def test_cluster_robust_se_matches_vcovcl(data, ref, correction, column):
     assert res.n_clusters == data["practice_id"].nunique()
 
 
-def test_rate_ratio_summary_and_formula(data):
+def test_rate_ratio_summary_and_formula(data, capsys):
     res = NegativeBinomialRateModel(alpha=0.1).fit(data, "admissions", "person_years",
                                                    formula="age + frail + imd")
     rr = res.rate_ratio("frail")
@@ -61,8 +61,10 @@ def test_rate_ratio_summary_and_formula(data):
     z = 1.6448536269514722
     assert rr["upper"] == pytest.approx(np.exp(res.params["frail"] + z * res.bse["frail"]))
     assert rr["lower"] < rr["rate_ratio"] < rr["upper"]
-    assert "exp(coef) lower 90%" in res.summary().columns
-    assert "theta" in res.print_summary()
+    assert "exp(coef) lower 90%" in res.summary.columns
+    assert "exp(coef) lower 90%" in res.summary().columns  # the former spelling
+    res.print_summary()
+    assert "theta" in capsys.readouterr().out
     assert res.to_dict()["coefficients"][1]["covariate"] == "age"
     ax = res.plot()
     assert [t.get_text() for t in ax.get_yticklabels()] == COVS
@@ -78,7 +80,8 @@ def test_recovers_known_rate_ratio():
     df = pd.DataFrame({"y": y, "pt": pt, "treated": treated})
     res = NegativeBinomialRateModel().fit(df, "y", "pt", covariates=["treated"])
     assert abs(res.params["treated"] - np.log(0.75)) < 4 * res.bse["treated"]
-    assert res.alpha == pytest.approx(0.5, abs=4 * res.alpha_se)
+    assert res.dispersion_ == pytest.approx(0.5, abs=4 * res.dispersion_se_)
+    assert res.alpha == 0.05  # alpha is one minus the confidence level, never the dispersion
 
 
 def test_input_errors(data):
@@ -89,5 +92,5 @@ def test_input_errors(data):
         NegativeBinomialRateModel().fit(data.assign(admissions=data["admissions"] + 0.5),
                                         "admissions", "person_years", covariates=COVS)
     res = NegativeBinomialRateModel().fit(data, "admissions", "person_years", covariates=COVS)
-    with pytest.raises(InputError):
+    with pytest.raises(ParameterError, match="term"):
         res.rate_ratio("nope")

@@ -19,7 +19,9 @@ class InputError(PhmEvalError):
     Parameters
     ----------
     file : str
-        The file (or table name) that breaks the rule.
+        The file that breaks the rule (``admissions.csv``), or, for a table passed in
+        memory, the argument that holds it (``df passed to FineGrayFitter.fit``); never the
+        name of the function that found the problem.
     rule : str
         The rule broken, in words a data manager understands.
     column : str, optional
@@ -49,6 +51,11 @@ class InputError(PhmEvalError):
         self.n_failing = n_failing
         super().__init__(self._message())
 
+    def __reduce__(self):
+        # rebuilt from its parts, so the error survives a process pool
+        return (type(self), (self.file, self.rule, self.column, self.rows, self.keys,
+                             self.n_failing))
+
     def _message(self) -> str:
         where = f"{self.file}"
         if self.column:
@@ -70,3 +77,39 @@ class ConfigError(PhmEvalError):
 
 class EstimationError(PhmEvalError):
     """An estimator cannot run on the data given (e.g. an empty comparison group)."""
+
+
+class ParameterError(ConfigError, ValueError):
+    """A function or class was given a bad argument.
+
+    The message starts with the argument's name, then what is expected and what was given,
+    e.g. ``alpha: must lie strictly between 0 and 1 (got 1.5)``. It is a ``ValueError``, as
+    Python code expects of a bad value, and a :class:`ConfigError` (so a
+    :class:`PhmEvalError`), because estimator arguments usually come from the configuration
+    and callers that stop a run on a configuration error must stop on this too.
+
+    Parameters
+    ----------
+    argument : str
+        The argument at fault, e.g. ``"alpha"`` or ``"FineGrayFitter.fit(cluster_col)"``.
+    rule : str
+        What the argument must be, in words.
+    value : object, optional
+        The value given; shown with ``repr`` when passed.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, argument: str, rule: str, value: object = _MISSING) -> None:
+        self.argument = argument
+        self.rule = rule
+        self.value = None if value is self._MISSING else value
+        self._has_value = value is not self._MISSING
+        got = "" if value is self._MISSING else f" (got {value!r})"
+        super().__init__(f"{argument}: {rule}{got}")
+
+    def __reduce__(self):
+        # rebuilt from its parts (the default would pass the message as ``argument``)
+        if not self._has_value:
+            return (type(self), (self.argument, self.rule))
+        return (type(self), (self.argument, self.rule, self.value))

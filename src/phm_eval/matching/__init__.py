@@ -2,9 +2,11 @@
 
 :class:`NearestNeighborMatcher` matches enrolled patients (treated) to
 comparators on a propensity or prognostic score, choosing the same pairs as R
-MatchIt's nearest-neighbour matching; the :class:`MatchResult` it returns gives
-the pairs, MatchIt's matching weights, the matched data, a flow table and the
-balance table and love plot.
+MatchIt's nearest-neighbour matching. Its ``fit`` returns the matcher (as every
+fitter in phm-eval does); the matching, a read-only :class:`MatchResult` in
+``result_``, gives the pairs, MatchIt's matching weights, the matched data, a flow
+table and the balance table (``summary``) and love plot, and the fitted matcher
+answers for it.
 """
 
 from phm_eval.matching.balance import balance_table, balance_terms, term_balance

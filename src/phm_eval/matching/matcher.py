@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from phm_eval.errors import ConfigError, EstimationError, InputError
+from phm_eval.errors import EstimationError, InputError, ParameterError
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
 from phm_eval.matching.scores import Family, GLMFit, prognostic_score, propensity_score
+from phm_eval.survival._summary import require_fitted, short_repr
 
 logger = logging.getLogger(__name__)
 
 _M_ORDERS = ("largest", "smallest", "data", "random")
 _LINKS = {"logit": "linear", "linear.logit": "linear", "probability": "probability"}
+# What a fitted matcher answers for its MatchResult (``fit`` used to return the result).
+_RESULT_API = frozenset({
+    "data", "treatment_col", "covariates", "distance", "match_matrix", "weights", "subclass",
+    "reason", "match_rows", "treated_rows", "settings", "exact", "treat", "pairs",
+    "matched_data", "sample_sizes", "flow", "balance", "plot", "to_dict",
+})
 
 
 class NearestNeighborMatcher:
@@ -29,8 +36,18 @@ class NearestNeighborMatcher:
     data and score the same pairs come out. Only the ATT estimand is offered
     (controls are matched to treated units).
 
+    ``fit`` returns the matcher (as lifelines' and scikit-learn's ``fit`` do); the matching
+    is its ``result_``, a read-only :class:`MatchResult`, whose attributes and methods
+    (``matched_data()``, ``balance()``, ``pairs``, ``weights``, ``flow()``, ``plot()``,
+    ``to_dict()``...) the fitted matcher also answers for, so code that used the return
+    value of ``fit`` as the result keeps working. One name means two things: ``distance``
+    is the matcher's setting (``"logit"``...); the score matched on is ``distance_`` (or
+    ``result_.distance``).
+
     Parameters
     ----------
+    All keyword-only.
+
     distance : str, default "logit"
         ``"logit"``: propensity score from a main-effects logistic regression of
         treatment on ``covariates`` (MatchIt ``distance = "glm"``).
@@ -56,12 +73,30 @@ class NearestNeighborMatcher:
         Columns on which pairs must agree exactly (e.g. ``["sex", "pcn_wave"]``).
     m_order : {"largest", "smallest", "data", "random"}, default "largest"
         Order in which treated units choose: by descending or ascending score, in
-        data order, or at random (``random_state``; R's random order cannot be
+        data order, or at random (``seed``; R's random order cannot be
         reproduced). Irrelevant with replacement.
-    random_state : int or numpy.random.Generator, optional
+    seed : int or numpy.random.Generator, optional
+        Seed of the random matching order (``m_order="random"``).
     prognostic_outcome : str, optional
         Outcome column for ``distance="prognostic"``; use a pre-period outcome.
     prognostic_family : {"gaussian", "binomial", "poisson"}, default "gaussian"
+    random_state : int or numpy.random.Generator, optional
+        Former name of ``seed``, still accepted (and readable as ``random_state``).
+
+    Attributes
+    ----------
+    result_ : MatchResult
+        The matching: pairs, weights, matched sets, flow and balance.
+    score_model_ : GLMFit or None
+        The fitted propensity or prognostic model (``None`` for a score you supplied).
+    distance_ : pandas.Series
+        Property: the score matched on, per unit (``result_.distance``).
+    caliper_score_units_ : float or None
+        The caliper in units of the score.
+    n_treated_, n_matched_ : int
+        Treated units, and those matched to at least one comparator.
+    summary : pandas.DataFrame
+        Property: the balance table before and after matching.
 
     Examples
     --------
@@ -71,14 +106,15 @@ class NearestNeighborMatcher:
     ...                    "prior_emergency_admissions": rng.poisson(0.6, 400)})
     >>> df["treated"] = rng.binomial(1, 1 / (1 + np.exp(3 - 0.02 * df["age"]
     ...                                              - 0.8 * df["prior_emergency_admissions"])))
-    >>> res = NearestNeighborMatcher(caliper=0.2).fit(
+    >>> matcher = NearestNeighborMatcher(caliper=0.2).fit(
     ...     df, "treated", ["age", "prior_emergency_admissions"])
-    >>> bool((res.balance()["smd_after"].abs() < 0.1).all())
+    >>> bool((matcher.summary["smd_after"].abs() < 0.1).all())
     True
     """
 
     def __init__(
         self,
+        *,
         distance: str = "logit",
         link: Literal["logit", "linear.logit", "probability"] = "logit",
         ratio: int = 1,
@@ -87,10 +123,17 @@ class NearestNeighborMatcher:
         replace: bool = False,
         exact: Sequence[str] | None = None,
         m_order: Literal["largest", "smallest", "data", "random"] = "largest",
-        random_state: int | np.random.Generator | None = None,
+        seed: int | np.random.Generator | None = None,
         prognostic_outcome: str | None = None,
         prognostic_family: Family = "gaussian",
+        random_state: int | np.random.Generator | None = None,
     ) -> None:
+        if random_state is not None:
+            if seed is not None and seed is not random_state:
+                raise ParameterError("seed, random_state",
+                                     "give the seed once (random_state is its former name)",
+                                     (seed, random_state))
+            seed = random_state
         self.distance = distance
         self.link = link
         self.ratio = ratio
@@ -99,30 +142,71 @@ class NearestNeighborMatcher:
         self.replace = replace
         self.exact = exact
         self.m_order = m_order
-        self.random_state = random_state
+        self.seed = seed
         self.prognostic_outcome = prognostic_outcome
         self.prognostic_family = prognostic_family
 
+    @property
+    def random_state(self) -> int | np.random.Generator | None:
+        """Former name of ``seed``."""
+        return self.seed
+
+    def __repr__(self) -> str:
+        fitted = None
+        if "result_" in vars(self):
+            def fitted() -> str:
+                return (f"{self.n_matched_} of {self.n_treated_} treated matched, "
+                        f"n={len(self.result_.data)}")
+        settings = {"distance": self.distance, "ratio": self.ratio, "caliper": self.caliper,
+                    "replace": self.replace}
+        if self.exact:
+            settings["exact"] = list(self.exact)
+        return short_repr(self, settings, fitted)
+
+    def __getattr__(self, name: str) -> Any:
+        # reached only when normal lookup fails: answer for the result's API once fitted
+        if name in _RESULT_API:
+            require_fitted(self, "result_")
+            return getattr(self.__dict__["result_"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def distance_(self) -> pd.Series:
+        """The score matched on, per unit (``distance`` is the setting that chose it)."""
+        require_fitted(self, "result_")
+        return self.result_.distance
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Balance table before and after matching (``result_.summary``)."""
+        require_fitted(self, "result_")
+        return self.result_.summary
+
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the settings, the sample sizes and the balance table."""
+        require_fitted(self, "result_")
+        self.result_.print_summary(decimals)
+
     def _check_params(self) -> None:
         if self.link not in _LINKS:
-            raise ConfigError(f"link must be one of {sorted(_LINKS)}, not {self.link!r}")
+            raise ParameterError("link", f"must be one of {sorted(_LINKS)}", self.link)
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, np.integer)) or self.ratio < 1:
-            raise ConfigError(f"ratio must be a whole number >= 1, not {self.ratio!r}")
+            raise ParameterError("ratio", "must be a whole number >= 1", self.ratio)
         if self.caliper is not None and (not np.isfinite(self.caliper) or self.caliper <= 0):
-            raise ConfigError(f"caliper must be a positive number or None, not {self.caliper!r}")
+            raise ParameterError("caliper", "must be a positive number or None", self.caliper)
         if self.m_order not in _M_ORDERS:
-            raise ConfigError(f"m_order must be one of {list(_M_ORDERS)}, not {self.m_order!r}")
+            raise ParameterError("m_order", f"must be one of {list(_M_ORDERS)}", self.m_order)
         if self.distance == "prognostic" and not self.prognostic_outcome:
-            raise ConfigError("distance='prognostic' needs prognostic_outcome (an outcome column)")
+            raise ParameterError("prognostic_outcome",
+                                 "distance='prognostic' needs an outcome column",
+                                 self.prognostic_outcome)
         if self.prognostic_family not in ("gaussian", "binomial", "poisson"):
-            raise ConfigError(
-                "prognostic_family must be 'gaussian', 'binomial' or 'poisson', "
-                f"not {self.prognostic_family!r}"
-            )
+            raise ParameterError("prognostic_family", "must be 'gaussian', 'binomial' or "
+                                 "'poisson'", self.prognostic_family)
 
     def fit(
         self, df: pd.DataFrame, treatment_col: str, covariates: Sequence[str]
-    ) -> MatchResult:
+    ) -> NearestNeighborMatcher:
         """Score the units and match.
 
         Parameters
@@ -136,7 +220,8 @@ class NearestNeighborMatcher:
 
         Returns
         -------
-        MatchResult
+        self
+            With the matching in ``result_`` (see the class notes).
         """
         self._check_params()
         covariates = list(covariates)
@@ -214,7 +299,11 @@ class NearestNeighborMatcher:
             }
         n_matched = int((raw.match_matrix[:, 0] >= 0).sum())
         logger.info("matched %d of %d treated units", n_matched, int(treat.sum()))
-        return MatchResult(
+        self.score_model_ = model
+        self.caliper_score_units_ = caliper_abs
+        self.n_treated_ = int(treat.sum())
+        self.n_matched_ = n_matched
+        self.result_ = MatchResult(
             data=df,
             treatment_col=treatment_col,
             covariates=covariates,
@@ -233,6 +322,7 @@ class NearestNeighborMatcher:
             settings=settings,
             exact=exact,
         )
+        return self
 
     def _order(self, treated_score: np.ndarray) -> np.ndarray:
         # Stable sorts: ties keep data order, as R's order() does.
@@ -241,7 +331,7 @@ class NearestNeighborMatcher:
         if self.m_order == "smallest":
             return np.argsort(treated_score, kind="stable")
         if self.m_order == "random":
-            return np.random.default_rng(self.random_state).permutation(len(treated_score))
+            return np.random.default_rng(self.seed).permutation(len(treated_score))
         return np.arange(len(treated_score))
 
 
@@ -289,19 +379,19 @@ def _warn_thin_strata(strata: np.ndarray, treat: np.ndarray, ratio: int, replace
 def _validate(
     df: pd.DataFrame, treatment_col: str, covariates: list[str], exact: list[str], distance: str
 ) -> None:
-    name = "matching data"
+    name = "df passed to NearestNeighborMatcher.fit"
     if not isinstance(df, pd.DataFrame):
-        raise InputError(name, "data must be a pandas DataFrame")
+        raise ParameterError("df", "must be a pandas DataFrame", type(df).__name__)
     if not df.index.is_unique:
         dup = df.index[df.index.duplicated()]
         raise InputError(name, "index labels identify patients and must be unique",
                          keys=list(dup[:5]), n_failing=len(dup))
-    needed = [treatment_col, *covariates, *exact]
-    if distance not in ("logit", "prognostic"):
-        needed.append(distance)
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise InputError(name, f"missing column(s): {', '.join(map(str, missing))}")
+    named = {"treatment_col": [treatment_col], "covariates": covariates, "exact": exact,
+             "distance": [] if distance in ("logit", "prognostic") else [distance]}
+    for argument, columns in named.items():
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ParameterError(argument, "names missing column(s) of df", missing)
     t = df[treatment_col]
     bad = ~t.isin([0, 1, True, False]) | t.isna()
     if bad.any():

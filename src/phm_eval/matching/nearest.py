@@ -29,6 +29,7 @@ import bisect
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 # Reasons a treated unit ends with fewer controls than asked for.
 NO_CONTROL_IN_STRATUM = "no_control_in_stratum"
@@ -36,9 +37,9 @@ OUTSIDE_CALIPER = "outside_caliper"
 CONTROLS_EXHAUSTED = "controls_exhausted"
 
 
-@dataclass
+@dataclass(frozen=True, eq=False, repr=False)
 class GreedyMatch:
-    """Raw output of :func:`greedy_nearest`.
+    """Raw output of :func:`greedy_nearest` (read-only).
 
     Attributes
     ----------
@@ -51,11 +52,27 @@ class GreedyMatch:
     reason : numpy.ndarray of object
         For each treated unit, why it has fewer than ``ratio`` controls
         (one of the module constants) or ``""`` if it has all of them.
+    summary : pandas.DataFrame
+        Property: per treated unit (index: its row position), the number of controls
+        found and the reason for any shortfall.
     """
 
     match_matrix: np.ndarray
     treated_rows: np.ndarray
     reason: np.ndarray
+
+    def __repr__(self) -> str:
+        n1, ratio = self.match_matrix.shape
+        matched = int((self.match_matrix[:, 0] >= 0).sum()) if n1 else 0
+        return f"<GreedyMatch(ratio={ratio}): {matched} of {n1} treated matched>"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Controls found per treated unit, and why any are missing."""
+        return pd.DataFrame(
+            {"n_controls": (self.match_matrix >= 0).sum(axis=1), "reason": self.reason},
+            index=pd.Index(self.treated_rows, name="treated_row"),
+        )
 
 
 class _NextAvailable:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from phm_eval.errors import InputError
+from phm_eval.errors import ParameterError
 from phm_eval.matching.balance import balance_table, balance_terms
 from phm_eval.matching.nearest import (
     CONTROLS_EXHAUSTED,
@@ -18,6 +18,7 @@ from phm_eval.matching.nearest import (
     OUTSIDE_CALIPER,
 )
 from phm_eval.matching.plots import love_plot
+from phm_eval.survival._summary import SummaryFrame
 
 _REASON_LABELS = {
     NO_CONTROL_IN_STRATUM: "no comparator in the same exact-matching stratum",
@@ -31,9 +32,13 @@ def _ess(w: np.ndarray) -> float:
     return float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0
 
 
-@dataclass
+@dataclass(frozen=True, eq=False, repr=False)
 class MatchResult:
-    """Matched comparison groups from :class:`NearestNeighborMatcher`.
+    """Matched comparison groups from :class:`NearestNeighborMatcher` (read-only).
+
+    The matcher keeps it as ``result_`` and answers for it, so
+    ``NearestNeighborMatcher().fit(...).balance()`` is ``result_.balance()``. Its fields
+    cannot be reassigned after construction.
 
     Attributes
     ----------
@@ -65,6 +70,8 @@ class MatchResult:
         coefficients.
     exact : list of str
         Exact-matching columns.
+    summary : pandas.DataFrame
+        Property: the balance table (:meth:`balance` with default covariates).
     """
 
     data: pd.DataFrame
@@ -79,6 +86,16 @@ class MatchResult:
     treated_rows: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
     exact: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        shown = ", ".join(f"{k}={s[k]!r}" for k in ("distance", "ratio", "caliper", "replace")
+                          if k in s)
+        n_treated = int(self.treated_rows.size)
+        matched = int((self.match_rows[:, 0] >= 0).sum()) if self.match_rows.size else 0
+        comparators = int(((~self.treat) & (self.weights.to_numpy() > 0)).sum())
+        return (f"<MatchResult({shown}): {matched} of {n_treated} treated matched, "
+                f"{comparators} comparators, n={len(self.data)}>")
 
     @property
     def treat(self) -> np.ndarray:
@@ -155,10 +172,10 @@ class MatchResult:
         added = [distance, weights] + ([subclass] if self.subclass is not None else [])
         clash = [c for c in added if c in self.data.columns]
         if clash:
-            raise InputError(
-                "matching data",
-                f"column(s) {', '.join(clash)} already exist; choose other names for the "
-                "distance, weights or subclass columns",
+            raise ParameterError(
+                "distance, weights, subclass",
+                f"column(s) {', '.join(clash)} already exist in the data; choose other names "
+                "for the distance, weights or subclass columns",
             )
         out = self.data.copy()
         out[distance] = self.distance
@@ -246,9 +263,22 @@ class MatchResult:
             terms, self.treat, self.weights.to_numpy(), self._pair_rows(), self.distance.to_numpy()
         )
 
+    @property
     def summary(self) -> pd.DataFrame:
-        """Balance table (alias of :meth:`balance` with default covariates)."""
-        return self.balance()
+        """Balance table (:meth:`balance` with default covariates).
+
+        A property; ``summary()``, its former spelling, returns the same table.
+        """
+        return SummaryFrame(self.balance())
+
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the settings, the sample sizes and the balance table."""
+        with pd.option_context("display.max_columns", None, "display.width", 200):
+            fmt = {"float_format": lambda v: f"{v:.{decimals}f}"}
+            print("\n".join([
+                repr(self), "", "sample sizes:", self.sample_sizes().to_string(**fmt), "",
+                "balance:", self.balance().to_string(**fmt),
+            ]))
 
     def plot(self, ax: Axes | None = None, threshold: float = 0.1) -> Axes:
         """Love plot of absolute standardised mean differences before and after matching.

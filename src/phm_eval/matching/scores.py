@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from phm_eval.errors import EstimationError, InputError
+from phm_eval.errors import EstimationError, InputError, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def category_levels(x: pd.Series) -> list[object]:
     return sorted(x.dropna().unique(), key=str)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False, repr=False)
 class GLMFit:
-    """A fitted generalised linear model (the parts matching needs).
+    """A fitted generalised linear model (the parts matching needs; read-only).
 
     Attributes
     ----------
@@ -96,6 +96,8 @@ class GLMFit:
         Whether the IRLS iterations met the tolerance.
     n_iter : int
         Iterations used.
+    summary : pandas.DataFrame
+        Property: the coefficients, one row per term.
     """
 
     coef: np.ndarray
@@ -103,6 +105,16 @@ class GLMFit:
     family: str
     converged: bool
     n_iter: int
+
+    def __repr__(self) -> str:
+        return (f"<GLMFit(family={self.family!r}): {len(self.names)} term(s), "
+                f"converged={self.converged}, {self.n_iter} iteration(s)>")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficients on the linear-predictor scale, one row per term."""
+        return pd.DataFrame({"coef": np.asarray(self.coef, dtype=float)},
+                            index=pd.Index(self.names, name="term"))
 
     def linear_predictor(self, X: np.ndarray) -> np.ndarray:
         """Linear predictor ``X @ coef``."""
@@ -124,8 +136,8 @@ def _inverse_link(family: str, eta: np.ndarray) -> np.ndarray:
 def fit_glm(
     X: np.ndarray,
     y: np.ndarray,
-    family: Family = "binomial",
     *,
+    family: Family = "binomial",
     max_iter: int = 50,
     tol: float = 1e-8,
     names: Sequence[str] | None = None,
@@ -167,7 +179,7 @@ def fit_glm(
         mu = y + 0.1
         eta = np.log(mu)
     else:
-        raise ValueError(f"unknown family {family!r}")
+        raise ParameterError("family", "must be 'binomial', 'poisson' or 'gaussian'", family)
 
     dev_old = _deviance(family, y, mu)
     coef = np.zeros(X.shape[1])
@@ -241,7 +253,7 @@ def propensity_score(
     """
     X, names = covariate_design(df, covariates)
     y = df[treatment_col].to_numpy(dtype=float)
-    model = fit_glm(X, y, "binomial", names=names)
+    model = fit_glm(X, y, family="binomial", names=names)
     eta = model.linear_predictor(X)
     return (eta if scale == "linear" else _inverse_link("binomial", eta)), model
 
@@ -286,7 +298,7 @@ def prognostic_score(
     if np.any(~np.isfinite(y)):
         bad = np.flatnonzero(controls)[~np.isfinite(y)]
         raise InputError(
-            "matching data",
+            "df passed to prognostic_score",
             "the prognostic outcome must be present for every comparator",
             column=outcome_col,
             rows=[int(i) + 1 for i in bad[:5]],
@@ -294,6 +306,6 @@ def prognostic_score(
         )
     if controls.sum() <= X.shape[1]:
         raise EstimationError("too few comparators to fit the prognostic model")
-    model = fit_glm(X[controls], y, family, names=names)
+    model = fit_glm(X[controls], y, family=family, names=names)
     eta = model.linear_predictor(X)
     return (eta if scale == "linear" else _inverse_link(family, eta)), model

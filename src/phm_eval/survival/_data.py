@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from phm_eval.errors import InputError
+from phm_eval.errors import InputError, ParameterError
 
 CENSORED, INTEREST, COMPETING = 0, 1, 2
 
@@ -46,13 +46,15 @@ def design_matrix(
     formula: str | None,
     exclude: Sequence[str],
     spec: object = None,
+    table: str = "data",
 ) -> pd.DataFrame:
     """Covariates as a float DataFrame, from a column list, a formula or all remaining columns.
 
     A formula is read by ``formulaic`` (the formula engine lifelines uses); the
     intercept is dropped because the semiparametric models here have none. The
     formulaic model spec is kept in ``.attrs["model_spec"]``; passing it back as
-    ``spec`` rebuilds the same columns (same category levels) on new data.
+    ``spec`` rebuilds the same columns (same category levels) on new data. ``table``
+    names the data frame in messages (e.g. ``"df passed to FineGrayFitter.fit"``).
     """
     if spec is not None or formula is not None:
         from formulaic import model_matrix
@@ -66,11 +68,11 @@ def design_matrix(
         covariates = [c for c in df.columns if c not in set(exclude)]
     missing = [c for c in covariates if c not in df.columns]
     if missing:
-        raise InputError("data", f"covariate column(s) not found: {missing}")
+        raise ParameterError("covariates", f"names column(s) not in the {table}", missing)
     X = df[list(covariates)]
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
-        raise InputError("data", "covariates must be numeric (use a formula for categorical "
+        raise InputError(table, "covariates must be numeric (use a formula for categorical "
                          f"terms): {non_numeric}")
     return X.astype(float)
 
@@ -85,6 +87,7 @@ def competing_arrays(
     formula: str | None = None,
     cluster_col: str | None = None,
     need_covariates: bool = True,
+    table: str = "data",
 ) -> SurvivalArrays:
     """Validate and sort a competing-risks data frame.
 
@@ -102,28 +105,33 @@ def competing_arrays(
         formulaic formula such as ``"age + C(sex)"``.
     cluster_col : str, optional
         Column identifying clusters (e.g. practice) for robust variances.
+    table : str
+        How messages name ``df`` (e.g. ``"df passed to FineGrayFitter.fit"``).
     """
-    for col in (duration_col, event_col) + ((cluster_col,) if cluster_col else ()):
+    if not isinstance(df, pd.DataFrame):
+        raise ParameterError("df", "must be a pandas DataFrame", type(df).__name__)
+    named = [("duration_col", duration_col), ("event_col", event_col)]
+    for argument, col in named + ([("cluster_col", cluster_col)] if cluster_col else []):
         if col not in df.columns:
-            raise InputError("data", f"column '{col}' not found")
+            raise ParameterError(argument, f"names no column of the {table}", col)
     time = df[duration_col].to_numpy(dtype=float)
-    check_finite(time, duration_col)
+    check_finite(time, duration_col, table)
     if (time < 0).any():
         bad = np.flatnonzero(time < 0)
-        raise InputError("data", "durations must be non-negative", column=duration_col,
+        raise InputError(table, "durations must be non-negative", column=duration_col,
                          rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
     ev = df[event_col].to_numpy()
     if pd.isna(ev).any():
         bad = np.flatnonzero(pd.isna(ev))
-        raise InputError("data", "event codes must be present", column=event_col,
+        raise InputError(table, "event codes must be present", column=event_col,
                          rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
     status = np.where(ev == censor_code, CENSORED, np.where(ev == event_of_interest, INTEREST,
                                                             COMPETING)).astype(np.int8)
     exclude = [duration_col, event_col] + ([cluster_col] if cluster_col else [])
     if need_covariates:
-        Xdf = design_matrix(df, covariates, formula, exclude)
+        Xdf = design_matrix(df, covariates, formula, exclude, table=table)
         for c in Xdf.columns:
-            check_finite(Xdf[c], str(c))
+            check_finite(Xdf[c], str(c), table)
         X = Xdf.to_numpy(dtype=float)
         names = [str(c) for c in Xdf.columns]
         model_spec = Xdf.attrs.get("model_spec")
@@ -133,7 +141,7 @@ def competing_arrays(
     if cluster_col:
         if df[cluster_col].isna().any():
             bad = np.flatnonzero(df[cluster_col].isna().to_numpy())
-            raise InputError("data", "cluster identifiers must be present", column=cluster_col,
+            raise InputError(table, "cluster identifiers must be present", column=cluster_col,
                              rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
         cluster = pd.factorize(df[cluster_col])[0]
     order = np.argsort(time, kind="stable")

@@ -26,10 +26,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from phm_eval.errors import EstimationError, InputError
+from phm_eval.errors import EstimationError, InputError, ParameterError
 from phm_eval.survival import _efron
 from phm_eval.survival._data import INTEREST, competing_arrays, distinct_times
-from phm_eval.survival._summary import coefficient_table, format_table
+from phm_eval.survival._summary import (
+    check_alpha,
+    coefficient_table,
+    fitted_alias,
+    format_table,
+    require_fitted,
+    short_repr,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +61,23 @@ class RobustCoxPHFitter:
         otherwise the model-based inverse information.
     naive_variance_matrix_ : DataFrame
         Inverse information (R's ``naive.var``).
-    standard_errors_, confidence_intervals_, summary
-        As in lifelines; ``summary`` uses ``standard_errors_``.
+    standard_errors_, confidence_intervals_
+        As in lifelines, from ``variance_matrix_``.
+    summary : DataFrame
+        Property: lifelines' ``CoxPHFitter.summary`` columns, computed from ``params_`` and
+        ``standard_errors_`` when asked.
     log_likelihood_, log_likelihood_null_ : float
         Log partial likelihood at the estimates and at zero (R's ``loglik``).
     lifelines_model_ : lifelines.CoxPHFitter or None
         The underlying fit (for baseline hazards and predictions); ``None`` for a
         stratified fit, whose coefficients are fitted here.
-    strata : list of str or None
+    duration_col_, event_col_, cluster_col_ : str or None
+        The columns used (the names without ``_`` still read them).
+    robust_ : bool
+        Whether ``variance_matrix_`` is the sandwich.
+    strata_ : list of str or None
         The stratifying columns; ``n_strata_`` counts their distinct combinations.
+    n_obs_, n_events_, n_clusters_ : int
 
     Examples
     --------
@@ -76,15 +91,24 @@ class RobustCoxPHFitter:
     ...                         strata="matched_set", cluster_col="practice_id")  # doctest: +SKIP
     """
 
-    def __init__(self, alpha: float = 0.05, precision: float = 1e-12) -> None:
+    def __init__(self, *, alpha: float = 0.05, precision: float = 1e-12) -> None:
         self.alpha = alpha
         self.precision = precision
+
+    def __repr__(self) -> str:
+        fitted = None
+        if "params_" in vars(self):
+            def fitted() -> str:
+                text = f"n={self.n_obs_}, events={self.n_events_}, {len(self.params_)} covariate(s)"
+                return text + (f", {self.n_strata_} strata" if self.strata_ else "")
+        return short_repr(self, {"alpha": self.alpha}, fitted)
 
     def fit(
         self,
         df: pd.DataFrame,
         duration_col: str,
         event_col: str,
+        *,
         covariates: Sequence[str] | None = None,
         formula: str | None = None,
         cluster_col: str | None = None,
@@ -121,6 +145,8 @@ class RobustCoxPHFitter:
         from lifelines import CoxPHFitter
         from lifelines.exceptions import ConvergenceError
 
+        alpha = check_alpha(self.alpha)
+        table = "df passed to RobustCoxPHFitter.fit"
         strata_cols = _strata_columns(df, strata, (duration_col, event_col, cluster_col))
         if strata_cols and covariates is None and formula is None:
             # the default "all other columns" leaves the stratum columns out
@@ -129,22 +155,24 @@ class RobustCoxPHFitter:
         elif strata_cols and covariates is not None:
             both = [c for c in covariates if c in strata_cols]
             if both:
-                raise InputError("data", f"column(s) both covariate and stratum: {both}")
+                raise ParameterError("strata", "names column(s) that are also in covariates",
+                                     both)
         if event_of_interest is None:
             df = df.assign(**{event_col: (df[event_col].fillna(0) != 0).astype(int)})
             event_of_interest = 1
         arrays = competing_arrays(df, duration_col, event_col, event_of_interest, censor_code=None,
-                                  covariates=covariates, formula=formula, cluster_col=cluster_col)
+                                  covariates=covariates, formula=formula, cluster_col=cluster_col,
+                                  table=table)
         event = arrays.status == INTEREST
         if not event.any():
             raise EstimationError("no events to fit a Cox model to")
         if not arrays.names:
-            raise InputError("data", "at least one covariate is needed")
+            raise ParameterError("covariates", "at least one covariate is needed", [])
         robust = cluster_col is not None if robust is None else robust
         names = arrays.names
         time, X, cluster, stratum = arrays.time, arrays.X, arrays.cluster, None
         if strata_cols:
-            codes = _strata_codes(df, strata_cols)[arrays.order]
+            codes = _strata_codes(df, strata_cols, table)[arrays.order]
             by_stratum = np.argsort(codes, kind="stable")  # then by time: rows were time-sorted
             time, event, X, stratum = (time[by_stratum], event[by_stratum], X[by_stratum],
                                        codes[by_stratum])
@@ -169,7 +197,7 @@ class RobustCoxPHFitter:
         else:
             work = pd.DataFrame(arrays.X, columns=names)
             work["__T"], work["__E"] = arrays.time, event.astype(int)
-            model = CoxPHFitter(alpha=self.alpha)
+            model = CoxPHFitter(alpha=alpha)
             try:
                 model.fit(work, "__T", "__E",
                           fit_options={"precision": self.precision, "r_precision": 1e-15})
@@ -194,9 +222,10 @@ class RobustCoxPHFitter:
             cov = dfbeta.T @ dfbeta
         else:
             cov = naive
-        self.duration_col, self.event_col, self.cluster_col = duration_col, event_col, cluster_col
-        self.robust = robust
-        self.strata = strata_cols or None
+        self.duration_col_, self.event_col_ = duration_col, event_col
+        self.cluster_col_ = cluster_col
+        self.robust_ = robust
+        self.strata_ = strata_cols or None
         self.n_strata_ = None if stratum is None else int(stratum.max()) + 1
         self.lifelines_model_ = model
         self.params_ = pd.Series(beta, index=idx, name="coef")
@@ -205,17 +234,32 @@ class RobustCoxPHFitter:
         self.naive_standard_errors_ = pd.Series(np.sqrt(np.diag(naive)), index=idx,
                                                 name="se(coef)")
         self.log_likelihood_ = loglik
-        self.summary = coefficient_table(self.params_, self.standard_errors_, self.alpha)
-        self.confidence_intervals_ = self.summary[
-            [c for c in self.summary.columns if c.startswith("coef ")]]
         self.n_obs_, self.n_events_ = int(arrays.time.size), int(event.sum())
         self.n_clusters_ = None if arrays.cluster is None else int(arrays.cluster.max()) + 1
         self._zph_inputs = (time, event, X, terms)
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise EstimationError("call fit() before using the model")
+        require_fitted(self, "params_")
+
+    duration_col = fitted_alias("duration_col_")
+    event_col = fitted_alias("event_col_")
+    cluster_col = fitted_alias("cluster_col_")
+    robust = fitted_alias("robust_")
+    strata = fitted_alias("strata_")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficient table (lifelines ``CoxPHFitter.summary`` columns), computed from
+        ``params_`` and ``standard_errors_`` at ``alpha``."""
+        self._check_fitted()
+        return coefficient_table(self.params_, self.standard_errors_, check_alpha(self.alpha))
+
+    @property
+    def confidence_intervals_(self) -> pd.DataFrame:
+        """Confidence limits of ``params_`` (log hazard ratios) at level ``1 - alpha``."""
+        table = self.summary
+        return table[[c for c in table.columns if c.startswith("coef ")]]
 
     def check_proportional_hazards(self, transform: str = "km") -> pd.DataFrame:
         """Score test of proportional hazards, as R ``survival::cox.zph`` (survival >= 3.0).
@@ -258,7 +302,8 @@ class RobustCoxPHFitter:
 
             g = rankdata(time[order])[first]
         else:
-            raise InputError("check_proportional_hazards", f"unknown transform {transform!r}")
+            raise ParameterError("transform", "must be 'km', 'identity', 'rank' or 'log'",
+                                 transform)
         g_row = np.empty(time.size)
         g_row[order] = g[inverse]
         g_row -= g_row[event].mean()
@@ -277,22 +322,24 @@ class RobustCoxPHFitter:
                             index=pd.Index(list(self.params_.index) + ["GLOBAL"],
                                            name="covariate"))
 
-    def print_summary(self, decimals: int = 3) -> str:
-        """Return a readable summary (library code does not print; the caller may)."""
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the fit and its coefficient table (as lifelines' ``print_summary``)."""
+        print(self._summary_text(decimals))
+
+    def _summary_text(self, decimals: int = 3) -> str:
         self._check_fitted()
-        var = ("cluster-robust on " + repr(self.cluster_col) if self.cluster_col else
-               "robust" if self.robust else "model-based")
+        var = ("cluster-robust on " + repr(self.cluster_col_) if self.cluster_col_ else
+               "robust" if self.robust_ else "model-based")
         text = "\n".join([
             "<phm_eval.survival.RobustCoxPHFitter> " + (
-                "(stratified Cox, Efron ties)" if self.strata
+                "(stratified Cox, Efron ties)" if self.strata_
                 else "(lifelines CoxPHFitter, Efron ties)"),
             f"observations = {self.n_obs_}   events = {self.n_events_}   variance = {var}",
-            *([f"strata = {', '.join(self.strata)} ({self.n_strata_} strata)"]
-              if self.strata else []),
+            *([f"strata = {', '.join(self.strata_)} ({self.n_strata_} strata)"]
+              if self.strata_ else []),
             f"partial log-likelihood = {self.log_likelihood_:.{decimals}f}", "",
             format_table(self.summary, decimals),
         ])
-        logger.info("\n%s", text)
         return text
 
     def plot(self, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
@@ -310,9 +357,9 @@ class RobustCoxPHFitter:
         return {
             "model": "Cox proportional hazards (Efron ties)",
             "n_obs": self.n_obs_, "n_events": self.n_events_,
-            "cluster_col": self.cluster_col, "n_clusters": self.n_clusters_,
-            "robust": self.robust, "alpha": self.alpha,
-            "strata": self.strata, "n_strata": self.n_strata_,
+            "cluster_col": self.cluster_col_, "n_clusters": self.n_clusters_,
+            "robust": self.robust_, "alpha": self.alpha,
+            "strata": self.strata_, "n_strata": self.n_strata_,
             "partial_log_likelihood": self.log_likelihood_,
             "coefficients": self.summary.reset_index().to_dict(orient="records"),
         }
@@ -326,23 +373,23 @@ def _strata_columns(
         return []
     cols = [strata] if isinstance(strata, str) else list(strata)
     if not cols:
-        raise InputError("data", "strata must name at least one column (or be None)")
+        raise ParameterError("strata", "must name at least one column (or be None)", strata)
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise InputError("data", f"stratum column(s) not found: {missing}")
+        raise ParameterError("strata", "names column(s) not found in df", missing)
     clash = [c for c in cols if c in reserved]
     if clash:
-        raise InputError("data", f"stratum column(s) also used as duration, event or "
-                         f"cluster: {clash}")
+        raise ParameterError("strata", "names column(s) also used as duration, event or "
+                             "cluster", clash)
     return cols
 
 
-def _strata_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+def _strata_codes(df: pd.DataFrame, cols: list[str], table: str) -> np.ndarray:
     """Integer code per row of each distinct combination of the stratum columns."""
     values = df[cols]
     missing = values.isna().any(axis=1).to_numpy()
     if missing.any():
         bad = np.flatnonzero(missing)
-        raise InputError("data", "stratum values must be present", column=", ".join(cols),
+        raise InputError(table, "stratum values must be present", column=", ".join(cols),
                          rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
     return values.groupby(cols, sort=True, observed=True).ngroup().to_numpy()

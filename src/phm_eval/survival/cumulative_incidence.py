@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from phm_eval.errors import EstimationError, InputError
+from phm_eval.errors import EstimationError, InputError, ParameterError
 from phm_eval.survival._cuminc_core import Curve, cinc, gray_stratum
 from phm_eval.survival._data import check_finite
+from phm_eval.survival._summary import SummaryFrame, check_alpha, require_fitted, short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ class CumulativeIncidenceFitter:
         event of that cause in that group.
     tests_ : DataFrame or None
         Gray's test per cause: ``statistic``, ``df``, ``p`` (when there are groups).
+    groups_, causes_ : list
+        The groups compared and the causes estimated.
+    summary : DataFrame
+        Property: Gray's test table when groups were compared, otherwise the curves.
 
     Notes
     -----
@@ -54,10 +59,18 @@ class CumulativeIncidenceFitter:
     cuminc itself reports only variances.
     """
 
-    def __init__(self, alpha: float = 0.05, rho: float = 0.0, censor_code: object = 0) -> None:
+    def __init__(self, *, alpha: float = 0.05, rho: float = 0.0, censor_code: object = 0) -> None:
         self.alpha = alpha
         self.rho = rho
         self.censor_code = censor_code
+
+    def __repr__(self) -> str:
+        fitted = None
+        if "cumulative_incidence_" in vars(self):
+            def fitted() -> str:
+                return (f"n={self.n_obs_}, {len(self.groups_)} group(s), "
+                        f"causes={self.causes_!r}")
+        return short_repr(self, {"alpha": self.alpha, "rho": self.rho}, fitted)
 
     def fit(
         self,
@@ -65,6 +78,7 @@ class CumulativeIncidenceFitter:
         events: Sequence[object] | pd.Series | np.ndarray,
         groups: Sequence[object] | pd.Series | np.ndarray | None = None,
         strata: Sequence[object] | pd.Series | np.ndarray | None = None,
+        *,
         causes: Sequence[object] | None = None,
     ) -> CumulativeIncidenceFitter:
         """Estimate cumulative incidence curves (and Gray's test if ``groups`` is given).
@@ -86,20 +100,31 @@ class CumulativeIncidenceFitter:
         -------
         self
         """
+        zcrit = stats.norm.ppf(1 - check_alpha(self.alpha) / 2)
+        where = "CumulativeIncidenceFitter.fit"
         t = _as_series(durations, "duration").astype(float)
         e = _as_series(events, "event")
-        check_finite(t, "duration")
-        if (t < 0).any():
-            raise InputError("data", "durations must be non-negative", column="duration")
-        if e.isna().any():
-            raise InputError("data", "event codes must be present", column="event")
+        check_finite(t, "duration", f"durations passed to {where}")
+        bad = np.flatnonzero(t.to_numpy() < 0)
+        if bad.size:
+            raise InputError(f"durations passed to {where}", "durations must be non-negative",
+                             rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
+        bad = np.flatnonzero(e.isna().to_numpy())
+        if bad.size:
+            raise InputError(f"events passed to {where}", "event codes must be present",
+                             rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
         n = len(t)
         g = _as_series(groups, "group") if groups is not None else pd.Series(np.ones(n, int))
         s = _as_series(strata, "stratum") if strata is not None else pd.Series(np.ones(n, int))
-        if len(e) != n or len(g) != n or len(s) != n:
-            raise InputError("data", "durations, events, groups and strata must be equally long")
-        if g.isna().any() or s.isna().any():
-            raise InputError("data", "groups and strata must be present")
+        for argument, values in (("events", e), ("groups", g), ("strata", s)):
+            if len(values) != n:
+                raise ParameterError(argument, f"must be as long as durations ({n} values)",
+                                     f"{len(values)} values")
+        for argument, values in (("groups", g), ("strata", s)):
+            bad = np.flatnonzero(values.isna().to_numpy())
+            if bad.size:
+                raise InputError(f"{argument} passed to {where}", f"{argument} must be present",
+                                 rows=(bad[:5] + 1).tolist(), n_failing=int(bad.size))
 
         order = np.argsort(t.to_numpy(), kind="stable")
         time = t.to_numpy()[order]
@@ -115,9 +140,9 @@ class CumulativeIncidenceFitter:
 
         self.groups_ = list(group_levels)
         self.causes_ = list(causes)
+        self.n_obs_ = n
         self._curves: dict[tuple[object, object], Curve] = {}
         rows = []
-        zcrit = stats.norm.ppf(1 - self.alpha / 2)
         for cause in causes:
             for k, level in enumerate(group_levels):
                 m = group == k
@@ -161,8 +186,7 @@ class CumulativeIncidenceFitter:
         return pd.DataFrame(out).set_index("cause")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "cumulative_incidence_"):
-            raise EstimationError("call fit() before using the estimates")
+        require_fitted(self, "cumulative_incidence_")
 
     def at(self, times: Sequence[float] | np.ndarray) -> pd.DataFrame:
         """Estimates and variances at given times (as ``cmprsk::timepoints``).
@@ -177,7 +201,7 @@ class CumulativeIncidenceFitter:
         """
         self._check_fitted()
         times = np.sort(np.unique(np.asarray(times, dtype=float)))
-        zcrit = stats.norm.ppf(1 - self.alpha / 2)
+        zcrit = stats.norm.ppf(1 - check_alpha(self.alpha) / 2)
         rows = []
         for (level, cause), c in self._curves.items():
             pos = np.searchsorted(c.time, times, side="right") - 1
@@ -194,10 +218,28 @@ class CumulativeIncidenceFitter:
                                                         zcrit)
         return table
 
+    @property
     def summary(self) -> pd.DataFrame:
-        """Gray's test table if groups were compared, otherwise the curves."""
+        """Gray's test table if groups were compared, otherwise the curves.
+
+        A property; ``summary()``, its former spelling, returns the same table.
+        """
         self._check_fitted()
-        return self.tests_ if self.tests_ is not None else self.cumulative_incidence_
+        table = self.tests_ if self.tests_ is not None else self.cumulative_incidence_
+        return SummaryFrame(table)
+
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the groups, causes and Gray's test (or, without groups, the curves)."""
+        self._check_fitted()
+        with pd.option_context("display.max_columns", None, "display.width", 200):
+            table = pd.DataFrame(self.summary).to_string(
+                float_format=lambda v: f"{v:.{decimals}f}")
+        print("\n".join([
+            "<phm_eval.survival.CumulativeIncidenceFitter> (Aalen-Johansen, cmprsk::cuminc)",
+            f"observations = {self.n_obs_}   groups = {self.groups_}   causes = {self.causes_}",
+            "Gray's test:" if self.tests_ is not None else "cumulative incidence:",
+            table,
+        ]))
 
     def plot(self, ax: Any = None, cause: object = None, ci: bool = True, **kwargs: Any):
         """Step plot of the cumulative incidence of one cause (default the first), by group."""
@@ -207,7 +249,8 @@ class CumulativeIncidenceFitter:
         cause = self.causes_[0] if cause is None else cause
         part = self.cumulative_incidence_[self.cumulative_incidence_["cause"] == cause]
         if part.empty:
-            raise InputError("plot", f"cause {cause!r} was not estimated")
+            raise ParameterError("cause", f"was not estimated (estimated: {self.causes_})",
+                                 cause)
         ends = []
         for level in self.groups_:
             curve = self._curves[(level, cause)]
@@ -251,6 +294,7 @@ def _loglog_limits(est: pd.Series, var: pd.Series, zcrit: float) -> tuple[np.nda
 def cumulative_incidence(
     durations: Sequence[float] | pd.Series | np.ndarray,
     events: Sequence[object] | pd.Series | np.ndarray,
+    *,
     event_of_interest: object = 1,
     groups: Sequence[object] | pd.Series | np.ndarray | None = None,
     strata: Sequence[object] | pd.Series | np.ndarray | None = None,

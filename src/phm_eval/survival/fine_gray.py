@@ -10,10 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phm_eval.errors import EstimationError, InputError
+from phm_eval.errors import EstimationError, InputError, ParameterError
 from phm_eval.survival import _fine_gray_core as core
 from phm_eval.survival._data import competing_arrays, design_matrix
-from phm_eval.survival._summary import coefficient_table, format_table
+from phm_eval.survival._summary import (
+    check_alpha,
+    coefficient_table,
+    fitted_alias,
+    format_table,
+    require_fitted,
+    short_repr,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +53,18 @@ class FineGrayFitter:
         was given.
     standard_errors_ : Series
     confidence_intervals_ : DataFrame
-        Limits on the log scale.
+        Property: limits on the log scale, at level ``1 - alpha``.
     summary : DataFrame
-        Columns as lifelines' ``CoxPHFitter.summary``.
+        Property: columns as lifelines' ``CoxPHFitter.summary``, computed from ``params_``
+        and ``standard_errors_`` when asked.
     baseline_cumulative_hazard_ : DataFrame
         Breslow estimate of the cumulative subdistribution hazard at covariates all
         zero (not centred), at each distinct time of the event of interest.
+    duration_col_, event_col_, event_of_interest_, censor_code_, cluster_col_, formula_
+        The fit's arguments (the names without ``_`` still read them).
+    n_obs_, n_events_, n_competing_, n_censored_, n_clusters_ : int
+    n_iter_ : int
+    converged_ : bool
 
     Notes
     -----
@@ -70,16 +83,26 @@ class FineGrayFitter:
     >>> fg.summary[["exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%"]]  # doctest: +SKIP
     """
 
-    def __init__(self, alpha: float = 0.05, tol: float = 1e-9, max_iter: int = 50) -> None:
+    def __init__(self, *, alpha: float = 0.05, tol: float = 1e-9, max_iter: int = 50) -> None:
         self.alpha = alpha
         self.tol = tol
         self.max_iter = max_iter
+
+    def __repr__(self) -> str:
+        fitted = None
+        if "params_" in vars(self):
+            def fitted() -> str:
+                return (f"event_of_interest={self.event_of_interest_!r}, n={self.n_obs_}, "
+                        f"events={self.n_events_}, competing={self.n_competing_}, "
+                        f"{len(self.params_)} covariate(s)")
+        return short_repr(self, {"alpha": self.alpha}, fitted)
 
     def fit(
         self,
         df: pd.DataFrame,
         duration_col: str,
         event_col: str,
+        *,
         event_of_interest: object = 1,
         covariates: Sequence[str] | None = None,
         formula: str | None = None,
@@ -111,18 +134,23 @@ class FineGrayFitter:
         -------
         self
         """
-        if not 0 < self.alpha < 1:
-            raise InputError("FineGrayFitter", "alpha must lie strictly between 0 and 1")
+        check_alpha(self.alpha)
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) \
+                or self.max_iter < 1:
+            raise ParameterError("max_iter", "must be a whole number >= 1", self.max_iter)
+        if not self.tol > 0:
+            raise ParameterError("tol", "must be positive", self.tol)
         arrays = competing_arrays(df, duration_col, event_col, event_of_interest, censor_code,
-                                  covariates, formula, cluster_col)
+                                  covariates, formula, cluster_col,
+                                  table="df passed to FineGrayFitter.fit")
         if not arrays.names:
-            raise InputError("data", "at least one covariate is needed")
+            raise ParameterError("covariates", "at least one covariate is needed", [])
         n_events = int((arrays.status == core.INTEREST).sum())
         if n_events == 0:
             raise EstimationError(f"no rows have the event of interest ({event_of_interest!r})")
-        self.duration_col, self.event_col = duration_col, event_col
-        self.event_of_interest, self.censor_code = event_of_interest, censor_code
-        self.cluster_col, self.formula = cluster_col, formula
+        self.duration_col_, self.event_col_ = duration_col, event_col
+        self.event_of_interest_, self.censor_code_ = event_of_interest, censor_code
+        self.cluster_col_, self.formula_ = cluster_col, formula
         self._covariates = arrays.names
         self._model_spec = arrays.model_spec
         self._x_mean = arrays.X.mean(axis=0)
@@ -151,9 +179,6 @@ class FineGrayFitter:
         self.n_competing_ = int((arrays.status == core.COMPETING).sum())
         self.n_censored_ = int((arrays.status == core.CENSORED).sum())
         self.n_clusters_ = None if arrays.cluster is None else int(arrays.cluster.max()) + 1
-        self.summary = coefficient_table(self.params_, self.standard_errors_, self.alpha)
-        ci = self.summary[[c for c in self.summary.columns if c.startswith("coef ")]]
-        self.confidence_intervals_ = ci
         return self
 
     def _newton(self, X: np.ndarray, idx: core.RiskSetIndex):
@@ -189,8 +214,27 @@ class FineGrayFitter:
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise EstimationError("call fit() before using the model")
+        require_fitted(self, "params_")
+
+    duration_col = fitted_alias("duration_col_")
+    event_col = fitted_alias("event_col_")
+    event_of_interest = fitted_alias("event_of_interest_")
+    censor_code = fitted_alias("censor_code_")
+    cluster_col = fitted_alias("cluster_col_")
+    formula = fitted_alias("formula_")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficient table (lifelines ``CoxPHFitter.summary`` columns; ``exp(coef)`` is the
+        subdistribution hazard ratio), computed from ``params_`` and ``standard_errors_``."""
+        self._check_fitted()
+        return coefficient_table(self.params_, self.standard_errors_, check_alpha(self.alpha))
+
+    @property
+    def confidence_intervals_(self) -> pd.DataFrame:
+        """Confidence limits of ``params_`` (log scale) at level ``1 - alpha``."""
+        table = self.summary
+        return table[[c for c in table.columns if c.startswith("coef ")]]
 
     @property
     def hazard_ratios_(self) -> pd.Series:
@@ -219,11 +263,12 @@ class FineGrayFitter:
             Index ``time``, one column per row of ``df`` (named by ``df.index``).
         """
         self._check_fitted()
-        X = design_matrix(df, self._covariates if self.formula is None else None, self.formula,
-                          exclude=[], spec=self._model_spec)
+        table = "df passed to FineGrayFitter.predict_cumulative_incidence"
+        X = design_matrix(df, self._covariates if self.formula_ is None else None, self.formula_,
+                          exclude=[], spec=self._model_spec, table=table)
         X = X.reindex(columns=self._covariates)
         if X.isna().any().any():
-            raise InputError("prediction data", "covariates missing or not as in fit")
+            raise InputError(table, "covariates missing or not as in fit")
         event_times = self.baseline_cumulative_hazard_.index.to_numpy()
         cumhaz = self.baseline_cumulative_hazard_.iloc[:, 0].to_numpy()
         if times is None:
@@ -235,24 +280,25 @@ class FineGrayFitter:
         cif = 1.0 - np.exp(-np.outer(base, risk))
         return pd.DataFrame(cif, index=pd.Index(times, name="time"), columns=df.index)
 
-    def print_summary(self, decimals: int = 3) -> str:
-        """Return a readable summary (library code does not print; the caller may)."""
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the fit and its coefficient table (as lifelines' ``print_summary``)."""
+        print(self._summary_text(decimals))
+
+    def _summary_text(self, decimals: int = 3) -> str:
         self._check_fitted()
         lines = [
             "<phm_eval.survival.FineGrayFitter>",
-            f"duration col = '{self.duration_col}'   event col = '{self.event_col}'   "
-            f"event of interest = {self.event_of_interest!r}",
+            f"duration col = '{self.duration_col_}'   event col = '{self.event_col_}'   "
+            f"event of interest = {self.event_of_interest_!r}",
             f"observations = {self.n_obs_}   events of interest = {self.n_events_}   "
             f"competing = {self.n_competing_}   censored = {self.n_censored_}",
-            f"variance = {'cluster-robust on ' + repr(self.cluster_col) if self.cluster_col else 'robust (Fine-Gray sandwich)'}",
+            f"variance = {'cluster-robust on ' + repr(self.cluster_col_) if self.cluster_col_ else 'robust (Fine-Gray sandwich)'}",
             f"log pseudo-likelihood = {self.log_likelihood_:.{decimals}f}   "
             f"null = {self.log_likelihood_null_:.{decimals}f}",
             "",
             format_table(self.summary, decimals),
         ]
-        text = "\n".join(lines)
-        logger.info("\n%s", text)
-        return text
+        return "\n".join(lines)
 
     def plot(self, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
         """Forest plot of the coefficients with confidence intervals; returns the Axes."""
@@ -268,10 +314,10 @@ class FineGrayFitter:
         self._check_fitted()
         return {
             "model": "Fine-Gray proportional subdistribution hazards",
-            "event_of_interest": repr(self.event_of_interest),
+            "event_of_interest": repr(self.event_of_interest_),
             "n_obs": self.n_obs_, "n_events": self.n_events_,
             "n_competing": self.n_competing_, "n_censored": self.n_censored_,
-            "cluster_col": self.cluster_col, "n_clusters": self.n_clusters_,
+            "cluster_col": self.cluster_col_, "n_clusters": self.n_clusters_,
             "alpha": self.alpha, "converged": self.converged_,
             "log_pseudo_likelihood": self.log_likelihood_,
             "coefficients": self.summary.reset_index().to_dict(orient="records"),
