@@ -76,7 +76,7 @@ def test_iecv_held_out_predictions_come_from_other_clusters(small, config):
     assert table["n"].sum() == len(small)
     assert res.pooled.metrics["n"] == len(small)
     # refit without one cluster by hand: its c-statistic must match the table's
-    from phm_eval.risk.develop import _build
+    from phm_eval.risk.fitting import build_pipeline as _build
 
     first = table.iloc[0]
     held = (small["pcn_id"] == first["cluster"]).to_numpy()
@@ -88,7 +88,8 @@ def test_iecv_held_out_predictions_come_from_other_clusters(small, config):
 
 
 def test_iecv_warm_start_reaches_the_same_fits_in_fewer_iterations(small, config):
-    from phm_eval.risk.develop import _build, _warm_started
+    from phm_eval.risk.designs import _warm_started
+    from phm_eval.risk.fitting import build_pipeline as _build
 
     full = _build(small, config).fit(small, small[Y])
     cold = internal_external_cv(small, config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phm_eval.risk import develop
+from phm_eval.risk import designs
 from phm_eval.risk.develop import RiskModelConfig, cluster_folds, example_risk_features
 
 
@@ -28,16 +28,16 @@ def test_clusters_are_grouped_into_balanced_folds():
 def test_refits_are_bounded_and_every_cluster_keeps_its_row(monkeypatch, max_folds):
     df = example_risk_features(4000, n_practices=12, practices_per_pcn=1, random_state=3)
     fits = []
-    original = develop._warm_started
+    original = designs._warm_started
 
     def counting(model, start):
         fits.append(1)
         return original(model, start)
 
-    monkeypatch.setattr(develop, "_warm_started", counting)
+    monkeypatch.setattr(designs, "_warm_started", counting)
     config = RiskModelConfig(cluster="practice_id", iecv_max_folds=max_folds,
                              n_bootstrap=0, n_optimism_bootstrap=0)
-    result = develop.internal_external_cv(df, config)
+    result = designs.internal_external_cv(df, config)
     n_clusters = df["practice_id"].nunique()
     assert len(fits) == min(max_folds, n_clusters)
     assert len(result.per_cluster) == n_clusters

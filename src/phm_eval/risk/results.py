@@ -1,0 +1,202 @@
+"""Result objects of the validation designs: one set of predictions
+(:class:`ValidationResult`), internal-external cross-validation (:class:`IECVResult`, with the
+choice of its unit, :class:`IECVClusterChoice`) and temporal validation
+(:class:`TemporalValidationResult`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from phm_eval.risk.decision_curve import DecisionCurve
+
+__all__ = [
+    "IECVClusterChoice",
+    "IECVResult",
+    "TemporalValidationResult",
+    "ValidationResult",
+    "records",
+]
+
+
+@dataclass
+class ValidationResult:
+    """Performance of predictions in one validation sample.
+
+    Attributes
+    ----------
+    label : str
+        Design, e.g. ``"apparent"``, ``"temporal"`` or ``"internal-external (pooled)"``.
+    metrics : dict
+        :func:`~phm_eval.risk.validation.calibration_metrics`.
+    intervals : pandas.DataFrame
+        :func:`~phm_eval.risk.validation.bootstrap_metrics` (empty when ``n_bootstrap=0``).
+    calibration : pandas.DataFrame
+        Loess calibration curve.
+    decision : DecisionCurve
+    tiers : pandas.DataFrame
+    subgroups : pandas.DataFrame
+    y, p : ndarray
+        Outcome and predictions, for figures.
+    """
+
+    label: str
+    metrics: dict[str, float]
+    intervals: pd.DataFrame
+    calibration: pd.DataFrame
+    decision: DecisionCurve
+    tiers: pd.DataFrame
+    subgroups: pd.DataFrame
+    y: np.ndarray = field(repr=False)
+    p: np.ndarray = field(repr=False)
+    groups: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    def summary(self) -> pd.DataFrame:
+        """Point estimates with confidence intervals, one row per metric."""
+        if len(self.intervals):
+            return self.intervals.copy()
+        return pd.DataFrame({"estimate": pd.Series(self.metrics)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation (no patient-level data)."""
+        return {
+            "label": self.label,
+            "metrics": self.metrics,
+            "intervals": records(self.intervals.reset_index()) if len(self.intervals) else [],
+            "decision_curve": records(self.decision.table),
+            "risk_tiers": records(self.tiers),
+            "subgroups": records(self.subgroups),
+        }
+
+    def plot_calibration(self, ax: Any = None, by: str | None = None) -> Any:
+        """Calibration curve, overall or by a subgroup column; returns the Axes."""
+        from phm_eval.risk.plots import plot_calibration
+
+        groups = None
+        if by is not None:
+            if by not in self.groups.columns:
+                raise KeyError(f"no subgroup column '{by}' kept with these predictions")
+            groups = self.groups[by].to_numpy()
+        return plot_calibration(self.y, self.p, groups=groups, ax=ax, label=self.label)
+
+    def plot_roc(self, ax: Any = None) -> Any:
+        """ROC curve; returns the Axes."""
+        from phm_eval.risk.plots import plot_roc
+
+        return plot_roc(self.y, self.p, ax=ax, label=self.label)
+
+    def plot_decision_curve(self, ax: Any = None) -> Any:
+        """Decision curve; returns the Axes."""
+        return self.decision.plot(ax=ax)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``frame`` as JSON-ready dicts (NaN as None)."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+@dataclass
+class IECVResult:
+    """Internal-external cross-validation by cluster.
+
+    Attributes
+    ----------
+    per_cluster : pandas.DataFrame
+        One row per held-out cluster: ``cluster``, ``n``, ``events``, ``c_statistic``,
+        ``c_se``, ``calibration_slope``, ``calibration_in_the_large``, ``oe_ratio``, ``brier``.
+    pooled : ValidationResult
+        All held-out predictions stacked.
+    meta : dict
+        :func:`random_effects_c_statistic` over clusters with enough events.
+    cluster : str
+        The cluster column.
+    choice : IECVClusterChoice, optional
+        How the cluster column was chosen (requested column, counts, fallback note).
+    """
+
+    per_cluster: pd.DataFrame
+    pooled: ValidationResult
+    meta: dict[str, Any]
+    cluster: str
+    choice: IECVClusterChoice | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """Per-cluster table."""
+        return self.per_cluster.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation."""
+        out = {
+            "cluster": self.cluster,
+            "per_cluster": records(self.per_cluster),
+            "pooled": self.pooled.to_dict(),
+            "random_effects_c_statistic": self.meta,
+        }
+        if self.choice is not None:
+            out |= {k: v for k, v in self.choice.to_dict().items() if k != "cluster"}
+        return out
+
+
+@dataclass(frozen=True)
+class IECVClusterChoice:
+    """Which unit internal-external cross-validation leaves out, and why.
+
+    Attributes
+    ----------
+    cluster : str or None
+        Column used; None when no unit has enough usable clusters (validation skipped).
+    requested : str or None
+        The configured column (``config.cluster``).
+    n_clusters, n_usable_clusters : int
+        Levels of ``cluster`` (of ``requested`` when skipped), and how many have enough
+        events and non-events for a c-statistic.
+    min_clusters : int
+        The minimum applied.
+    note : str or None
+        Why the requested unit was not used (None when it was).
+    """
+
+    cluster: str | None
+    requested: str | None
+    n_clusters: int
+    n_usable_clusters: int
+    min_clusters: int
+    note: str | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the unit used is not the one requested."""
+        return self.cluster != self.requested
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation."""
+        return {"cluster": self.cluster, "requested_cluster": self.requested,
+                "n_clusters": self.n_clusters, "n_usable_clusters": self.n_usable_clusters,
+                "min_usable_clusters": self.min_clusters, "note": self.note}
+
+
+@dataclass
+class TemporalValidationResult:
+    """A model developed at one index date and validated at a later one."""
+
+    model: Pipeline = field(repr=False)
+    development: ValidationResult
+    validation: ValidationResult
+
+    def summary(self) -> pd.DataFrame:
+        """Apparent (development) and temporal-validation estimates side by side."""
+        return pd.DataFrame(
+            {
+                "development": pd.Series(self.development.metrics),
+                "validation": pd.Series(self.validation.metrics),
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation."""
+        return {"development": self.development.to_dict(), "validation": self.validation.to_dict()}
