@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from phm_eval.db import connect
-from phm_eval.errors import ConfigError
+from phm_eval.errors import ConfigError, ParameterError
 from phm_eval.frailty._tables import TableSource, as_date, fetch, register, sql_date
 from phm_eval.frailty.codelists import (
     EFI_CODED_DEFICITS,
@@ -122,6 +122,7 @@ def efi(
     events: TableSource,
     patients: TableSource,
     index_date: object,
+    *,
     codelist: Source | None = None,
     medications: Source | None = None,
     lookback_years: float | None = None,
@@ -132,6 +133,9 @@ def efi(
     threads: int | None = None,
 ) -> pd.DataFrame:
     """Electronic Frailty Index (Clegg et al. 2016) for every eligible patient at ``index_date``.
+
+    The data (``events``, ``patients``, ``index_date``) may be given by position; every
+    option after them is keyword-only.
 
     Parameters
     ----------
@@ -181,10 +185,15 @@ def efi(
     >>> scores["efi_category"].value_counts()  # doctest: +SKIP
     """
     index = as_date(index_date)
-    if polypharmacy_window_days < 0 or polypharmacy_threshold < 1:
-        raise ConfigError("polypharmacy_window_days must be >= 0 and polypharmacy_threshold >= 1")
+    if polypharmacy_window_days < 0:
+        raise ParameterError("polypharmacy_window_days", "must be >= 0 (days)",
+                             polypharmacy_window_days)
+    if polypharmacy_threshold < 1:
+        raise ParameterError("polypharmacy_threshold", "must be >= 1 (distinct drugs)",
+                             polypharmacy_threshold)
     if lookback_years is not None and lookback_years <= 0:
-        raise ConfigError("lookback_years must be positive (or None for the whole record)")
+        raise ParameterError("lookback_years", "must be positive (or None for the whole record)",
+                             lookback_years)
     codes = load_efi_codelist(codelist)
     meds = load_medications(medications)[["snomed_code", "drug"]]
     overlap = set(codes["snomed_code"]) & set(meds["snomed_code"])
