@@ -68,8 +68,8 @@ class CumulativeIncidenceFitter:
         fitted = None
         if "cumulative_incidence_" in vars(self):
             def fitted() -> str:
-                return (f"n={self.n_obs_}, {len(self.groups_)} group(s), "
-                        f"causes={self.causes_!r}")
+                causes = ", ".join(map(str, self.causes_))
+                return f"n={self.n_obs_}, {len(self.groups_)} group(s), causes: {causes}"
         return short_repr(self, {"alpha": self.alpha, "rho": self.rho}, fitted)
 
     def fit(
