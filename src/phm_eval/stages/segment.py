@@ -19,10 +19,10 @@ from ..segment import (
     funnel_plot,
     grid_3x3,
     plot_grid,
-    reach_table,
     segmentation_config,
 )
 from ..segment._summary import disclose
+from ..segment.core20plus5 import reach_table
 from ..segment.plots import activity_label
 from .common import output, policy, write_disclosed
 
