@@ -147,8 +147,8 @@ class MatchResult:
 
     def matched_data(
         self,
-        drop_unmatched: bool = True,
         *,
+        drop_unmatched: bool = True,
         distance: str = "distance",
         weights: str = "weights",
         subclass: str = "subclass",

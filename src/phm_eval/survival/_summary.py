@@ -87,20 +87,6 @@ def check_alpha(alpha: object, argument: str = "alpha") -> float:
     return value
 
 
-def check_columns(df: object, where: str, **columns: str | None) -> None:
-    """Check that ``df`` is a DataFrame holding every named column.
-
-    ``columns`` maps each argument (``duration_col=...``) to the column it names; ``None``
-    values are skipped. A missing column raises :class:`ParameterError` naming the argument.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ParameterError(f"{where}(df)", "must be a pandas DataFrame",
-                             type(df).__name__)
-    for argument, column in columns.items():
-        if column is not None and column not in df.columns:
-            raise ParameterError(f"{where}({argument})", "names no column of df", column)
-
-
 def require_fitted(obj: object, attribute: str) -> None:
     """Raise EstimationError unless ``obj`` has the fitted ``attribute``."""
     if attribute not in vars(obj):

@@ -39,6 +39,7 @@ def _axes(ax: Any):
 
 def forest_plot(
     summary: pd.DataFrame,
+    *,
     ax: Any = None,
     hazard_ratios: bool = True,
     xlabel: str = "Hazard ratio (below 1: fewer events)",
@@ -73,6 +74,7 @@ def forest_plot(
 
 def plot_step_curves(
     curves: pd.DataFrame,
+    *,
     ax: Any = None,
     by: str | list[str] = "group",
     time_col: str = "time",
