@@ -40,14 +40,17 @@ class NearestNeighborMatcher:
     is its ``result_``, a read-only :class:`MatchResult`, whose attributes and methods
     (``matched_data()``, ``balance()``, ``pairs``, ``weights``, ``flow()``, ``plot()``,
     ``to_dict()``...) the fitted matcher also answers for, so code that used the return
-    value of ``fit`` as the result keeps working. One name means two things: ``distance``
-    is the matcher's setting (``"logit"``...); the score matched on is ``distance_`` (or
-    ``result_.distance``).
+    value of ``fit`` as the result keeps working. Two names stay the matcher's settings:
+    ``distance`` (``"logit"``...; the score matched on is ``distance_``, or
+    ``result_.distance``) and ``exact`` (``result_.exact`` is always a list).
+
+    Every parameter is keyword-only. The matching settings keep MatchIt's names
+    (``distance``, ``link``, ``ratio``, ``caliper``, ``std.caliper`` as ``std_caliper``,
+    ``replace``, ``exact``, ``m.order`` as ``m_order``) so an R user finds them; randomness
+    is ``seed``, as everywhere in phm-eval (MatchIt relies on R's ``set.seed``).
 
     Parameters
     ----------
-    All keyword-only.
-
     distance : str, default "logit"
         ``"logit"``: propensity score from a main-effects logistic regression of
         treatment on ``covariates`` (MatchIt ``distance = "glm"``).
