@@ -1,27 +1,17 @@
-"""What a development run produced, :class:`RiskModelReport`, and writing it out: figures,
-``risk_model_report.json`` and the model card."""
+"""Writing what a development run found: :class:`RiskModelReport` is
+:class:`~phm_eval.risk.results.RiskModelResults` with :meth:`~RiskModelReport.write` (figures,
+``risk_model_report.json`` and the model card)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from sklearn.pipeline import Pipeline
-
 from phm_eval.jsonio import write_json
-from phm_eval.risk.config import CORE_METRICS, RiskModelConfig
 from phm_eval.risk.fitting import outcome_values
 from phm_eval.risk.model_card import write_model_card
-from phm_eval.risk.results import (
-    IECVClusterChoice,
-    IECVResult,
-    TemporalValidationResult,
-    ValidationResult,
-    records,
-)
-from phm_eval.risk.sample_size import SampleSizeResult
+from phm_eval.risk.results import RiskModelResults
 
 __all__ = [
     "RiskModelReport",
@@ -29,84 +19,11 @@ __all__ = [
 
 
 @dataclass
-class RiskModelReport:
-    """Everything the model card reports.
-
-    Attributes
-    ----------
-    config : RiskModelConfig
-    model : Pipeline
-        Final model, fitted to all development data.
-    apparent : ValidationResult
-    optimism : pandas.DataFrame or None
-    iecv : IECVResult or None
-    temporal : TemporalValidationResult or None
-    sample_size : SampleSizeResult
-    n_parameters : int
-    missing : pandas.DataFrame
-    n, events : int
-        Development sample.
+class RiskModelReport(RiskModelResults):
+    """Everything the model card reports (:class:`~phm_eval.risk.results.RiskModelResults`),
+    and writing it out (:meth:`write`): what :func:`~phm_eval.risk.develop.develop_risk_model`
+    returns.
     """
-
-    config: RiskModelConfig
-    model: Pipeline = field(repr=False)
-    apparent: ValidationResult
-    optimism: pd.DataFrame | None
-    iecv: IECVResult | None
-    temporal: TemporalValidationResult | None
-    sample_size: SampleSizeResult
-    n_parameters: int
-    missing: pd.DataFrame
-    n: int
-    events: int
-    feature_sets: dict[str, list[str]] = field(default_factory=dict)
-    development_frame: pd.DataFrame | None = field(default=None, repr=False)
-    iecv_choice: IECVClusterChoice | None = None
-
-    def summary(self) -> pd.DataFrame:
-        """Headline metrics by design (rows) for c-statistic, calibration and Brier."""
-        rows = {"apparent": self.apparent.metrics}
-        if self.optimism is not None:
-            rows["optimism-corrected"] = self.optimism["corrected"].to_dict()
-        if self.iecv is not None:
-            rows["internal-external (pooled)"] = self.iecv.pooled.metrics
-        if self.temporal is not None:
-            rows["temporal validation"] = self.temporal.validation.metrics
-        return pd.DataFrame(rows).T.reindex(columns=list(CORE_METRICS))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready representation (aggregate statistics only)."""
-        return {
-            "config": self.config.to_dict(),
-            "n": self.n,
-            "events": self.events,
-            "n_parameters": self.n_parameters,
-            "features": self.feature_sets,
-            "sample_size": self.sample_size.to_dict(),
-            "missing": records(self.missing),
-            "apparent": self.apparent.to_dict(),
-            "optimism": records(self.optimism.reset_index())
-            if self.optimism is not None
-            else None,
-            "internal_external": self._iecv_dict(),
-            "temporal": self.temporal.to_dict() if self.temporal is not None else None,
-        }
-
-    def _iecv_dict(self) -> dict[str, Any] | None:
-        if self.iecv is not None:
-            return self.iecv.to_dict()
-        if self.iecv_choice is not None:  # skipped: say why, the results are null
-            return self.iecv_choice.to_dict() | {"per_cluster": [], "pooled": None,
-                                                 "random_effects_c_statistic": None}
-        return None
-
-    def primary_validation(self) -> ValidationResult:
-        """The most external validation available: temporal, else IECV, else apparent."""
-        if self.temporal is not None:
-            return self.temporal.validation
-        if self.iecv is not None:
-            return self.iecv.pooled
-        return self.apparent
 
     def write(
         self,

@@ -13,16 +13,6 @@ from phm_eval.errors import ConfigError
 from phm_eval.risk.decision_curve import DEFAULT_TIERS
 from phm_eval.risk.models import MODEL_NAMES
 
-__all__ = [
-    "AGE_BANDS",
-    "AGE_BAND_LABELS",
-    "CORE_METRICS",
-    "DEFAULT_CATEGORICAL",
-    "DEFAULT_NUMERIC",
-    "DEFAULT_SUBGROUPS",
-    "RiskModelConfig",
-]
-
 DEFAULT_NUMERIC = (
     "age",
     "efi_score",

@@ -25,48 +25,16 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
     from phm_eval.disclosure import DisclosurePolicy
-    from phm_eval.risk.config import RiskModelConfig
-    from phm_eval.risk.results import IECVResult, TemporalValidationResult, ValidationResult
-    from phm_eval.risk.sample_size import SampleSizeResult
+    from phm_eval.risk.results import RiskModelResults
 
-__all__ = [
-    "CardReport",
-    "card_disclosure",
-    "model_card_html",
-    "render_model_card",
-    "write_model_card",
-]
-
-
-class CardReport(Protocol):
-    """What the card reads from a development run:
-    :class:`~phm_eval.risk.artefacts.RiskModelReport` is one.
-
-    Declared here, rather than importing the report class, so that the report can write its
-    own card without the two modules importing each other.
-    """
-
-    config: RiskModelConfig
-    optimism: pd.DataFrame | None
-    iecv: IECVResult | None
-    temporal: TemporalValidationResult | None
-    sample_size: SampleSizeResult
-    n_parameters: int
-    missing: pd.DataFrame
-    n: int
-    events: int
-    feature_sets: dict[str, list[str]]
-
-    def summary(self) -> pd.DataFrame: ...
-
-    def primary_validation(self) -> ValidationResult: ...
+__all__ = ["card_disclosure", "model_card_html", "render_model_card", "write_model_card"]
 
 DEFAULT_LIMITATIONS = (
     "Predictors come from coded records; conditions that are not coded, or coded "
@@ -212,7 +180,7 @@ def _ceil_to(x: float, base: int) -> int:
 
 
 def render_model_card(
-    report: CardReport,
+    report: RiskModelResults,
     *,
     title: str = "Emergency admission risk model",
     intended_use: str = (
@@ -237,7 +205,7 @@ def render_model_card(
 
     Parameters
     ----------
-    report : CardReport
+    report : RiskModelResults
         A :class:`~phm_eval.risk.artefacts.RiskModelReport`, from
         :func:`phm_eval.risk.develop.develop_risk_model`.
     title, intended_use, data_source, setting, outcome_definition, eligibility : str
@@ -517,7 +485,7 @@ def _missing_table(missing: pd.DataFrame, n: int, counts: _Counts) -> pd.DataFra
     return frame
 
 
-def write_model_card(path: str | Path, report: CardReport, **kwargs: Any) -> Path:
+def write_model_card(path: str | Path, report: RiskModelResults, **kwargs: Any) -> Path:
     """Write :func:`render_model_card` to ``path``; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

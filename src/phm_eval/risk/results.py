@@ -1,7 +1,8 @@
 """Result objects of the validation designs: one set of predictions
 (:class:`ValidationResult`), internal-external cross-validation (:class:`IECVResult`, with the
 choice of its unit, :class:`IECVClusterChoice`) and temporal validation
-(:class:`TemporalValidationResult`)."""
+(:class:`TemporalValidationResult`), and all of a development run's results together
+(:class:`RiskModelResults`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from phm_eval.risk.config import CORE_METRICS, RiskModelConfig
 from phm_eval.risk.decision_curve import DecisionCurve
+from phm_eval.risk.sample_size import SampleSizeResult
 
 __all__ = [
     "IECVClusterChoice",
     "IECVResult",
+    "RiskModelResults",
     "TemporalValidationResult",
     "ValidationResult",
     "records",
@@ -200,3 +204,87 @@ class TemporalValidationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready representation."""
         return {"development": self.development.to_dict(), "validation": self.validation.to_dict()}
+
+
+@dataclass
+class RiskModelResults:
+    """Everything a development run found, and the model card reports.
+
+    :func:`~phm_eval.risk.develop.develop_risk_model` returns it as a
+    :class:`~phm_eval.risk.artefacts.RiskModelReport`, which adds writing it out.
+
+    Attributes
+    ----------
+    config : RiskModelConfig
+    model : Pipeline
+        Final model, fitted to all development data.
+    apparent : ValidationResult
+    optimism : pandas.DataFrame or None
+    iecv : IECVResult or None
+    temporal : TemporalValidationResult or None
+    sample_size : SampleSizeResult
+    n_parameters : int
+    missing : pandas.DataFrame
+    n, events : int
+        Development sample.
+    """
+
+    config: RiskModelConfig
+    model: Pipeline = field(repr=False)
+    apparent: ValidationResult
+    optimism: pd.DataFrame | None
+    iecv: IECVResult | None
+    temporal: TemporalValidationResult | None
+    sample_size: SampleSizeResult
+    n_parameters: int
+    missing: pd.DataFrame
+    n: int
+    events: int
+    feature_sets: dict[str, list[str]] = field(default_factory=dict)
+    development_frame: pd.DataFrame | None = field(default=None, repr=False)
+    iecv_choice: IECVClusterChoice | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """Headline metrics by design (rows) for c-statistic, calibration and Brier."""
+        rows = {"apparent": self.apparent.metrics}
+        if self.optimism is not None:
+            rows["optimism-corrected"] = self.optimism["corrected"].to_dict()
+        if self.iecv is not None:
+            rows["internal-external (pooled)"] = self.iecv.pooled.metrics
+        if self.temporal is not None:
+            rows["temporal validation"] = self.temporal.validation.metrics
+        return pd.DataFrame(rows).T.reindex(columns=list(CORE_METRICS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready representation (aggregate statistics only)."""
+        return {
+            "config": self.config.to_dict(),
+            "n": self.n,
+            "events": self.events,
+            "n_parameters": self.n_parameters,
+            "features": self.feature_sets,
+            "sample_size": self.sample_size.to_dict(),
+            "missing": records(self.missing),
+            "apparent": self.apparent.to_dict(),
+            "optimism": records(self.optimism.reset_index())
+            if self.optimism is not None
+            else None,
+            "internal_external": self._iecv_dict(),
+            "temporal": self.temporal.to_dict() if self.temporal is not None else None,
+        }
+
+    def _iecv_dict(self) -> dict[str, Any] | None:
+        if self.iecv is not None:
+            return self.iecv.to_dict()
+        if self.iecv_choice is not None:  # skipped: say why, the results are null
+            return self.iecv_choice.to_dict() | {"per_cluster": [], "pooled": None,
+                                                 "random_effects_c_statistic": None}
+        return None
+
+    def primary_validation(self) -> ValidationResult:
+        """The most external validation available: temporal, else IECV, else apparent."""
+        if self.temporal is not None:
+            return self.temporal.validation
+        if self.iecv is not None:
+            return self.iecv.pooled
+        return self.apparent
