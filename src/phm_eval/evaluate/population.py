@@ -508,9 +508,9 @@ class PopulationITT:
             if record["estimate"] is not None and record["ci_low"] is None:
                 # A point estimate without its uncertainty must say why.
                 record["note"] = (
-                    f"interval not estimable: {det['n_clusters']} cluster(s) of {cluster}s; "
-                    "the uncertainty of a roll-out needs several adopting and comparison "
-                    "clusters")
+                    f"only {det['n_clusters']} {cluster}s to cluster on, too few to measure "
+                    "the uncertainty of a roll-out (several adopting and several comparison "
+                    "units are needed)")
         return records
 
 

@@ -321,13 +321,12 @@ def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
     if not isinstance(pretrend, Mapping):
         return None
     if pretrend.get("informative") is False:
-        why = pretrend.get("why") or ("comparators were matched on their emergency admissions "
-                                      "in the year before, so their trends before enrolment "
-                                      "agree by construction")
         return b.callout(
             "For the comparison of enrolled patients with matched comparators, the test of "
-            f"trends before enrolment is not evidence either way: {why}. The population-level "
-            "analysis, where nothing is matched on admissions, is where this check can fail.",
+            "trends before enrolment is not evidence either way: comparators were matched on "
+            "their emergency admissions in the year before enrolment, so their trends before "
+            "it agree by construction. The population-level analysis, where nothing is "
+            "matched on admissions, is where this check can fail.",
             tone="note", title="Trends before enrolment (matched comparison)")
     if pretrend.get("p_value") is None:
         note = pretrend.get("note")
