@@ -117,7 +117,7 @@ def match_cohort(rows: pd.DataFrame, matching: dict[str, Any] | None = None, see
              *matching.get("exact", [])]
     matcher = NearestNeighborMatcher(ratio=int(matching.get("ratio", 1)),
                                      caliper=matching.get("caliper", 0.2), exact=exact,
-                                     random_state=seed)
+                                     seed=seed)
     result = matcher.fit(rows, "treated", COVARIATES)
     matched = result.matched_data().copy()
     fx.check_matched(matched)
