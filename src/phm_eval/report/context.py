@@ -719,7 +719,7 @@ def segmentation_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
         b.figure(results, "segment/grid_3x3.png"),
         b.table_from_csv(results, "segment/grid_3x3.csv",
                          "Registered patients in each cell of the 3x3 segmentation grid.",
-                         policy),
+                         policy, drop=("group",)),
     ]
     section = _section("segmentation", "Segmenting the population", blocks)
     section["available"] = b.has_content(blocks)
@@ -799,7 +799,8 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
         rows = []
         for _, row in disclosed.iterrows():
             n = row["n"]
-            rows.append([row.get("table", ""), row.get("step", ""), row.get("reason", ""),
+            rows.append([row.get("table", ""), row.get("step", ""),
+                         humanise_text(str(row.get("reason", ""))),
                          n if n == policy.marker else f"{int(float(n)):,}"])
         blocks.append(b.paragraph(
             "Every input file was checked against the data contract before analysis. Records "
@@ -830,8 +831,8 @@ def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list
     rows = []
     for _, row in shown.iterrows():
         n = row["rows_affected"]
-        column = "" if str(row["column"]).startswith("(") else row["column"]
-        rows.append([row["file"], column, row["quirk"],
+        column = "" if str(row["column"]).startswith("(") else label("covariate", row["column"])
+        rows.append([row["file"], column, humanise_text(str(row["quirk"])),
                      n if n == policy.marker else f"{int(float(n)):,}", row["action"]])
     return [
         b.paragraph("Values written the way warehouse exports write them, but unambiguous, "

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.labels import label
+
 if TYPE_CHECKING:
     from phm_eval.disclosure import DisclosurePolicy
     from phm_eval.risk.results import RiskModelResults
@@ -455,7 +457,8 @@ def render_model_card(
         ]
         for key in sorted(figures):
             if key.startswith("calibration_by_"):
-                lines += _figure(figures, key, f"Calibration by {key[len('calibration_by_') :]}")
+                variable = label("subgroup_variable", key[len("calibration_by_"):]).lower()
+                lines += _figure(figures, key, f"Calibration by {variable}")
     else:
         lines += ["No subgroup columns were available.", ""]
     lines += ["## Limitations", ""]

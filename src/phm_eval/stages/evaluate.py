@@ -125,9 +125,10 @@ def _population(smk, tables: dict) -> list[dict]:
                 raise
             # Too few never-adopting units: units that adopt later are the comparison until
             # they adopt (Callaway & Sant'Anna's not-yet-treated group), and the record says so.
+            log.info("population-level analysis with never-adopting comparisons: %s", first)
             itt = fit("notyettreated")
-            fallback = (f"comparison units: not yet adopting instead of never adopting "
-                        f"({first})")
+            fallback = ("comparison units: units not yet adopting as well as those never "
+                        "adopting, since too few units never adopted the programme")
     except (InputError, ConfigError):
         raise
     except Exception as exc:  # noqa: BLE001 - one design failing must not sink the run
