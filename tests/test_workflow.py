@@ -121,6 +121,14 @@ def test_design_check_on_the_runs_own_data(smoke_run):
     assert check["n_replicates"] == 8
 
 
+def test_the_real_report_speaks_to_people(smoke_run):
+    """The rules of the report's browser test, on a real run's report (not only the fixture)."""
+    from phm_eval.report.reader_text import reader_problems, visible_text
+
+    html = (smoke_run / "report" / "index.html").read_text(encoding="utf-8")
+    assert reader_problems(visible_text(html)) == []
+
+
 def test_flow_table_counts_add_up(smoke_run):
     flow = pd.read_csv(smoke_run / "internal" / "data" / "flow.csv")
     for table, sub in flow.groupby("table"):
