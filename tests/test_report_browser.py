@@ -14,7 +14,6 @@ import base64
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from phm_eval.report import render_report
+from phm_eval.report.reader_text import READER_PROBLEMS, reader_problems
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 CHROMIUM = next((p for name in ("chromium", "chromium-browser", "google-chrome")
@@ -33,21 +33,6 @@ if CHROMIUM is None and os.environ.get("PHM_EVAL_REQUIRE_BROWSER"):
     # CI installs Chromium: a missing browser there must fail, not skip.
     raise RuntimeError("PHM_EVAL_REQUIRE_BROWSER is set but Chromium is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
-
-#: What must never reach a reader, with why.  Text inside <code> and <pre> (file names, the
-#: configuration) is exempt: it is shown as code, on purpose.
-READER_PROBLEMS: dict[str, re.Pattern[str]] = {
-    "snake_case identifier": re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"),
-    "subgroup label with '='": re.compile(r"\b[A-Za-z_]+=[^\s=]"),
-    "Core20PLUS5 row name": re.compile(
-        r"\b(?:core20|plus|adult_clinical_area|children_clinical_area):[a-z]"),
-    "one-hot name": re.compile(
-        r"\b(?:[Ss]ex[FMIU]|[Ee]fi[_ ]?group\w|index_month_code\d|recent_admissions_band\d)"),
-    "Markdown bold": re.compile(r"\*\*"),
-    "Markdown link or image": re.compile(r"\]\("),
-    "Markdown heading": re.compile(r"^#+\s"),
-    "not-a-number": re.compile(r"\b(?:NaN|nan|None|undefined)\b"),
-}
 
 #: Visible text nodes outside code, image alt texts, and each section's content.
 VISIBLE_TEXT_JS = """(() => {
@@ -67,17 +52,6 @@ VISIBLE_TEXT_JS = """(() => {
   const code = [...document.querySelectorAll('pre')].map(p => p.textContent);
   return {chunks, sections, code};
 })()"""
-
-
-def reader_problems(chunks: list[str]) -> list[str]:
-    """Each visible text chunk that breaks a rule of :data:`READER_PROBLEMS`, with the rule."""
-    found = []
-    for chunk in chunks:
-        for why, pattern in READER_PROBLEMS.items():
-            match = pattern.search(chunk)
-            if match:
-                found.append(f"{why}: {match.group(0)!r} in {chunk[:120]!r}")
-    return found
 
 
 def _fixture_module():
