@@ -65,6 +65,10 @@ def _check(doc: dict, min_replications: int = 100) -> None:
     assert bias_over_se == pytest.approx(summary["bias_over_mean_se"])
     assert len({r["seed"] for r in rows}) == n  # independent replications
     assert doc["code"]["commit"]
+    # a small ICS of the ``ics`` structure: PCN-level roll-out over 20 or more PCNs
+    settings = doc["settings"]
+    assert settings["scenario"] in ("ics", "ics_null")
+    assert settings["n_patients"] / np.mean(settings["overrides"]["pcn_size"]) >= 19.5
 
     low, high, max_bias = _bounds(n)
     assert low <= coverage <= high, (

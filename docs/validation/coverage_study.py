@@ -240,6 +240,34 @@ def markdown_table(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def merge(paths: list[Path], out: Path) -> None:
+    """Merge result files of one study (same estimand, settings and code) run in parts."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    first = docs[0]
+    for doc in docs[1:]:
+        for key in ("estimand", "settings", "code"):
+            if doc[key] != first[key]:
+                sys.exit(f"cannot merge: {key} differs")
+    rows = {r["replication"]: r for doc in docs for r in doc["replications"]}
+    merged = {k: v for k, v in first.items() if k not in ("summary", "replications")}
+    merged["replications"] = [rows[r] for r in sorted(rows)]
+    merged["parts"] = [
+        {"replications": [min(r["replication"] for r in d["replications"]),
+                          max(r["replication"] for r in d["replications"])],
+         "n": len(d["replications"]), "started_utc": d.get("started_utc"),
+         "wall_seconds": d.get("wall_seconds_total")}
+        for d in docs
+    ]
+    # the parts overlap in time: the study's wall time is from the first start to the last save
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    start = min(datetime.strptime(d["started_utc"], stamp) for d in docs)
+    end = max(datetime.strptime(d["updated_utc"], stamp) for d in docs)
+    merged["wall_seconds_total"] = (end - start).total_seconds()
+    merged.pop("wall_seconds_this_session", None)
+    merged.pop("wall_seconds_previous_sessions", None)
+    _write(out, merged)
+
+
 def _elapsed(doc: dict, t0: float) -> None:
     """Wall time of this session, and over all sessions of the study."""
     doc.setdefault("wall_seconds_previous_sessions", 0.0)
@@ -256,11 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replications", type=int, default=500)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--checkpoint", type=int, default=10)
+    ap.add_argument("--first", type=int, default=0,
+                    help="first replication to run (to split a study over processes)")
+    ap.add_argument("--merge", type=Path, nargs="+",
+                    help="merge these result files of one study into --out and stop")
     ap.add_argument("--n-patients", type=int, default=None,
                     help="override the population size (default: the study's setting)")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown_table(args.table))
+        return 0
+    if args.merge:
+        if not args.out:
+            ap.error("--merge needs --out")
+        merge(args.merge, args.out)
         return 0
     if not args.estimand or not args.out:
         ap.error("--estimand and --out are required")
@@ -289,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                "replications": []}
     done = {r["replication"] for r in doc["replications"]}
     t0 = time.perf_counter()
-    for r in range(args.replications):
+    for r in range(args.first, args.replications):
         if r in done:
             continue
         row = replicate(args.estimand, settings, r)
