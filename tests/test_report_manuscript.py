@@ -501,6 +501,24 @@ def test_real_data_discussion_compares_with_published_evidence(tmp_path):
     assert "stokes2015" in refs
 
 
+def test_a_pretrend_test_that_cannot_fail_is_not_offered_as_evidence(tmp_path):
+    """The matched design's pre-trend test (comparators matched on prior admissions) must not
+    be read as support for parallel trends; the population design's test is used when made."""
+    results = make_results(tmp_path, effects=SCENARIOS["null"]["effects"])
+    (results / "evaluate" / "pretrend.json").write_text(json.dumps(
+        {"statistic": 3.1, "df": 10, "p_value": 0.71, "informative": False}))
+    words = " ".join(p for s in manuscript_data(results, CONFIG)["text"]["discussion"]
+                     for p in s["paragraphs"])
+    assert "not evidence either way" in words
+    assert "supports, but cannot prove" not in words
+    (results / "evaluate" / "itt_pretrend.json").write_text(json.dumps(
+        {"statistic": 1.2, "df": 10, "df_denominator": 14, "p_value": 0.4,
+         "informative": True}))
+    words = " ".join(p for s in manuscript_data(results, CONFIG)["text"]["discussion"]
+                     for p in s["paragraphs"])
+    assert "supports, but cannot prove" in words and "p = 0.400" in words
+
+
 # --------------------------------------------------------------------------- degraded runs
 def test_manuscript_degrades_without_outputs(tmp_path):
     empty = tmp_path / "results"

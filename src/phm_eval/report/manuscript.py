@@ -111,6 +111,17 @@ SUPPLEMENT_FIGURES: tuple[str, ...] = (
 )
 
 
+def _pretrend(results: ResultsFolder, available: Any) -> Any:
+    """The pre-trend test the paper discusses: the population-level design's when it was made
+    (informative: nothing is matched on the outcome), else the matched design's."""
+    if results.has("evaluate/itt_pretrend.json"):
+        itt = results.json("evaluate/itt_pretrend.json")
+        if isinstance(itt, Mapping) and itt.get("p_value") is not None:
+            return itt
+    return results.json("evaluate/pretrend.json") if "evaluate/pretrend.json" in available \
+        else None
+
+
 def _frame(results: ResultsFolder, relative: str, available: list[str]) -> pd.DataFrame | None:
     return results.csv(relative) if relative in available else None
 
@@ -176,8 +187,7 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         manifest=results.json("manifest.json") if "manifest.json" in available else None,
         records=records, effects=effects,
         metrics=results.json("risk/metrics.json") if "risk/metrics.json" in available else None,
-        pretrend=(results.json("evaluate/pretrend.json")
-                  if "evaluate/pretrend.json" in available else None),
+        pretrend=_pretrend(results, available),
         truth=(results.json("internal/synthetic/truth/truth.json")
                if results.has("internal/synthetic/truth/truth.json") else None),
         rtm=_frame(results, "evaluate/rtm.csv", available),

@@ -663,7 +663,11 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
             "difference-in-differences estimator of Callaway and Sant'Anna {cite:callaway2021}, "
             f"with {controls} as comparisons. As recorded by the run: {method}.")
     pre = run.pretrend if isinstance(run.pretrend, Mapping) else None
-    if pre is not None and _num(pre.get("p_value")) is not None and (att or itt):
+    if pre is not None and pre.get("informative") is False and att:
+        paragraphs.append("Trends before enrolment were not used as evidence for the matched "
+                          "comparison: comparators were matched on their admissions in the year "
+                          "before, so those trends agree by construction.")
+    elif pre is not None and _num(pre.get("p_value")) is not None and (att or itt):
         test = str(pre.get("test") or "a joint test of the pre-period event-study coefficients")
         study_words = (" with an event study," if run.has("evaluate/event_study.png") else ",")
         paragraphs.append(f"Trends before the programme were examined{study_words} and the "
@@ -1013,6 +1017,10 @@ def _rtm_discussion(run: RunRecord) -> str | None:
 
 def _pretrend_discussion(run: RunRecord) -> str | None:
     pre = run.pretrend if isinstance(run.pretrend, Mapping) else None
+    if pre is not None and pre.get("informative") is False:
+        return ("The matched comparison's test of trends before enrolment is not evidence "
+                "either way: comparators were matched on their emergency admissions in the "
+                "year before, so those trends agree by construction.")
     p = _num((pre or {}).get("p_value"))
     if p is None:
         return None
