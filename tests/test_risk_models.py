@@ -7,22 +7,13 @@ import pandas as pd
 import pytest
 
 from phm_eval.errors import ConfigError
+from phm_eval.risk.config import DEFAULT_NUMERIC
 from phm_eval.risk.develop import example_risk_features
 from phm_eval.risk.models import feature_importance, make_model, model_coefficients
 from phm_eval.risk.validation import c_statistic, calibration_metrics
 
-NUMERIC = [
-    "age",
-    "efi_score",
-    "n_emergency_admissions_1y",
-    "n_emergency_admissions_2y",
-    "bed_days_1y",
-    "n_ltc",
-    "n_medications",
-    "n_gp_events_1y",
-    "hfrs",
-    "imd_decile",
-]
+# The model's default predictors, as the risk package declares them.
+NUMERIC = list(DEFAULT_NUMERIC)
 CATEGORICAL = ["sex", "ethnicity", "imd_quintile"]
 FLAGS = [f"ltc_flag_{j:02d}" for j in range(10)]
 Y = "emergency_admission_12m"
