@@ -117,6 +117,20 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_mb(text: str) -> int:
+    """``8GB``, ``8G``, ``7500MB`` or a plain number of MB, as megabytes."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(GB|G|GIB|MB|M|MIB)?\s*", text.upper())
+    if not match:
+        raise PhmEvalError(f"--memory {text!r}: give a size such as 8GB or 7500MB")
+    value, unit = float(match.group(1)), match.group(2) or "MB"
+    mb = int(value * 1024) if unit.startswith("G") else int(value)
+    if mb < 1000:
+        raise PhmEvalError(f"--memory {text!r}: at least 1GB is needed to run the workflow")
+    return mb
+
+
 def _run(args: argparse.Namespace) -> int:
     from .config import load_config, read_yaml
     from .run_lock import acquire, release
@@ -136,10 +150,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.profile:
         cmd += ["--profile", args.profile]
     if not args.profile and not any(a.startswith("--resources") for a in args.snakemake_args or []):
-        # Jobs side by side may not together use more memory than the machine has.
+        # Jobs side by side may not together use more memory than the machine has (or than the
+        # user allows with --memory); a tenth is left for Snakemake and the system.
         from .db import machine_memory_mb
 
-        total = machine_memory_mb()
+        total = _memory_mb(args.memory) if args.memory else machine_memory_mb()
         if total:
             cmd += ["--resources", f"mem_mb={int(total * 0.9)}"]
     if args.forcerun:
@@ -290,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--forceall", action="store_true", help="redo every rule")
     run.add_argument("--cores", type=int, default=2)
     run.add_argument("--profile", default=None, help="a Snakemake profile folder (clusters)")
+    run.add_argument("--memory", default=None, metavar="SIZE",
+                     help="memory the whole run may use, all jobs together (e.g. 8GB, 16000MB); "
+                          "default: the machine's (or the container's limit)")
     run.add_argument("-n", "--dry-run", action="store_true")
     run.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                      help="further arguments passed to snakemake")
