@@ -23,13 +23,25 @@ from .conditions import NEVER, generate_conditions
 from .events import PERSONALISED_CARE_RATES, build_codebook, chunk_events
 from .medications import generate_medicines
 from .population import DAYS_PER_YEAR, build_people, build_structure, to_days
-from .programme import efi_category, itt_population_truth, run_programme, truth_summary
+from .programme import (
+    combine_itt_truth,
+    combine_realised_truth,
+    decide_rollout,
+    efi_category,
+    itt_population_truth,
+    run_programme,
+    truth_summary,
+)
 from .scenario import Scenario, load_scenario
 from .utilisation import draw_deaths, draw_emergency, draw_planned, exit_day, segments
 
 log = logging.getLogger(__name__)
 EPOCH = np.datetime64("1970-01-01", "D")
 CHUNK_PATIENTS = 100_000
+#: The largest population generated in one piece. A bigger ICS is generated a group of whole
+#: PCNs at a time, so that the generator's memory stays that of about this many patients
+#: (about 4 GB) whatever the ICS's size; up to this size the population is made in one piece.
+PIECE_MAX_PATIENTS = 1_200_000
 TABLES = ("practices", "patients", "events", "admissions", "interventions", "rollout")
 
 
@@ -102,11 +114,116 @@ def simulate(
 
 def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
     seeds = np.random.SeedSequence(int(params["seed"])).spawn(10)
-    (rng_struct, rng_people, _, _, _, rng_adm, rng_planned, rng_prog, rng_events,
+    structure = build_structure(params, np.random.default_rng(seeds[0]))
+    groups = _pcn_groups(structure, PIECE_MAX_PATIENTS)
+    if len(groups) == 1:
+        piece = _generate_piece(params, structure, seeds, out, fmt, codelist_dir)
+        return _write_truth(out, params, structure, [piece], piece.realised, piece.itt_truth,
+                            piece.rollout)
+    return _generate_in_pieces(params, structure, seeds, groups, out, fmt, codelist_dir)
+
+
+def _pcn_groups(structure, max_patients: int) -> list[np.ndarray]:
+    """Practices in consecutive groups of whole PCNs of at most ``max_patients`` (or one PCN)."""
+    groups, current, size = [], [], 0
+    for pcn in dict.fromkeys(structure.pcn_id.tolist()):
+        practices = np.flatnonzero(structure.pcn_id == pcn)
+        n = int(structure.list_size[practices].sum())
+        if current and size + n > max_patients:
+            groups.append(np.concatenate(current))
+            current, size = [], 0
+        current.append(practices)
+        size += n
+    groups.append(np.concatenate(current))
+    return groups
+
+
+def _generate_in_pieces(params: dict, structure, seeds, groups: list[np.ndarray], out: Path,
+                        fmt: str, codelist_dir) -> dict:
+    """A population too big for one piece: whole PCNs a group at a time, then the tables joined.
+
+    The roll-out is decided once for all units (with the stream the one-piece generator uses for
+    it), each piece has its own random stream (derived from the seed and the piece's number),
+    patient and spell numbers run on across pieces, and the truth is combined from the pieces'
+    counts and unit-month tables. Memory is that of the largest piece.
+    """
+    adoption = decide_rollout(structure, params, np.random.default_rng(seeds[7]))
+    started = [day for day in adoption.values() if day >= 0]
+    first_adoption_day = min(started) if started else None
+    pieces, first_id, first_spell = [], 0, 0
+    for number, practices in enumerate(groups, start=1):
+        log.info("simulate: piece %d of %d (%s patients)", number, len(groups),
+                 f"{int(structure.list_size[practices].sum()):,}")
+        piece_seeds = np.random.SeedSequence([int(params["seed"]), number]).spawn(10)
+        folder = out / f".piece-{number}"
+        folder.mkdir()
+        piece = _generate_piece(params, structure.subset(practices), piece_seeds, folder, fmt,
+                                codelist_dir, number=number, first_id=first_id, first_spell=first_spell,
+                                adoption=adoption, first_adoption_day=first_adoption_day)
+        pieces.append(piece)
+        first_id += piece.n_patients
+        first_spell += piece.n_spells
+    _write(structure.table(), out / "practices", fmt)
+    rollout = pd.concat([p.rollout for p in pieces], ignore_index=True)
+    for table in ("patients", "admissions", "interventions", "rollout", "events"):
+        _join_files([out / f".piece-{p.number}" / f"{table}.{fmt}" for p in pieces],
+                    out / f"{table}.{fmt}", fmt)
+    truth_dir = out / "truth"
+    truth_dir.mkdir()
+    for name in ("enrolment", "itt_population"):
+        tables = [pd.read_parquet(out / f".piece-{p.number}" / "truth" / f"{name}.parquet")
+                  for p in pieces]
+        pd.concat(tables, ignore_index=True).to_parquet(truth_dir / f"{name}.parquet",
+                                                        index=False)
+    itt_table = pd.read_parquet(truth_dir / "itt_population.parquet")
+    itt_truth = combine_itt_truth([p.itt_truth for p in pieces], itt_table)
+    realised = combine_realised_truth([p.realised for p in pieces])
+    for piece in pieces:
+        shutil.rmtree(out / f".piece-{piece.number}")
+    return _write_truth(out, params, structure, pieces, realised, itt_truth, rollout,
+                        n_pieces=len(pieces))
+
+
+def _join_files(parts: list[Path], target: Path, fmt: str) -> None:
+    """The pieces' files of one table as one file, streamed (never all in memory)."""
+    if fmt == "csv":
+        with open(target, "wb") as sink:
+            for i, part in enumerate(parts):
+                with open(part, "rb") as source:
+                    if i:
+                        source.readline()  # the header, written once
+                    shutil.copyfileobj(source, sink, 16 * 2**20)
+        return
+    schema = pq.read_schema(parts[0])
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=1_000_000):
+                writer.write_table(pa.Table.from_batches([batch], schema=schema),
+                                   row_group_size=1_000_000)
+
+
+@dataclass
+class _Piece:
+    """What one piece of the population leaves for the whole: its truth and its counts."""
+
+    number: int
+    n_patients: int
+    n_spells: int
+    n_deaths: int
+    realised: dict
+    itt_truth: dict
+    rollout: pd.DataFrame
+    efi_counts: dict
+
+
+def _generate_piece(params: dict, structure, seeds, out: Path, fmt: str, codelist_dir, *,
+                    number: int = 1, first_id: int = 0, first_spell: int = 0,
+                    adoption: dict | None = None, first_adoption_day: int | None = None) -> _Piece:
+    """Generate the people of ``structure``'s practices and write their tables to ``out``."""
+    (_, rng_people, _, _, _, rng_adm, rng_planned, rng_prog, rng_events,
      rng_extra) = [np.random.default_rng(s) for s in seeds]
     steps = progress(total=7, desc="simulate", unit="step")
-    structure = build_structure(params, rng_struct)
-    people = build_people(params, structure, rng_people)
+    people = build_people(params, structure, rng_people, first_id=first_id)
     shape = float(params["admission_frailty_shape"])
     log_frailty = np.log(rng_extra.gamma(shape, 1 / shape, size=people.n))
     steps.update()
@@ -151,18 +268,20 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
     planned = draw_planned(people, exit_, death, params, rng_planned)
     steps.update()
 
-    programme = run_programme(people, structure, emergency, deficits_at, exit_, params, rng_prog)
-    truth = truth_summary(people, emergency, programme, exit_, params)
+    programme = run_programme(people, structure, emergency, deficits_at, exit_, params, rng_prog,
+                              adoption=adoption)
     steps.update()
 
     # Tables.
-    _write(structure.table(), out / "practices", fmt)
+    if adoption is None:
+        _write(structure.table(), out / "practices", fmt)
     _write(_patients_table(people, structure, death, exit_, params, rng_extra), out / "patients",
            fmt)
     observed = emergency.subset(~programme.prevented)
     hfrs = load_codelist("hfrs", codelist_dir)
     _write(
-        _admissions_table(people, observed, planned, deficits_by_segment[:, -1], hfrs, rng_extra),
+        _admissions_table(people, observed, planned, deficits_by_segment[:, -1], hfrs, rng_extra,
+                          first_spell),
         out / "admissions", fmt,
     )
     _write(_interventions_table(people, programme, params), out / "interventions", fmt)
@@ -214,13 +333,30 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
         by_id = pd.Series(scored["efi_deficits"].to_numpy(), index=scored["patient_id"])
         return by_id.reindex(people.patient_id).fillna(0).to_numpy()
 
-    itt_truth, itt_by_unit_month = itt_population_truth(people, structure, emergency, programme,
-                                                        exit_, coded_deficits_on, params)
+    itt_truth, itt_by_unit_month = itt_population_truth(
+        people, structure, emergency, programme, exit_, coded_deficits_on, params,
+        first_adoption_day=first_adoption_day)
     truth_dir = out / "truth"
     truth_dir.mkdir()
     enrol = _truth_enrolment(people, programme, structure)
     enrol.to_parquet(truth_dir / "enrolment.parquet", index=False)
     itt_by_unit_month.to_parquet(truth_dir / "itt_population.parquet", index=False)
+    return _Piece(
+        number=number,
+        n_patients=int(people.n), n_spells=int(observed.n + planned.n),
+        n_deaths=int((death >= 0).sum()),
+        realised=truth_summary(people, emergency, programme, exit_, params),
+        itt_truth=itt_truth, rollout=programme.rollout,
+        efi_counts=_efi_counts(people, deficits_at, study_end, exit_),
+    )
+
+
+def _write_truth(out: Path, params: dict, structure, pieces: list[_Piece], realised: dict,
+                 itt_truth: dict, rollout: pd.DataFrame, n_pieces: int = 1) -> dict:
+    """Write ``truth/truth.json`` (the tables beside it are written already)."""
+    efi_total = sum(p.efi_counts["total"] for p in pieces)
+    efi_split = {c: (sum(p.efi_counts[c] for p in pieces) / efi_total if efi_total
+                     else float("nan")) for c in ("fit", "mild", "moderate", "severe")}
     truth_doc = {
         "generator": f"phm-eval {__version__}",
         "scenario": params,
@@ -237,31 +373,34 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
                 "frailty; rate ratios of admission counts estimate the rate ratio itself."
             ),
         },
-        "realised": truth,
+        "realised": realised,
         # The population-level effect (intention to treat) the generator implies; its unit-month
         # pieces are in itt_population.parquet.
         "itt_population": itt_truth,
         "rollout": [
             {k: (str(v) if k == "start_date" else v) for k, v in row.items()}
-            for row in programme.rollout.to_dict("records")
+            for row in rollout.to_dict("records")
         ],
         "population": {
-            "n_patients": int(people.n),
+            "n_patients": int(sum(p.n_patients for p in pieces)),
             "n_practices": int(len(structure.practice_id)),
             "n_pcns": int(len(np.unique(structure.pcn_id))),
-            "n_deaths": int((death >= 0).sum()),
-            "efi_categories_at_study_end_65plus": _efi_split(people, deficits_at, study_end,
-                                                             exit_),
+            "n_deaths": int(sum(p.n_deaths for p in pieces)),
+            "efi_categories_at_study_end_65plus": efi_split,
+            # generated a group of whole PCNs at a time when the ICS is large (memory)
+            "generated_in_pieces": int(n_pieces),
         },
     }
-    (truth_dir / "truth.json").write_text(json.dumps(truth_doc, indent=2, default=str) + "\n")
+    (out / "truth" / "truth.json").write_text(json.dumps(truth_doc, indent=2, default=str)
+                                              + "\n")
     return truth_doc
 
 
-def _efi_split(people, deficits_at, day, exit_) -> dict:
+def _efi_counts(people, deficits_at, day, exit_) -> dict:
     alive = (people.reg_start <= day) & (exit_ > day) & (people.age_at(day) >= 65)
     cats = efi_category(deficits_at(np.int64(day))[alive])
-    return {c: float(np.mean(cats == c)) for c in ("fit", "mild", "moderate", "severe")}
+    counts = {c: int(np.sum(cats == c)) for c in ("fit", "mild", "moderate", "severe")}
+    return {**counts, "total": int(alive.sum())}
 
 
 def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
@@ -291,7 +430,8 @@ def _patients_table(people, structure, death, exit_, params, rng) -> pa.Table:
     )
 
 
-def _admissions_table(people, emergency, planned, deficits_end, hfrs, rng) -> pa.Table:
+def _admissions_table(people, emergency, planned, deficits_end, hfrs, rng,
+                      first_spell: int = 0) -> pa.Table:
     patient = np.concatenate([emergency.patient, planned.patient])
     admission = np.concatenate([emergency.admission, planned.admission])
     discharge = np.concatenate([emergency.discharge, planned.discharge])
@@ -308,7 +448,8 @@ def _admissions_table(people, emergency, planned, deficits_end, hfrs, rng) -> pa
     draws = rng.integers(0, len(codes), size=int(n_sec.sum()))
     pieces = np.split(codes[draws], np.cumsum(n_sec)[:-1]) if n else []
     secondary = [";".join(sorted(set(p))) if len(p) else None for p in pieces]
-    spell_id = np.char.add("SP", np.char.zfill(np.arange(1, n + 1).astype(str), 9))
+    spell_id = np.char.add("SP", np.char.zfill(np.arange(first_spell + 1, first_spell + n + 1)
+                                               .astype(str), 9))
     return pa.table(
         {
             "patient_id": pa.array(people.patient_id[patient], type=pa.string()),

@@ -43,6 +43,12 @@ class Structure:
     imd_centre: np.ndarray
     minority_multiplier: np.ndarray
 
+    def subset(self, practices: np.ndarray) -> Structure:
+        """These practices only (an index array), in the same order."""
+        return Structure(**{name: getattr(self, name)[practices] for name in (
+            "practice_id", "pcn_id", "icb_id", "list_size", "imd_centre",
+            "minority_multiplier")})
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
             {"practice_id": self.practice_id, "pcn_id": self.pcn_id, "icb_id": self.icb_id}
@@ -128,7 +134,8 @@ class People:
         return (np.asarray(day) - self.dob) / DAYS_PER_YEAR
 
 
-def build_people(params: dict, structure: Structure, rng: np.random.Generator) -> People:
+def build_people(params: dict, structure: Structure, rng: np.random.Generator,
+                 first_id: int = 0) -> People:
     """Draw registered people with England-like age/sex structure and clustered deprivation."""
     n = int(structure.list_size.sum())
     data_start = to_days(params["data_start"])
@@ -185,7 +192,7 @@ def build_people(params: dict, structure: Structure, rng: np.random.Generator) -
     ).astype(np.int64)
 
     health = rng.normal(0, 1, size=n) + 0.3 * deprivation
-    order = np.arange(n)
+    order = np.arange(n) + int(first_id)  # later pieces of a population number on
     patient_id = np.char.add("SYN", np.char.zfill(order.astype(str), 8))
     return People(
         patient_id=patient_id,

@@ -44,22 +44,23 @@ class Programme:
     prevented: np.ndarray  # per emergency spell: True if the programme prevented it
 
 
-def run_programme(
-    people: People, structure: Structure, spells: Spells, deficits_at, exit_: np.ndarray,
-    params: dict, rng: np.random.Generator,
-) -> Programme:
-    """Roll the programme out, enrol patients and thin their later emergency admissions.
+def rollout_units(structure: Structure, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The roll-out units (practices or PCNs, sorted PCN ids) and each practice's unit index."""
+    if params["programme"]["rollout_unit"] == "practice":
+        return structure.practice_id, np.arange(len(structure.practice_id))
+    units, inverse = np.unique(structure.pcn_id, return_inverse=True)
+    return units, inverse
 
-    ``deficits_at(day_per_patient)`` returns each patient's eFI deficit count on that day.
+
+def decide_rollout(structure: Structure, params: dict, rng: np.random.Generator) -> dict:
+    """Which units adopt and when: ``{unit id: adoption day, or -1 for never}``.
+
+    Units are put in a random order; the first ``never_share`` of them (at least one, and not
+    all, when there are two or more) never adopt and the rest adopt in the scenario's waves in
+    turn.
     """
     prog = params["programme"]
-    unit_level = prog["rollout_unit"]
-    if unit_level == "practice":
-        units = structure.practice_id
-        unit_of_patient = people.practice_index
-    else:
-        units, inverse = np.unique(structure.pcn_id, return_inverse=True)
-        unit_of_patient = inverse[people.practice_index]
+    units, _ = rollout_units(structure, params)
     n_units = len(units)
     waves = [to_days(w) for w in prog["waves"]]
     order = rng.permutation(n_units)
@@ -70,6 +71,27 @@ def run_programme(
     adopters = order[n_never:]
     for i, u in enumerate(adopters):
         unit_start[u] = waves[i % len(waves)]
+    return dict(zip(units.tolist(), unit_start.tolist(), strict=True))
+
+
+def run_programme(
+    people: People, structure: Structure, spells: Spells, deficits_at, exit_: np.ndarray,
+    params: dict, rng: np.random.Generator, adoption: dict | None = None,
+) -> Programme:
+    """Roll the programme out, enrol patients and thin their later emergency admissions.
+
+    ``deficits_at(day_per_patient)`` returns each patient's eFI deficit count on that day.
+    ``adoption`` (``{unit id: adoption day or -1}``, from :func:`decide_rollout`) is given when
+    the population is generated in pieces, so that the roll-out is decided once for the whole
+    ICS; otherwise it is decided here, with ``rng``.
+    """
+    prog = params["programme"]
+    unit_level = prog["rollout_unit"]
+    units, unit_of_practice = rollout_units(structure, params)
+    unit_of_patient = unit_of_practice[people.practice_index]
+    if adoption is None:
+        adoption = decide_rollout(structure, params, rng)
+    unit_start = np.array([adoption[u] for u in units.tolist()], dtype=np.int64)
 
     start = unit_start[unit_of_patient]
     adopts = start >= 0
@@ -202,8 +224,8 @@ def _first_full_month(day: pd.Timestamp) -> pd.Timestamp:
 
 
 def itt_population_truth(people: People, structure: Structure, spells: Spells, prog: Programme,
-                         exit_: np.ndarray, deficits_on, params: dict
-                         ) -> tuple[dict, pd.DataFrame]:
+                         exit_: np.ndarray, deficits_on, params: dict,
+                         first_adoption_day: int | None = None) -> tuple[dict, pd.DataFrame]:
     """The population-level effect (intention to treat) the generator implies, and its pieces.
 
     The population: everyone registered on the eligibility date (the day before the month
@@ -228,6 +250,10 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
     weights equal to their eligible person-months before the first adoption month, and the cells
     (cohort, month after adoption) are averaged with weights equal to their person-months.
 
+    ``first_adoption_day`` is the first adoption day of the whole ICS when this is one piece
+    of a population generated in pieces (the eligibility date depends on it); by default the
+    first adoption among these people's units.
+
     Returns
     -------
     truth : dict
@@ -245,12 +271,16 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
     unit_names = (structure.practice_id if level == "practice" else structure.pcn_id)
     unit_of = unit_names[people.practice_index]
     adopted = prog.unit_start >= 0
-    if not adopted.any():
+    if not adopted.any() and first_adoption_day is None:
         return {"definition": "no unit adopted the programme"}, pd.DataFrame()
     start_of_unit = pd.Series(prog.unit_start, index=unit_of).groupby(level=0).max()
     adopt_month = {u: (_first_full_month(_EPOCH + pd.Timedelta(days=int(d))) if d >= 0
                        else pd.NaT) for u, d in start_of_unit.items()}
-    first_adoption = min(m for m in adopt_month.values() if pd.notna(m))
+    if first_adoption_day is None:
+        first_adoption = min(m for m in adopt_month.values() if pd.notna(m))
+    else:
+        # one piece of a population generated in pieces (its units may all be never-adopters)
+        first_adoption = _first_full_month(_EPOCH + pd.Timedelta(days=int(first_adoption_day)))
     study_start = pd.Timestamp(params["study_start"])
     study_end = pd.Timestamp(params["study_end"])
     e_date = max(first_adoption - pd.DateOffset(months=ITT_PRE_MONTHS) - pd.Timedelta(days=1),
@@ -319,18 +349,22 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
             att += cell_pm * np.sum(w * (r1[in_g, j] - r0[in_g, j])) / w.sum()
             rate1 += cell_pm * np.sum(w * r1[in_g, j]) / w.sum()
             total_pm += cell_pm
-    att, rate1 = att / total_pm, rate1 / total_pm
+    if total_pm > 0:
+        att, rate1 = att / total_pm, rate1 / total_pm
+    else:  # a piece of a population generated in pieces, with no adopting unit
+        att = rate1 = float("nan")
     rate0 = rate1 - att
     enrolled_members = prog.enrolled[members]
     adopting_members = adopted[members]
     after_enrolment = (prog.enrolment_day[pat] >= 0) & (adm_day[ok] >= prog.enrolment_day[pat])
     post_spell = post[u_spell, k]
     truth = {
-        "rate_ratio": float(rate1 / rate0),
+        "rate_ratio": float(rate1 / rate0) if rate0 else float("nan"),
         "rate_difference_per_1000_person_months": float(att),
         "rate_with_programme_per_1000_person_months": float(rate1),
         "rate_without_programme_per_1000_person_months": float(rate0),
-        "pooled_rate_ratio": float(a1[post].sum() / a0[post].sum()),
+        "pooled_rate_ratio": (float(a1[post].sum() / a0[post].sum()) if a0[post].sum()
+                              else float("nan")),
         "admissions_without_programme": int(a0[post].sum()),
         "admissions_with_programme": int(a1[post].sum()),
         "person_months": float(pm[post].sum()),
@@ -338,6 +372,11 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
             np.sum(post_spell & after_enrolment) / max(np.sum(post_spell), 1)),
         "share_enrolled_of_population_in_adopting_units": float(
             enrolled_members[adopting_members].mean()) if adopting_members.any() else 0.0,
+        # the counts behind the two shares (to combine pieces of a population)
+        "admissions_after_enrolment_in_adopted_months": int(np.sum(post_spell & after_enrolment)),
+        "admissions_in_adopted_months": int(np.sum(post_spell)),
+        "n_enrolled_in_adopting_units": int(enrolled_members[adopting_members].sum()),
+        "n_population_in_adopting_units": int(adopting_members.sum()),
         "n_population": int(len(members)),
         "unit": level,
         "eligibility_date": str(e_date.date()),
@@ -374,3 +413,77 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
     })
     table = table[np.repeat(has_cohort, n_m)].reset_index(drop=True)
     return truth, table
+
+
+def combine_itt_truth(pieces: list[dict], table: pd.DataFrame) -> dict:
+    """The ITT truth of a population generated in pieces (whole units in each piece).
+
+    ``pieces`` are the pieces' truths from :func:`itt_population_truth` (made with the same
+    ``first_adoption_day``) and ``table`` their ``by_unit_month`` tables concatenated. The
+    estimand is recomputed from the table exactly as :func:`itt_population_truth` computes it
+    (unit rates averaged within adoption cohort and month with the units' pre-adoption
+    person-month weights, cells weighted by their person-months); counts are added.
+    """
+    pieces = [p for p in pieces if "n_population" in p]
+    if not pieces or not table["post"].any():
+        return {"definition": "no unit adopted the programme"}
+    post = table[table["post"]]
+    pm = post["person_days"] / (DAYS_PER_YEAR / 12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r0 = np.where(pm > 0, 1000 * post["admissions_without_programme"] / pm, 0.0)
+        r1 = np.where(pm > 0, 1000 * post["admissions_with_programme"] / pm, 0.0)
+    cells = pd.DataFrame({"g": post["adoption_month"].to_numpy(), "m": post["month"].to_numpy(),
+                          "w": post["weight"].to_numpy(), "pm": pm.to_numpy(),
+                          "wd": post["weight"].to_numpy() * (r1 - r0),
+                          "w1": post["weight"].to_numpy() * r1})
+    by_cell = cells.groupby(["g", "m"], sort=True)[["w", "pm", "wd", "w1"]].sum()
+    total_pm = by_cell["pm"].sum()
+    att = float((by_cell["pm"] * by_cell["wd"] / by_cell["w"]).sum() / total_pm)
+    rate1 = float((by_cell["pm"] * by_cell["w1"] / by_cell["w"]).sum() / total_pm)
+    rate0 = rate1 - att
+    a0 = int(post["admissions_without_programme"].sum())
+    a1 = int(post["admissions_with_programme"].sum())
+
+    def total(key: str) -> int:
+        return int(sum(p[key] for p in pieces))
+
+    # the descriptive entries (dates, unit, definition) from a piece with adopters
+    out = dict(next((p for p in pieces if p["admissions_in_adopted_months"]), pieces[0]))
+    out.update({
+        "rate_ratio": rate1 / rate0,
+        "rate_difference_per_1000_person_months": att,
+        "rate_with_programme_per_1000_person_months": rate1,
+        "rate_without_programme_per_1000_person_months": rate0,
+        "pooled_rate_ratio": a1 / a0 if a0 else float("nan"),
+        "admissions_without_programme": a0,
+        "admissions_with_programme": a1,
+        "person_months": float(pm.sum()),
+        "n_population": total("n_population"),
+        "admissions_after_enrolment_in_adopted_months": total(
+            "admissions_after_enrolment_in_adopted_months"),
+        "admissions_in_adopted_months": total("admissions_in_adopted_months"),
+        "n_enrolled_in_adopting_units": total("n_enrolled_in_adopting_units"),
+        "n_population_in_adopting_units": total("n_population_in_adopting_units"),
+    })
+    out["share_of_admissions_after_enrolment"] = (
+        out["admissions_after_enrolment_in_adopted_months"]
+        / max(out["admissions_in_adopted_months"], 1))
+    out["share_enrolled_of_population_in_adopting_units"] = (
+        out["n_enrolled_in_adopting_units"] / out["n_population_in_adopting_units"]
+        if out["n_population_in_adopting_units"] else 0.0)
+    return out
+
+
+def combine_realised_truth(pieces: list[dict]) -> dict:
+    """:func:`truth_summary` of a population generated in pieces: counts added, ratios redone."""
+    keys = ("n_enrolled", "n_eligible", "admissions_12m_without_programme",
+            "admissions_12m_with_programme", "admissions_12m_before_enrolment")
+    out: dict = {key: int(sum(p[key] for p in pieces)) for key in keys}
+    out["person_years_12m"] = float(sum(p["person_years_12m"] for p in pieces))
+    out = {key: out[key] for key in ("n_enrolled", "n_eligible", "person_years_12m", *keys[2:])}
+    y0, y1 = out["admissions_12m_without_programme"], out["admissions_12m_with_programme"]
+    py = out["person_years_12m"]
+    if py > 0 and y0 > 0:
+        out["realised_rate_ratio_12m"] = y1 / y0
+        out["att_admissions_per_1000_person_years_12m"] = 1000 * (y1 - y0) / py
+    return out
