@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from ..contract import TABLES
+from ..db import connect
 from ..errors import InputError
 from ._common import MAX_ROWS_SHOWN, Problems, key_column, sql_text
 
@@ -162,7 +163,7 @@ def check_tables(files: dict[str, Path], names: dict[str, str], today: date,
     temp_directory : path
         Where DuckDB may spill.
     """
-    con = duckdb.connect(config={"temp_directory": str(temp_directory)})
+    con = connect(temp_directory=str(temp_directory))  # within the job's memory limit
     try:
         for table, path in files.items():
             con.execute(
