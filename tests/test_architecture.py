@@ -28,7 +28,7 @@ LAYERS: dict[str, set[str]] = {
     "estimators": {"did", "survival", "matching", "frailty"},
     "data contract": {"contract", "ingest", "definitions", "codelists"},
     "utilities": {"phm_eval", "disclosure", "jsonio", "db", "paths", "config", "errors",
-                  "labels", "plotting", "progress", "provenance", "run_lock"},
+                  "labels", "outputs", "plotting", "progress", "provenance", "run_lock"},
 }
 RANK = {name: rank for rank, members in enumerate(reversed(LAYERS.values())) for name in members}
 

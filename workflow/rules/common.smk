@@ -4,8 +4,10 @@
 import os
 import sys
 
+from phm_eval import outputs as out
 from phm_eval.config import check_config, default_results_dir
 from phm_eval.errors import ConfigError
+from phm_eval.outputs import INPUT_TABLES, SYNTHETIC_DIR, SYNTHETIC_TABLES, TRUTH
 from phm_eval.paths import CONFIG_DIR, resolve_codelist_dir
 
 
@@ -40,7 +42,7 @@ def settings(section, without=()):
 def design_check_outputs():
     """The plasmode power check's outputs, when it is on (evaluate.design_check.replicates)."""
     if (config["evaluate"].get("design_check") or {}).get("replicates", 0) > 0:
-        return [R("evaluate/design_check.json"), R("evaluate/design_check.csv")]
+        return rule_outputs("design_check")
     return []
 
 
@@ -69,25 +71,39 @@ RESULTS = config["results_dir"].rstrip("/")
 
 
 def R(relative):
-    """A path inside this run's results folder."""
+    """A path inside this run's results folder. Every file a rule writes is named once, in
+    phm_eval.outputs (as `out.EFFECTS`...), relative to the results folder; paths under
+    internal/ hold patient-level and unrounded files that never leave the secure environment
+    (everything else under the results folder may be released once it passes
+    check-outputs)."""
     return f"{RESULTS}/{relative}"
 
 
-def I(relative):
-    """A path inside this run's internal folder: patient-level and unrounded files that never
-    leave the secure environment (everything else under the results folder may be released
-    once it passes check-outputs)."""
-    return f"{RESULTS}/internal/{relative}"
+def rule_outputs(rule):
+    """The files phm_eval.outputs declares for a rule, inside this run's results folder."""
+    return [R(path) for path in out.of_rule(rule)]
 
 
-INPUT_TABLES = ["practices", "patients", "events", "admissions", "interventions", "rollout"]
+def LOG(job):
+    """A job's log (internal: a log may quote data)."""
+    return R(out.log(job))
+
+
+def BENCHMARK(job):
+    """A job's benchmark record (time and memory)."""
+    return R(out.benchmark(job))
+
+
+def STAGED(table):
+    """An input table as the ingest rule stages it (validated, as Parquet)."""
+    return R(out.STAGED[table])
 
 
 def input_tables():
     """The input tables as files, so that executors without a shared file system (Kubernetes
     pods with a storage provider) stage them for the jobs that read them."""
     if config["input"]["source"] == "synthetic":
-        return [I(f"synthetic/{table}.parquet") for table in INPUT_TABLES]
+        return [R(SYNTHETIC_TABLES[table]) for table in INPUT_TABLES]
     folder = config["input"]["folder"]
     return [
         os.path.join(folder, f"{table}.{ext}")
@@ -100,13 +116,13 @@ def input_tables():
 def truth_inputs():
     """The synthetic truth the report sets against the estimates (nothing for real data)."""
     if config["input"]["source"] == "synthetic":
-        return [I("synthetic/truth/truth.json")]
+        return [R(TRUTH)]
     return []
 
 
 def input_folder():
     if config["input"]["source"] == "synthetic":
-        return I("synthetic")
+        return R(SYNTHETIC_DIR)
     return config["input"]["folder"]
 
 

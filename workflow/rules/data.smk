@@ -4,17 +4,17 @@ if config["input"]["source"] == "synthetic":
 
     rule simulate:
         output:
-            tables=expand(I("synthetic/{table}.parquet"), table=INPUT_TABLES),
-            truth=I("synthetic/truth/truth.json"),
+            tables=[R(SYNTHETIC_TABLES[table]) for table in INPUT_TABLES],
+            truth=R(TRUTH),
         params:
             stage="data.simulate",
             synthetic=settings("synthetic"),
         resources:
             mem_mb=MEM_MB["simulate"],
         log:
-            I("logs/simulate.log"),
+            LOG("simulate"),
         benchmark:
-            R("benchmarks/simulate.tsv")
+            BENCHMARK("simulate")
         script:
             STAGE_SCRIPT
 
@@ -23,14 +23,14 @@ rule ingest:
     input:
         tables=input_tables(),
     output:
-        flow=I("data/flow.csv"),
-        data_quality=I("data/data_quality.csv"),
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
-        interventions=I("data/interventions.parquet"),
-        practices=I("data/practices.parquet"),
-        rollout=I("data/rollout.parquet"),
+        flow=R(out.FLOW),
+        data_quality=R(out.DATA_QUALITY),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
+        interventions=STAGED("interventions"),
+        practices=STAGED("practices"),
+        rollout=STAGED("rollout"),
     params:
         stage="data.ingest_inputs",
         source=input_folder(),
@@ -38,8 +38,8 @@ rule ingest:
     resources:
         mem_mb=MEM_MB["ingest"],
     log:
-        I("logs/ingest.log"),
+        LOG("ingest"),
     benchmark:
-        R("benchmarks/ingest.tsv")
+        BENCHMARK("ingest")
     script:
         STAGE_SCRIPT

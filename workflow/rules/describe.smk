@@ -1,19 +1,15 @@
 # Describe: who is in the population and how they use hospital care.
 
-DESCRIBE_TABLES = ["population_pyramid", "ltc_prevalence", "emergency_admission_rates"]
-
 
 def describe_outputs():
-    return expand(R("describe/{name}.csv"), name=DESCRIBE_TABLES) + expand(
-        R("describe/{name}.png"), name=DESCRIBE_TABLES
-    )
+    return rule_outputs("describe")
 
 
 rule describe:
     input:
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
         codelists=CODELIST_FILES,
     output:
         describe_outputs(),
@@ -25,8 +21,8 @@ rule describe:
     resources:
         mem_mb=MEM_MB["describe"],
     log:
-        I("logs/describe.log"),
+        LOG("describe"),
     benchmark:
-        R("benchmarks/describe.tsv")
+        BENCHMARK("describe")
     script:
         STAGE_SCRIPT

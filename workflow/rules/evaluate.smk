@@ -1,38 +1,17 @@
 # Evaluate: matched comparison, survival with competing death, rates, DiD and event study,
 # regression to the mean, subgroups.
 
-EVALUATE_OUTPUTS = [
-    R(f"evaluate/{name}")
-    for name in (
-        "effects.json",
-        "pretrend.json",
-        "rtm.csv",
-        "balance.csv",
-        "flow.csv",
-        "love_plot.png",
-        "km.png",
-        "km.csv",
-        "cif.png",
-        "cif.csv",
-        "forest.png",
-        "rtm.png",
-        "event_study.png",
-        "itt_event_study.png",
-        "itt_event_study.csv",
-        "itt_pretrend.json",
-        "itt_honest.csv",
-    )
-] + [I("evaluate/analysed.parquet")]
+EVALUATE_OUTPUTS = rule_outputs("evaluate")
 
 
 rule evaluate:
     input:
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
-        practices=I("data/practices.parquet"),
-        interventions=I("data/interventions.parquet"),
-        rollout=I("data/rollout.parquet"),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
+        practices=STAGED("practices"),
+        interventions=STAGED("interventions"),
+        rollout=STAGED("rollout"),
         codelists=CODELIST_FILES,
     output:
         EVALUATE_OUTPUTS,
@@ -46,9 +25,9 @@ rule evaluate:
     resources:
         mem_mb=MEM_MB["evaluate"],
     log:
-        I("logs/evaluate.log"),
+        LOG("evaluate"),
     benchmark:
-        R("benchmarks/evaluate.tsv")
+        BENCHMARK("evaluate")
     script:
         STAGE_SCRIPT
 
@@ -57,19 +36,19 @@ rule design_check:
     """Power on this run's own data: the matched design re-analysed with known effects injected
     (plasmode simulation); matching is reused, only the outcome model is refitted."""
     input:
-        analysed=I("evaluate/analysed.parquet"),
+        analysed=R(out.ANALYSED),
         truth=truth_inputs(),
     output:
-        json=R("evaluate/design_check.json"),
-        csv=R("evaluate/design_check.csv"),
+        json=R(out.DESIGN_CHECK),
+        csv=R(out.DESIGN_CHECK_CSV),
     params:
         stage="evaluate.design_check",
         design_check=settings("evaluate")["design_check"],
     resources:
         mem_mb=MEM_MB["design_check"],
     log:
-        I("logs/design_check.log"),
+        LOG("design_check"),
     benchmark:
-        R("benchmarks/design_check.tsv")
+        BENCHMARK("design_check")
     script:
         STAGE_SCRIPT

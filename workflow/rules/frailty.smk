@@ -1,23 +1,13 @@
 # Frailty: eFI (Clegg 2016), eFI2 (Best 2025) and HFRS (Gilbert 2018) at the index date.
 
-FRAILTY_OUTPUTS = [
-    I("frailty/frailty.parquet"),
-    I("frailty/frailty_flow.csv"),
-] + [
-    R(f"frailty/{name}")
-    for name in (
-        "efi_summary.csv",
-        "efi_admissions.csv",
-        "efi_distribution.png",
-    )
-]
+FRAILTY_OUTPUTS = rule_outputs("frailty")
 
 
 rule frailty:
     input:
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
         codelists=CODELIST_FILES,
     output:
         FRAILTY_OUTPUTS,
@@ -28,8 +18,8 @@ rule frailty:
     resources:
         mem_mb=MEM_MB["frailty"],
     log:
-        I("logs/frailty.log"),
+        LOG("frailty"),
     benchmark:
-        R("benchmarks/frailty.tsv")
+        BENCHMARK("frailty")
     script:
         STAGE_SCRIPT

@@ -6,20 +6,20 @@
 rule report:
     input:
         final_outputs(),
-        manifest=R("manifest.json"),
-        patients=I("data/patients.parquet"),
+        manifest=R(out.MANIFEST),
+        patients=STAGED("patients"),
         truth=truth_inputs(),
     output:
-        html=R("report/index.html"),
+        html=R(out.REPORT_HTML),
     params:
         stage="report.html",
         config=settings(None),
     resources:
         mem_mb=MEM_MB["report"],
     log:
-        I("logs/report.log"),
+        LOG("report"),
     benchmark:
-        R("benchmarks/report.tsv")
+        BENCHMARK("report")
     script:
         STAGE_SCRIPT
 
@@ -27,18 +27,18 @@ rule report:
 rule manuscript:
     input:
         final_outputs(),
-        manifest=R("manifest.json"),
+        manifest=R(out.MANIFEST),
         truth=truth_inputs(),
     output:
-        pdf=R("manuscript/manuscript.pdf"),
+        pdf=R(out.MANUSCRIPT_PDF),
     params:
         stage="report.manuscript",
         config=settings(None),
     resources:
         mem_mb=MEM_MB["manuscript"],
     log:
-        I("logs/manuscript.log"),
+        LOG("manuscript"),
     benchmark:
-        R("benchmarks/manuscript.tsv")
+        BENCHMARK("manuscript")
     script:
         STAGE_SCRIPT

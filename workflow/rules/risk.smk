@@ -1,17 +1,7 @@
 # Risk: emergency-admission risk model developed at one index date, validated at a later one
 # (temporal), internally-externally by PCN or practice, and applied at the segmentation date.
 
-RISK_OUTPUTS = [
-    R(f"risk/{name}")
-    for name in (
-        "metrics.json",
-        "subgroup_metrics.csv",
-        "model_card.md",
-        "calibration.png",
-        "roc.png",
-        "decision_curve.png",
-    )
-] + [I("risk/predictions.parquet"), I("risk/risk_model_report.json")]
+RISK_OUTPUTS = rule_outputs("risk_model")
 
 #: The index date of each feature set: only the set whose date changed is rebuilt.
 FEATURE_INDEX_DATES = {
@@ -19,19 +9,20 @@ FEATURE_INDEX_DATES = {
     "validation": config["risk"]["validation_index_date"],
     "current": config["segment"]["index_date"],
 }
+assert set(FEATURE_INDEX_DATES) == set(out.FEATURE_SETS)
 
 
 rule risk_features:
     input:
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
-        practices=I("data/practices.parquet"),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
+        practices=STAGED("practices"),
         codelists=CODELIST_FILES,
     output:
-        I("risk/features_{when}.parquet"),
+        R(out.RISK_FEATURES),
     wildcard_constraints:
-        when="development|validation|current",
+        when="|".join(out.FEATURE_SETS),
     params:
         stage="risk.features",
         index_date=lambda wildcards: FEATURE_INDEX_DATES[wildcards.when],
@@ -39,18 +30,16 @@ rule risk_features:
     resources:
         mem_mb=MEM_MB["risk_features"],
     log:
-        I("logs/risk_features_{when}.log"),
+        LOG("risk_features_{when}"),
     benchmark:
-        R("benchmarks/risk_features_{when}.tsv")
+        BENCHMARK("risk_features_{when}")
     script:
         STAGE_SCRIPT
 
 
 rule risk_model:
     input:
-        development=I("risk/features_development.parquet"),
-        validation=I("risk/features_validation.parquet"),
-        current=I("risk/features_current.parquet"),
+        **{when: R(out.RISK_FEATURES.format(when=when)) for when in out.FEATURE_SETS},
     output:
         RISK_OUTPUTS,
     params:
@@ -61,8 +50,8 @@ rule risk_model:
     resources:
         mem_mb=MEM_MB["risk_model"],
     log:
-        I("logs/risk_model.log"),
+        LOG("risk_model"),
     benchmark:
-        R("benchmarks/risk_model.tsv")
+        BENCHMARK("risk_model")
     script:
         STAGE_SCRIPT

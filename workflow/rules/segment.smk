@@ -1,29 +1,16 @@
 # Segment: risk tiers, 3x3 grid, Bridges to Health, Core20PLUS5, DES personalised-care metrics.
 
-SEGMENT_OUTPUTS = [
-    R(f"segment/{name}")
-    for name in (
-        "grid_3x3.csv",
-        "grid_3x3.png",
-        "risk_tiers.csv",
-        "bridges.csv",
-        "core20plus5.csv",
-        "core20_admissions.csv",
-        "des_metrics.csv",
-        "des_funnel.png",
-        "core20plus5_reach.csv",
-    )
-] + [I("segment/segments.parquet")]
+SEGMENT_OUTPUTS = rule_outputs("segment")
 
 
 rule segment:
     input:
-        patients=I("data/patients.parquet"),
-        events=I("data/events.parquet"),
-        admissions=I("data/admissions.parquet"),
-        practices=I("data/practices.parquet"),
-        predictions=I("risk/predictions.parquet"),
-        interventions=I("data/interventions.parquet"),
+        patients=STAGED("patients"),
+        events=STAGED("events"),
+        admissions=STAGED("admissions"),
+        practices=STAGED("practices"),
+        predictions=R(out.PREDICTIONS),
+        interventions=STAGED("interventions"),
         codelists=CODELIST_FILES,
         settings=SEGMENTATION_SETTINGS,
     output:
@@ -38,8 +25,8 @@ rule segment:
     resources:
         mem_mb=MEM_MB["segment"],
     log:
-        I("logs/segment.log"),
+        LOG("segment"),
     benchmark:
-        R("benchmarks/segment.tsv")
+        BENCHMARK("segment")
     script:
         STAGE_SCRIPT
