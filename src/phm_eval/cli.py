@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, outputs
 from .errors import PhmEvalError
 from .paths import CONFIG_DIR, DEFAULT_CONFIG, WORKFLOW_DIR
 
@@ -75,7 +75,7 @@ def _design_check(args: argparse.Namespace) -> int:
     config_path = _config_file(args.config)
     config = load_config(config_path)
     results = Path(config["results_dir"])
-    analysed = results / "internal" / "evaluate" / "analysed.parquet"
+    analysed = results / outputs.ANALYSED
     if not analysed.exists():
         raise PhmEvalError(f"{analysed} not found: run `phm-eval run --config {config_path}` "
                            "first (the check re-analyses the run's matched design)")
@@ -83,7 +83,7 @@ def _design_check(args: argparse.Namespace) -> int:
     if frame.empty:
         raise PhmEvalError("the run's matched design could not be estimated, so there is no "
                            "power to check")
-    truth_file = results / "internal" / "synthetic" / "truth" / "truth.json"
+    truth_file = results / outputs.TRUTH
     truth = read_json(truth_file) if truth_file.exists() else {}
     check = (config["evaluate"].get("design_check") or {})
     replicates = args.replicates or int(check.get("replicates") or 200)
@@ -91,14 +91,14 @@ def _design_check(args: argparse.Namespace) -> int:
     report = design_check_report(frame, n_replicates=replicates, seed=seed,
                                  true_rate_ratio=(truth.get("true_effect") or {})
                                  .get("hazard_ratio"))
-    out = results / "evaluate"
-    out.mkdir(parents=True, exist_ok=True)
-    report.summary.to_csv(out / "design_check.csv", index=False)
-    write_json(out / "design_check.json", report.to_dict())
+    written = results / outputs.DESIGN_CHECK
+    written.parent.mkdir(parents=True, exist_ok=True)
+    report.summary.to_csv(results / outputs.DESIGN_CHECK_CSV, index=False)
+    write_json(written, report.to_dict())
     for row in report.to_dict()["targets"]:
         print(f"injected rate ratio {row['rate_ratio']:.3f}: power {row['power']:.2f}, "
               f"coverage {row['coverage']:.2f} ({replicates} replicates)")
-    print(f"Wrote {out / 'design_check.json'}; `phm-eval run --config {config_path}` puts it "
+    print(f"Wrote {written}; `phm-eval run --config {config_path}` puts it "
           "in the report.")
     return 0
 
@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
         if pid_file is not None:
             release(pid_file)
     if returncode != 0:
-        message = _first_input_error(Path(results_dir) / "internal" / "logs")
+        message = _first_input_error(Path(results_dir) / outputs.LOGS_DIR)
         if message:
             print(f"phm-eval: {message}", file=sys.stderr)
         else:
@@ -226,13 +226,13 @@ def _first_input_error(log_dir: Path) -> str | None:
 
 
 def _check_outputs(args: argparse.Namespace) -> int:
-    from .disclosure.release import INTERNAL_DIR, scan_release
+    from .disclosure.release import scan_release
 
     folder = Path(args.folder)
     patients = Path(args.patients) if args.patients else None
     if patients is None:
         # The run's own patients table, where the workflow keeps it.
-        for candidate in (folder / INTERNAL_DIR / "data", folder / "data"):
+        for candidate in (folder / outputs.STAGED_DIR, folder / "data"):
             if any((candidate / f"patients.{ext}").is_file() for ext in ("parquet", "csv")):
                 patients = candidate
                 print(f"phm-eval: searching for the patient identifiers of {candidate}/",

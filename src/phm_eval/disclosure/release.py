@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import INTERNAL, MANIFEST
 from .check import STAT_WORDS, Violation, is_count_label, name_words
 from .policy import DisclosurePolicy
 from .rounding import disclose_counts
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: The sub-folder of a results folder that never leaves the secure environment.
-INTERNAL_DIR = "internal"
+INTERNAL_DIR = INTERNAL
 
 #: Figures and documents that cannot be read as text: listed as not scanned.
 IMAGE_SUFFIXES = frozenset(
@@ -138,7 +139,7 @@ def _policy(policy: DisclosurePolicy | Mapping[str, Any] | None, root: Path
     if policy is not None:
         return DisclosurePolicy.from_config(policy)
     # The run's own rules, recorded in its manifest; NHS Digital rules otherwise.
-    manifest = root / "manifest.json"
+    manifest = root / MANIFEST
     if root.is_dir() and manifest.is_file():
         try:
             section = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})

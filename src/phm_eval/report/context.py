@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .. import outputs
 from ..disclosure import DisclosurePolicy, apply_disclosure
 from ..errors import InputError
 from ..labels import des_explanation, humanise_text, label
@@ -194,7 +195,7 @@ def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
         "Power and interval coverage of the evaluation in plasmode simulations.",
         ["True rate ratio", "Power (per cent)", "Simulation error of power (per cent)",
          "Coverage of 95% intervals (per cent)", "Bias (log rate ratio)"], rows,
-        source="evaluate/design_check.json",
+        source=outputs.DESIGN_CHECK,
         notes=["Power at a rate ratio of 1 is the false-positive rate."])]))
     return blocks
 
@@ -210,7 +211,7 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
     """
     effect = pick_headline(effects or [])
     if effect is None:
-        blocks = [b.missing("The estimated effect of the programme", ["evaluate/effects.json"])]
+        blocks = [b.missing("The estimated effect of the programme", [outputs.EFFECTS])]
         return _section("headline", "What the programme changed", blocks), None
     unit_cost = (config.get("report") or {}).get("unit_cost_emergency_admission")
     head = describe_headline(effect, unit_cost=unit_cost, policy=policy)
@@ -229,8 +230,8 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
         key.append(("In emergency admissions", admissions))
     if head.money:
         key.append(("In pounds", _money_line(head)))
-    check = results.json("evaluate/design_check.json") if results.has(
-        "evaluate/design_check.json") else None
+    check = results.json(outputs.DESIGN_CHECK) if results.has(
+        outputs.DESIGN_CHECK) else None
     blocks.append(b.facts(key))
     if head.money:
         blocks.append(b.paragraph(head.money))
@@ -361,20 +362,20 @@ def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
 def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
                        policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
-    rtm = results.csv("evaluate/rtm.csv")
+    rtm = results.csv(outputs.RTM)
     blocks += _rtm_paragraphs(rtm)
-    for source in ("evaluate/itt_pretrend.json", "evaluate/pretrend.json"):
+    for source in (outputs.ITT_PRETREND, outputs.PRETREND):
         pre = _pretrend_block(results.json(source))
         if pre is not None:
             blocks.append(pre)
-    if results.has("evaluate/itt_event_study.png"):
-        blocks.append(b.figure(results, "evaluate/itt_event_study.png",
+    if results.has(outputs.ITT_EVENT_STUDY_PNG):
+        blocks.append(b.figure(results, outputs.ITT_EVENT_STUDY_PNG,
                                "Population-level event study: emergency admissions in the "
                                "eligible population by month since the unit adopted the "
                                "programme, against comparison units."))
-    blocks.append(b.figure(results, "evaluate/rtm.png"))
+    blocks.append(b.figure(results, outputs.RTM_PNG))
     blocks.append(b.table_from_csv(
-        results, "evaluate/rtm.csv",
+        results, outputs.RTM,
         "Change in emergency admissions per 1,000 patients a year: uncontrolled, comparators "
         "and controlled.", policy, drop=("kind",)))
     overall = _overall(effects)
@@ -386,21 +387,21 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         blocks.append(b.table(
             "The same questions answered by different methods.",
             ["Outcome", "Question", "Method", "Scale", "Estimate (95% CI)", "In words"], rows,
-            source="evaluate/effects.json",
+            source=outputs.EFFECTS,
             notes=["Ratios below 1 and negative differences mean fewer admissions. Hazard "
                    "ratios from time-to-first-admission models are usually closer to 1 than "
                    "rate ratios of all admissions.", *_method_notes(overall)],
         ))
     else:
-        blocks.append(b.missing("Estimates from other methods", ["evaluate/effects.json"]))
-    blocks.append(b.figure(results, "evaluate/event_study.png"))
-    blocks.append(b.figure(results, "evaluate/km.png"))
-    blocks.append(b.figure(results, "evaluate/cif.png"))
+        blocks.append(b.missing("Estimates from other methods", [outputs.EFFECTS]))
+    blocks.append(b.figure(results, outputs.EVENT_STUDY_PNG))
+    blocks.append(b.figure(results, outputs.KM_PNG))
+    blocks.append(b.figure(results, outputs.CIF_PNG))
     balance_notes = ["Standardised mean differences (SMD) below 0.1 are usually taken to show "
                      "good balance."]
     blocks.append(b.details("How alike were the enrolled patients and their comparators?", [
-        b.figure(results, "evaluate/love_plot.png"),
-        b.table_from_csv(results, "evaluate/balance.csv",
+        b.figure(results, outputs.LOVE_PLOT_PNG),
+        b.table_from_csv(results, outputs.BALANCE,
                          "Balance of characteristics before and after matching.", policy,
                          notes=balance_notes, frame=_balance_frame(results)),
     ]))
@@ -412,7 +413,7 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
 
 def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
     """The balance table as readers need it: each characteristic, its means and SMDs."""
-    balance = results.csv("evaluate/balance.csv")
+    balance = results.csv(outputs.BALANCE)
     if balance is None:
         return None
     wanted = ["term", "covariate", "mean_treated_before", "mean_control_before", "smd_before",
@@ -424,7 +425,7 @@ def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
 # --------------------------------------------------------------------------- subgroups
 def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
                      policy: DisclosurePolicy) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [b.figure(results, "evaluate/forest.png")]
+    blocks: list[dict[str, Any]] = [b.figure(results, outputs.FOREST_PNG)]
     groups = [e for e in (effects or []) if e.subgroup]
     if groups:
         rows = []
@@ -436,13 +437,13 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
         blocks.append(b.table(
             "Effect on emergency admissions by subgroup.",
             ["Subgroup", "Estimate (95% CI)", "Method", "In words", "Enrolled patients"], rows,
-            source="evaluate/effects.json",
+            source=outputs.EFFECTS,
             notes=["Subgroups are smaller than the whole, so their intervals are wider; a "
                    "difference between subgroups needs its own test before it is acted on.",
                    *_method_notes(groups)],
         ))
     else:
-        blocks.append(b.missing("Effects by subgroup", ["evaluate/effects.json"]))
+        blocks.append(b.missing("Effects by subgroup", [outputs.EFFECTS]))
     blocks.extend(reach_blocks(results, policy))
     return _section("who-benefits", "Who benefits?", blocks,
                     intro="Whether the effect differs between groups of patients, and whether "
@@ -456,7 +457,7 @@ CORE20_NOTE = ("Core20: people living in the most deprived 20% of neighbourhoods
 
 #: The reach table written by the segment stage (see
 #: :func:`phm_eval.segment.core20plus5.reach_table`).
-REACH = "segment/core20plus5_reach.csv"
+REACH = outputs.CORE20PLUS5_REACH
 
 
 def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[str, Any]]:
@@ -482,7 +483,7 @@ def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[
                    "larger than its share of the eligible is reached more than average."]))
         return blocks
     results.path(REACH)  # recorded as missing
-    frame = results.csv("segment/core20plus5.csv")
+    frame = results.csv(outputs.CORE20PLUS5)
     if frame is not None:
         keep = [c for c in ("row", "group", "denominator", "n_patients", "percent_of_population",
                             "n_registered", "n_enrolled", "enrolled_per_1000",
@@ -497,7 +498,7 @@ def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[
                      "the registered population only; how far the programme reached each group "
                      f"needs {REACH}.")
     return [b.table_from_csv(
-        results, "segment/core20plus5.csv",
+        results, outputs.CORE20PLUS5,
         caption if enrolled else "Core20PLUS5 groups in the registered population.", policy,
         notes=notes, frame=frame)]
 
@@ -524,17 +525,20 @@ def _reach_words(reach: pd.DataFrame | None) -> str | None:
 # --------------------------------------------------------------------------- population
 def population_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
-    for stem, caption in (
-        ("population_pyramid", "Registered patients by age band and sex."),
-        ("ltc_prevalence", "Recorded prevalence of long-term conditions."),
-        ("emergency_admission_rates", "Emergency admissions per 1,000 person-years."),
+    for figure, table, caption in (
+        (outputs.POPULATION_PYRAMID_PNG, outputs.POPULATION_PYRAMID,
+         "Registered patients by age band and sex."),
+        (outputs.LTC_PREVALENCE_PNG, outputs.LTC_PREVALENCE,
+         "Recorded prevalence of long-term conditions."),
+        (outputs.EMERGENCY_ADMISSION_RATES_PNG, outputs.EMERGENCY_ADMISSION_RATES,
+         "Emergency admissions per 1,000 person-years."),
     ):
-        blocks.append(b.figure(results, f"describe/{stem}.png"))
-        tbl = b.table_from_csv(results, f"describe/{stem}.csv", caption, policy)
+        blocks.append(b.figure(results, figure))
+        tbl = b.table_from_csv(results, table, caption, policy)
         blocks.append(b.details(f"Table: {caption.rstrip('.').lower()}", [tbl]))
-    blocks.append(b.figure(results, "frailty/efi_distribution.png"))
+    blocks.append(b.figure(results, outputs.EFI_DISTRIBUTION_PNG))
     blocks.append(b.table_from_csv(
-        results, "frailty/efi_summary.csv",
+        results, outputs.EFI_SUMMARY,
         "Electronic Frailty Index categories, people aged 65 and over.", policy,
         notes=["eFI categories (Clegg et al. 2016): fit up to 0.12, mild over 0.12 to 0.24, "
                "moderate over 0.24 to 0.36, severe over 0.36."]))
@@ -559,7 +563,7 @@ METRIC_DIGITS = {"c_statistic": 3, "brier": 4}
 
 def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
-    metrics = results.json("risk/metrics.json")
+    metrics = results.json(outputs.RISK_METRICS)
     if isinstance(metrics, Mapping) and metrics:
         found = {k: m for k, v in metrics.items() if (m := _metric(v)) is not None
                  and k not in ("n", "events")}
@@ -603,18 +607,18 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
         if rows:
             blocks.append(b.table("Performance of the admission risk model.",
                                   ["Measure", "Estimate", "95% CI"], rows,
-                                  source="risk/metrics.json"))
+                                  source=outputs.RISK_METRICS))
     else:
-        blocks.append(b.missing("Risk model performance", ["risk/metrics.json"]))
-    blocks.append(b.figure(results, "risk/roc.png"))
-    blocks.append(b.figure(results, "risk/calibration.png"))
-    blocks.append(b.figure(results, "risk/decision_curve.png"))
+        blocks.append(b.missing("Risk model performance", [outputs.RISK_METRICS]))
+    blocks.append(b.figure(results, outputs.ROC_PNG))
+    blocks.append(b.figure(results, outputs.CALIBRATION_PNG))
+    blocks.append(b.figure(results, outputs.DECISION_CURVE_PNG))
     blocks.append(b.table_from_csv(
-        results, "risk/subgroup_metrics.csv",
+        results, outputs.RISK_SUBGROUP_METRICS,
         "Risk model performance by sex, age and deprivation.", policy,
         notes=["Lower c-statistics within age bands are expected: age itself separates "
                "patients less well inside a narrow band."]))
-    card = results.text("risk/model_card.md")
+    card = results.text(outputs.MODEL_CARD)
     if card is not None:
         blocks.append(b.details("The model card", [_model_card_block(results, card)]))
     return _section("risk-model", "Finding the patients at risk", blocks,
@@ -716,8 +720,8 @@ def segmentation_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
                     "complex needs such as frailty. Each cell calls for a different kind of "
                     "care; the complex-needs column is the small group proactive care is "
                     "meant for."),
-        b.figure(results, "segment/grid_3x3.png"),
-        b.table_from_csv(results, "segment/grid_3x3.csv",
+        b.figure(results, outputs.GRID_3X3_PNG),
+        b.table_from_csv(results, outputs.GRID_3X3,
                          "Registered patients in each cell of the 3x3 segmentation grid.",
                          policy, drop=("group",)),
     ]
@@ -748,8 +752,8 @@ def _activity_column(frame: pd.DataFrame) -> str:
 
 
 def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [b.figure(results, "segment/des_funnel.png")]
-    des = results.csv("segment/des_metrics.csv")
+    blocks: list[dict[str, Any]] = [b.figure(results, outputs.DES_FUNNEL_PNG)]
+    des = results.csv(outputs.DES_METRICS)
     frame = None
     rate = None if des is None else _rate_column(des)
     if des is not None and rate is not None and (
@@ -776,7 +780,7 @@ def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, A
                 "The Network Contract Directed Enhanced Service (DES) pays Primary Care "
                 "Networks for personalised care. The activities counted here are:"))
     blocks.append(b.table_from_csv(
-        results, "segment/des_metrics.csv",
+        results, outputs.DES_METRICS,
         "Network Contract DES personalised-care activity against targets.", policy,
         notes=["Targets per 1,000 registered patients from the Network Contract DES "
                "personalised care specification."], frame=frame))
@@ -786,14 +790,14 @@ def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, A
 # --------------------------------------------------------------------------- data quality
 def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
-    flow = results.csv("internal/data/flow.csv")
+    flow = results.csv(outputs.FLOW)
     if flow is not None:
         if "n" not in flow.columns:
-            raise InputError(str(results.root / "internal/data/flow.csv"), "needs a column 'n'")
+            raise InputError(str(results.root / outputs.FLOW), "needs a column 'n'")
         true = flow.copy()
         true["n"] = pd.to_numeric(true["n"], errors="coerce")
         if true["n"].isna().any():
-            raise InputError(str(results.root / "internal/data/flow.csv"), "column 'n' must be numbers",
+            raise InputError(str(results.root / outputs.FLOW), "column 'n' must be numbers",
                              column="n")
         disclosed = apply_disclosure(true, policy, count_cols=["n"]).formatted()
         rows = []
@@ -808,10 +812,10 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
             "ended) were set aside and counted here, never dropped silently."))
         blocks.append(b.table(
             "Records read, excluded and kept, by input file.",
-            ["Input", "Step", "Reason", "Records"], rows, source="internal/data/flow.csv",
+            ["Input", "Step", "Reason", "Records"], rows, source=outputs.FLOW,
             notes=[f"Disclosure control: {policy.describe()}"]))
     else:
-        blocks.append(b.missing("Flow of records through the analysis", ["internal/data/flow.csv"]))
+        blocks.append(b.missing("Flow of records through the analysis", [outputs.FLOW]))
     blocks.extend(_normalised_quirks(results, policy))
     return _section("data-quality", "Data quality", blocks)
 
@@ -819,7 +823,7 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
 def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[str, Any]]:
     """The export quirks normalised on reading (data/data_quality.csv), counts disclosed and
     without the example values (they are patients' data)."""
-    quality = results.csv("internal/data/data_quality.csv")
+    quality = results.csv(outputs.DATA_QUALITY)
     if quality is None:
         return []
     if quality.empty:
@@ -840,13 +844,13 @@ def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list
                     "ambiguous values would have stopped the run with a message."),
         b.table("Export quirks normalised on reading, by file and column.",
                 ["File", "Column", "What was found", "Rows", "What was done"], rows,
-                source="internal/data/data_quality.csv",
+                source=outputs.DATA_QUALITY,
                 notes=[f"Disclosure control: {policy.describe()}"]),
     ]
 
 
 def completeness_block(results: ResultsFolder) -> dict[str, Any]:
-    gaps = [m for m in results.missing if not m.startswith("internal/synthetic/")]
+    gaps = [m for m in results.missing if not m.startswith(f"{outputs.SYNTHETIC_DIR}/")]
     if not gaps:
         return b.paragraph("Every output this report looks for was available in this run.")
     return b.details(
@@ -926,12 +930,12 @@ def _itt_truth_rows(itt_truth: Mapping[str, Any], effects: list[Effect] | None) 
 def truth_section(results: ResultsFolder, effects: list[Effect] | None,
                   config: Mapping[str, Any]) -> dict[str, Any] | None:
     synthetic = (config.get("input") or {}).get("source") == "synthetic"
-    truth = results.json("internal/synthetic/truth/truth.json")
+    truth = results.json(outputs.TRUTH)
     if truth is None:
         if not synthetic:
             return None
         return _section("truth", "Synthetic data: truth against estimate",
-                        [b.missing("The known truth", ["internal/synthetic/truth/truth.json"])],
+                        [b.missing("The known truth", [outputs.TRUTH])],
                         synthetic=True)
     true_effect = truth.get("true_effect") or {}
     realised = truth.get("realised") or {}
@@ -975,7 +979,7 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
             "Known truth of the simulation against the estimates.",
             ["Quantity", "Truth", "Estimate (95% CI)", "Estimated by", "Interval contains the truth?"],
             rows,
-            source="internal/synthetic/truth/truth.json",
+            source=outputs.TRUTH,
             notes=["A Cox model of time to first admission estimates a marginal hazard ratio, "
                    "which unobserved frailty pulls towards 1; rate ratios of all admissions "
                    "estimate the simulated ratio itself."]))
@@ -1012,10 +1016,10 @@ def _size(n: Any) -> str:
 
 
 def provenance_section(results: ResultsFolder) -> dict[str, Any]:
-    manifest = results.json("manifest.json")
+    manifest = results.json(outputs.MANIFEST)
     if not isinstance(manifest, Mapping):
         return _section("provenance", "Provenance",
-                        [b.missing("The run manifest", ["manifest.json"])])
+                        [b.missing("The run manifest", [outputs.MANIFEST])])
     git = manifest.get("git") or {}
     commit = git.get("commit")
     facts = [
@@ -1034,14 +1038,14 @@ def provenance_section(results: ResultsFolder) -> dict[str, Any]:
     if packages:
         blocks.append(b.table("Software versions.", ["Package", "Version"],
                               [[k, v or "not installed"] for k, v in packages.items()],
-                              source="manifest.json"))
+                              source=outputs.MANIFEST))
     inputs = manifest.get("inputs") or []
     if inputs:
         rows = [[str(i.get("path", "")).split("/")[-1], _size(i.get("bytes")),
                  (i.get("sha256") or "missing")[:16]] for i in inputs]
         blocks.append(b.table("Input files and their SHA-256 fingerprints (first 16 "
                               "characters).", ["File", "Size", "SHA-256"], rows,
-                              source="manifest.json", numeric=[False, True, False]))
+                              source=outputs.MANIFEST, numeric=[False, True, False]))
     config = manifest.get("config")
     if config:
         blocks.append(b.details("The configuration this run used", [
@@ -1074,11 +1078,11 @@ def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> 
     """
     results = ResultsFolder(results_dir)
     if config is None:
-        manifest = results.json("manifest.json") if results.has("manifest.json") else None
+        manifest = results.json(outputs.MANIFEST) if results.has(outputs.MANIFEST) else None
         config = (manifest or {}).get("config") or {}
     config = dict(config)
     policy = DisclosurePolicy.from_config(config.get("disclosure"))
-    raw_effects = results.json("evaluate/effects.json")
+    raw_effects = results.json(outputs.EFFECTS)
     effects = read_effects(raw_effects) if raw_effects is not None else None
 
     headline, wording = headline_section(results, effects, config, policy)
@@ -1104,7 +1108,7 @@ def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> 
     report_cfg = config.get("report") or {}
     study = config.get("study") or {}
     synthetic = (config.get("input") or {}).get("source") == "synthetic" or results.has(
-        "internal/synthetic/truth/truth.json")
+        outputs.TRUTH)
     period = (f"{study['study_start']} to {study['study_end']}"
               if study.get("study_start") and study.get("study_end") else None)
     return {
@@ -1117,10 +1121,10 @@ def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> 
         "missing": list(results.missing),
         "disclosure": policy.describe(),
         "disclosure_policy": policy.to_dict(),
-        "generated": readable_time((results.json("manifest.json") or {}).get("finished_at")
-                                   if results.has("manifest.json") else None),
-        "finished_at": ((results.json("manifest.json") or {}).get("finished_at")
-                        if results.has("manifest.json") else None),
+        "generated": readable_time((results.json(outputs.MANIFEST) or {}).get("finished_at")
+                                   if results.has(outputs.MANIFEST) else None),
+        "finished_at": ((results.json(outputs.MANIFEST) or {}).get("finished_at")
+                        if results.has(outputs.MANIFEST) else None),
         "unit_cost": report_cfg.get("unit_cost_emergency_admission"),
         "n_figures": int(np.sum([_count_figures(s["blocks"]) for s in sections])),
     }

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import outputs
 from ..disclosure import DisclosurePolicy, disclose_counts
 from ..errors import InputError
 from ..labels import label
@@ -366,7 +367,7 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def read_effects(records: Any, where: str = "evaluate/effects.json") -> list[Effect]:
+def read_effects(records: Any, where: str = outputs.EFFECTS) -> list[Effect]:
     """Parse the list of effect records (see :class:`Effect`)."""
     if not isinstance(records, list):
         raise InputError(where, "must hold a JSON list of effect records")

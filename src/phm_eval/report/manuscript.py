@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import outputs
 from ..disclosure import DisclosurePolicy
 from ..errors import PhmEvalError
 from ..jsonio import read_json, write_json
@@ -48,20 +49,20 @@ MANUSCRIPT_SOURCE = MANUSCRIPT_DIR / "manuscript.typ"
 
 #: Outputs the manuscript reads (besides the figures in :data:`FIGURES`).
 MANUSCRIPT_DATA = (
-    "manifest.json",
-    "describe/population_pyramid.csv",
-    "describe/ltc_prevalence.csv",
-    "describe/emergency_admission_rates.csv",
-    "frailty/efi_summary.csv",
-    "risk/metrics.json",
-    "risk/subgroup_metrics.csv",
-    "segment/grid_3x3.csv",
-    "segment/core20plus5.csv",
-    "segment/des_metrics.csv",
-    "evaluate/effects.json",
-    "evaluate/rtm.csv",
-    "evaluate/balance.csv",
-    "evaluate/pretrend.json",
+    outputs.MANIFEST,
+    outputs.POPULATION_PYRAMID,
+    outputs.LTC_PREVALENCE,
+    outputs.EMERGENCY_ADMISSION_RATES,
+    outputs.EFI_SUMMARY,
+    outputs.RISK_METRICS,
+    outputs.RISK_SUBGROUP_METRICS,
+    outputs.GRID_3X3,
+    outputs.CORE20PLUS5,
+    outputs.DES_METRICS,
+    outputs.EFFECTS,
+    outputs.RTM,
+    outputs.BALANCE,
+    outputs.PRETREND,
 )
 
 
@@ -80,45 +81,49 @@ def _first_table(section: Mapping[str, Any] | None, source: str) -> dict[str, An
     return None
 
 
+#: The subgroup effects of :data:`~phm_eval.outputs.EFFECTS`, as the supplement names them
+#: (``manuscript.typ`` too).
+EFFECTS_SUBGROUPS = f"{outputs.EFFECTS}#subgroups"
+
 #: Long tables and secondary figures: shown in the supplement, after the references, in this
 #: order (a table path, ``evaluate/effects.json#subgroups`` for the subgroup effects, or a
 #: figure).  The main text keeps what a reader needs to judge the result.
 SUPPLEMENT_TABLES: tuple[tuple[str, str], ...] = (
-    ("describe/population_pyramid.csv", "Registered patients by age band and sex."),
-    ("describe/ltc_prevalence.csv", "Recorded prevalence of long-term conditions by age band "
+    (outputs.POPULATION_PYRAMID, "Registered patients by age band and sex."),
+    (outputs.LTC_PREVALENCE, "Recorded prevalence of long-term conditions by age band "
      "and deprivation (IMD quintile)."),
-    ("describe/emergency_admission_rates.csv", "Emergency admissions per 1,000 person-years by "
+    (outputs.EMERGENCY_ADMISSION_RATES, "Emergency admissions per 1,000 person-years by "
      "financial year and age band."),
-    ("risk/subgroup_metrics.csv", "Risk model performance by sex, age band and deprivation."),
-    ("segment/des_metrics.csv", "Network Contract DES personalised-care activity per 1,000 "
+    (outputs.RISK_SUBGROUP_METRICS, "Risk model performance by sex, age band and deprivation."),
+    (outputs.DES_METRICS, "Network Contract DES personalised-care activity per 1,000 "
      "registered patients against the specification's targets."),
-    ("segment/core20plus5.csv", "Reach of the programme in Core20PLUS5 groups."),
-    ("evaluate/balance.csv", "Balance of characteristics before and after matching "
+    (outputs.CORE20PLUS5, "Reach of the programme in Core20PLUS5 groups."),
+    (outputs.BALANCE, "Balance of characteristics before and after matching "
      "(standardised mean differences)."),
-    ("evaluate/effects.json#subgroups", "Effect on emergency admissions by subgroup."),
+    (EFFECTS_SUBGROUPS, "Effect on emergency admissions by subgroup."),
 )
 SUPPLEMENT_FIGURES: tuple[str, ...] = (
-    "describe/population_pyramid.png",
-    "describe/emergency_admission_rates.png",
-    "frailty/efi_distribution.png",
-    "risk/roc.png",
-    "risk/decision_curve.png",
-    "segment/grid_3x3.png",
-    "segment/des_funnel.png",
-    "evaluate/rtm.png",
-    "evaluate/cif.png",
-    "evaluate/love_plot.png",
+    outputs.POPULATION_PYRAMID_PNG,
+    outputs.EMERGENCY_ADMISSION_RATES_PNG,
+    outputs.EFI_DISTRIBUTION_PNG,
+    outputs.ROC_PNG,
+    outputs.DECISION_CURVE_PNG,
+    outputs.GRID_3X3_PNG,
+    outputs.DES_FUNNEL_PNG,
+    outputs.RTM_PNG,
+    outputs.CIF_PNG,
+    outputs.LOVE_PLOT_PNG,
 )
 
 
 def _pretrend(results: ResultsFolder, available: Any) -> Any:
     """The pre-trend test the paper discusses: the population-level design's when it was made
     (informative: nothing is matched on the outcome), else the matched design's."""
-    if results.has("evaluate/itt_pretrend.json"):
-        itt = results.json("evaluate/itt_pretrend.json")
+    if results.has(outputs.ITT_PRETREND):
+        itt = results.json(outputs.ITT_PRETREND)
         if isinstance(itt, Mapping) and itt.get("p_value") is not None:
             return itt
-    return results.json("evaluate/pretrend.json") if "evaluate/pretrend.json" in available \
+    return results.json(outputs.PRETREND) if outputs.PRETREND in available \
         else None
 
 
@@ -136,7 +141,7 @@ def _supplement(available: list[str], subgroups: bool) -> tuple[list[dict[str, A
     labels = {"checklist": "Table S1"}
     n_tables, n_figures = 1, 0
     for path, caption in SUPPLEMENT_TABLES:
-        present = subgroups if path.endswith("#subgroups") else path in available
+        present = subgroups if path == EFFECTS_SUBGROUPS else path in available
         item = {"kind": "table", "path": path, "caption": caption, "available": present,
                 "label": None}
         if present:
@@ -159,7 +164,7 @@ def manuscript_data(results_dir: str | os.PathLike[str],
     manuscript's own text built from the run's record (:mod:`.manuscript_text`)."""
     results = ResultsFolder(Path(results_dir))
     if config is None:
-        manifest = results.json("manifest.json") if results.has("manifest.json") else None
+        manifest = results.json(outputs.MANIFEST) if results.has(outputs.MANIFEST) else None
         config = (manifest or {}).get("config") or {}
     context = build_context(results.root, config)
     sections = {s["id"]: s for s in context["sections"]}
@@ -179,21 +184,21 @@ def manuscript_data(results_dir: str | os.PathLike[str],
                      if blk["kind"] == "callout"), None)
     methods = sections.get("methods")
 
-    raw = results.json("evaluate/effects.json") if "evaluate/effects.json" in available else None
+    raw = results.json(outputs.EFFECTS) if outputs.EFFECTS in available else None
     records = [dict(r) for r in raw] if isinstance(raw, list) else []
     effects = read_effects(records) if records else []
     run = mt.RunRecord(
         config=config,
-        manifest=results.json("manifest.json") if "manifest.json" in available else None,
+        manifest=results.json(outputs.MANIFEST) if outputs.MANIFEST in available else None,
         records=records, effects=effects,
-        metrics=results.json("risk/metrics.json") if "risk/metrics.json" in available else None,
+        metrics=results.json(outputs.RISK_METRICS) if outputs.RISK_METRICS in available else None,
         pretrend=_pretrend(results, available),
-        truth=(results.json("internal/synthetic/truth/truth.json")
-               if results.has("internal/synthetic/truth/truth.json") else None),
-        rtm=_frame(results, "evaluate/rtm.csv", available),
-        balance=_frame(results, "evaluate/balance.csv", available),
-        available=set(available) | ({"internal/data/flow.csv"}
-                                    if results.has("internal/data/flow.csv") else set()),
+        truth=(results.json(outputs.TRUTH)
+               if results.has(outputs.TRUTH) else None),
+        rtm=_frame(results, outputs.RTM, available),
+        balance=_frame(results, outputs.BALANCE, available),
+        available=set(available) | ({outputs.FLOW}
+                                    if results.has(outputs.FLOW) else set()),
         policy=policy, synthetic=bool(context["synthetic"]), headline=context["headline"],
     )
     supplement, labels = _supplement(available, bool(run.subgroups()))
@@ -229,19 +234,19 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         "withheld": withheld,
         "labels": b.COLUMN_LABELS,
         "figures": {k: v for k, v in FIGURES.items()},
-        "flow": _first_table(sections.get("data-quality"), "internal/data/flow.csv"),
+        "flow": _first_table(sections.get("data-quality"), outputs.FLOW),
         "methods": (methods["blocks"][0]["items"] if methods else []),
         "robustness_text": _texts(robustness),
         "pretrend": ({"text": pretrend["text"], "tone": pretrend["tone"]}
                      if pretrend is not None else None),
         "risk_text": _texts(sections.get("risk-model")),
         "des_text": _texts(sections.get("des")),
-        "truth": _first_table(sections.get("truth"), "internal/synthetic/truth/truth.json"),
-        "subgroups": _first_table(sections.get("who-benefits"), "evaluate/effects.json"),
+        "truth": _first_table(sections.get("truth"), outputs.TRUTH),
+        "subgroups": _first_table(sections.get("who-benefits"), outputs.EFFECTS),
         # the same rows as the HTML report: method actually used, "not estimable: <reason>"
-        "effects_table": _first_table(robustness, "evaluate/effects.json"),
+        "effects_table": _first_table(robustness, outputs.EFFECTS),
         "effects_rows": mt.effects_rows(run),
-        "risk_table": _first_table(sections.get("risk-model"), "risk/metrics.json"),
+        "risk_table": _first_table(sections.get("risk-model"), outputs.RISK_METRICS),
         "disclosure": context["disclosure"],
         "unit_cost": context["unit_cost"],
         "text": text,

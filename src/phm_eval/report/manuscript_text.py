@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import outputs
 from ..disclosure import DisclosurePolicy, disclose_counts
 from ..labels import humanise_text, label
 from .effects import Effect, change_words, fmt_number, fmt_ratio, interval_words
@@ -551,7 +552,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
     if inputs:
         paragraphs[-1] += (f" The {len(inputs)} input files were fingerprinted (SHA-256) in "
                            "the run's manifest.")
-    if run.has("internal/data/flow.csv"):
+    if run.has(outputs.FLOW):
         paragraphs.append("Every input file was validated against the project's data "
                           "contract before analysis; records that were valid but outside the "
                           "study were excluded with a counted reason, reported below.")
@@ -610,7 +611,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
 
     # -- frailty
     frailty = config.get("frailty") or {}
-    if run.has("frailty/efi_summary.csv"):
+    if run.has(outputs.EFI_SUMMARY):
         out.append({"id": "sec-frailty", "title": "Frailty", "paragraphs": [
             "Frailty was measured with the electronic Frailty Index (eFI) {cite:clegg2016}, the "
             "proportion of 36 deficits recorded in primary-care records, for people aged "
@@ -626,14 +627,14 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
 
     # -- segmentation
     seg = config.get("segment") or {}
-    if run.has("segment/grid_3x3.csv"):
+    if run.has(outputs.GRID_3X3):
         tiers = seg.get("risk_tiers")
         tier_text = (" and risk tiers (the top " + ", ".join(f"{100 * t:g}%" for t in tiers)
                      + " of predicted risk)" if tiers else "")
         des = (" Personalised-care activity of the Network Contract DES (personalised care "
                "and support plans, social prescribing referrals and other activities) was "
                "counted per 1,000 registered patients and compared with the specification's "
-               "targets." if run.has("segment/des_metrics.csv") else "")
+               "targets." if run.has(outputs.DES_METRICS) else "")
         out.append({"id": "sec-segment", "title": "Segmentation", "paragraphs": [
             "Registered patients were placed in the 3x3 segmentation grid (stage of life by "
             f"need){tier_text} on {seg.get('index_date', 'the index date')}.{des}"]})
@@ -643,7 +644,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
     if att:
         text = ("The effect on enrolled patients was estimated in the matched cohort described "
                 "above.")
-        if run.has("evaluate/balance.csv"):
+        if run.has(outputs.BALANCE):
             text += (" Balance of characteristics was checked with standardised mean "
                      "differences before and after matching.")
         paragraphs.append(text)
@@ -669,7 +670,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
                           "before, so those trends agree by construction.")
     elif pre is not None and _num(pre.get("p_value")) is not None and (att or itt):
         test = str(pre.get("test") or "a joint test of the pre-period event-study coefficients")
-        study_words = (" with an event study," if run.has("evaluate/event_study.png") else ",")
+        study_words = (" with an event study," if run.has(outputs.EVENT_STUDY_PNG) else ",")
         paragraphs.append(f"Trends before the programme were examined{study_words} and the "
                           f"assumption of parallel trends tested ({_method_words(_tidy(test))}).")
     if run.uncontrolled() or _rtm_row(run.rtm, "naive") is not None:
@@ -745,10 +746,10 @@ def _risk_methods(run: RunRecord) -> list[str]:
     reported = [name for key, name in METRIC_NAMES.items() if key in metrics]
     if reported:
         extra = ""
-        if run.has("risk/decision_curve.png"):
+        if run.has(outputs.DECISION_CURVE_PNG):
             extra = " and clinical utility (decision curve analysis {cite:vickers2006})"
         sub = (", overall and by sex, age band and deprivation"
-               if run.has("risk/subgroup_metrics.csv") else "")
+               if run.has(outputs.RISK_SUBGROUP_METRICS) else "")
         paragraphs.append("Performance was reported as " + _join(reported) + extra + sub
                           + ", with bootstrap 95% confidence intervals.")
     return paragraphs
@@ -1218,7 +1219,7 @@ def abstract_methods(run: RunRecord) -> str:
         text += f" ({study['study_start']} to {study['study_end']})"
     text += "."
     found = []
-    if run.has("frailty/efi_summary.csv"):
+    if run.has(outputs.EFI_SUMMARY):
         found.append("the electronic Frailty Index")
     if isinstance(run.metrics, Mapping) and run.metrics:
         design = str(run.metrics.get("design") or "")
@@ -1286,7 +1287,7 @@ def checklist(run: RunRecord, methods_ids: Iterable[str],
         ("STROBE 13", "Participants at each stage (flow)", where("@res-participants")),
         ("STROBE 14", "Descriptive data", where("@res-population",
                                                 *[v for k, v in supp.items()
-                                                  if k.startswith("describe/")][:2])),
+                                                  if k in outputs.of_rule("describe")][:2])),
         ("STROBE 15-16", "Outcome data and main results, with precision",
          where("@res-effect")),
         ("STROBE 17", "Other analyses (subgroups, sensitivity)",
@@ -1307,7 +1308,7 @@ def checklist(run: RunRecord, methods_ids: Iterable[str],
              where("@res-risk", "model card released with the results")),
             ("TRIPOD+AI 12", "Model type, fitting and internal validation", where("@sec-risk")),
             ("TRIPOD+AI 12e / 14", "Performance measures; fairness across groups",
-             where("@sec-risk", "@res-risk", supp.get("risk/subgroup_metrics.csv", "@res-risk"))),
+             where("@sec-risk", "@res-risk", supp.get(outputs.RISK_SUBGROUP_METRICS, "@res-risk"))),
             ("TRIPOD+AI 23-24", "Performance with confidence intervals; calibration plot",
              where("@res-risk")),
             ("TRIPOD+AI 27", "Interpretation of the model", where("@disc-risk")),
@@ -1371,7 +1372,7 @@ INTRODUCTION = [
 def introduction(run: RunRecord) -> list[str]:
     """Background (fixed) and the objectives of this run (from what it estimated)."""
     aims = []
-    if run.has("describe/population_pyramid.csv") or run.has("describe/ltc_prevalence.csv"):
+    if run.has(outputs.POPULATION_PYRAMID) or run.has(outputs.LTC_PREVALENCE):
         aims.append("describe the registered population")
     if isinstance(run.metrics, Mapping) and run.metrics:
         aims.append("assess the risk model used to find patients")

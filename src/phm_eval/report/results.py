@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import outputs
 from ..errors import InputError
 from ..jsonio import read_json
 
@@ -26,30 +27,30 @@ logger = logging.getLogger(__name__)
 #: A caption says what the figure shows; the alt text stored in the PNG by
 #: :func:`phm_eval.plotting.save_figure`, when there is one, is used before it.
 FIGURES: dict[str, str] = {
-    "describe/population_pyramid.png": "Registered patients by age band and sex.",
-    "describe/ltc_prevalence.png": "Recorded prevalence of long-term conditions.",
-    "describe/emergency_admission_rates.png": "Emergency admissions per 1,000 person-years "
+    outputs.POPULATION_PYRAMID_PNG: "Registered patients by age band and sex.",
+    outputs.LTC_PREVALENCE_PNG: "Recorded prevalence of long-term conditions.",
+    outputs.EMERGENCY_ADMISSION_RATES_PNG: "Emergency admissions per 1,000 person-years "
     "by financial year and age band.",
-    "frailty/efi_distribution.png": "Electronic Frailty Index scores of people aged 65 and over.",
-    "risk/roc.png": "Receiver operating characteristic curve of the admission risk model.",
-    "risk/calibration.png": "Calibration of the admission risk model: predicted against "
+    outputs.EFI_DISTRIBUTION_PNG: "Electronic Frailty Index scores of people aged 65 and over.",
+    outputs.ROC_PNG: "Receiver operating characteristic curve of the admission risk model.",
+    outputs.CALIBRATION_PNG: "Calibration of the admission risk model: predicted against "
     "observed risk.",
-    "risk/decision_curve.png": "Decision curve: net benefit of offering proactive care by "
+    outputs.DECISION_CURVE_PNG: "Decision curve: net benefit of offering proactive care by "
     "predicted risk, against offering it to everyone or no one.",
-    "segment/grid_3x3.png": "The population in the 3x3 segmentation grid (age group by need).",
-    "segment/des_funnel.png": "Network Contract DES personalised-care activity per 1,000 "
+    outputs.GRID_3X3_PNG: "The population in the 3x3 segmentation grid (age group by need).",
+    outputs.DES_FUNNEL_PNG: "Network Contract DES personalised-care activity per 1,000 "
     "patients against the specification's targets.",
-    "evaluate/rtm.png": "Emergency admissions before and after enrolment: enrolled patients, "
+    outputs.RTM_PNG: "Emergency admissions before and after enrolment: enrolled patients, "
     "matched comparators and the controlled estimate (regression to the mean).",
-    "evaluate/love_plot.png": "Covariate balance before and after matching (standardised mean "
+    outputs.LOVE_PLOT_PNG: "Covariate balance before and after matching (standardised mean "
     "differences).",
-    "evaluate/km.png": "Time to first emergency admission: enrolled patients and matched "
+    outputs.KM_PNG: "Time to first emergency admission: enrolled patients and matched "
     "comparators (Kaplan-Meier).",
-    "evaluate/cif.png": "Cumulative incidence of emergency admission with death as a competing "
+    outputs.CIF_PNG: "Cumulative incidence of emergency admission with death as a competing "
     "risk.",
-    "evaluate/event_study.png": "Event study: effect on emergency admissions by time since "
+    outputs.EVENT_STUDY_PNG: "Event study: effect on emergency admissions by time since "
     "roll-out, with pre-roll-out periods as a check on parallel trends.",
-    "evaluate/forest.png": "Effect on emergency admissions in subgroups (forest plot).",
+    outputs.FOREST_PNG: "Effect on emergency admissions in subgroups (forest plot).",
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import outputs
 from ..ingest import StudyPeriod, find_table, ingest
 from ..provenance import write_manifest
 from ..synth import simulate as simulate_population
@@ -54,10 +55,10 @@ def manifest(smk) -> None:
     inputs = [p for t in ("practices", "patients", "events", "admissions", "interventions",
                           "rollout") if (p := find_table(source, t)) is not None]
     results = Path(smk.output[0]).parent
-    logs = list((results / "internal" / "logs").glob("*.log"))
+    logs = list((results / outputs.LOGS_DIR).glob("*.log"))
     started = min((p.stat().st_mtime for p in logs), default=datetime.now(UTC).timestamp())
     timings = {}
-    for bench in sorted((results / "benchmarks").glob("*.tsv")):
+    for bench in sorted((results / outputs.BENCHMARKS_DIR).glob("*.tsv")):
         rows = bench.read_text().splitlines()
         if len(rows) >= 2:
             header, values = rows[0].split("\t"), rows[1].split("\t")
