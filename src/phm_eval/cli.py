@@ -132,8 +132,20 @@ def _memory_mb(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run Snakemake on the configuration; on failure, one line naming the problem.
+
+    Each invocation gets its own run identifier (``PHM_EVAL_RUN_ID`` in Snakemake's
+    environment, which its jobs inherit). When Snakemake exits with an error, the message is
+    the one the failed job recorded for this run
+    (:func:`phm_eval.workflow_support.failed_job`), never a record left by an earlier run;
+    without one, the line points at the messages above and the logs.
+    """
+    import os
+    import uuid
+
     from .config import load_config, read_yaml
     from .run_lock import acquire, release
+    from .workflow_support import RUN_ENV, failed_job
 
     config_path = _config_file(args.config)
     config = load_config(config_path)
@@ -172,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
         if cleared:
             print(f"phm-eval: cleared the lock left on {results_dir}/ by an interrupted run; "
                   "resuming", file=sys.stderr)
-    child = subprocess.Popen(cmd)
+    run_id = uuid.uuid4().hex
+    child = subprocess.Popen(cmd, env={**os.environ, RUN_ENV: run_id})
     try:
         returncode = child.wait()
     except KeyboardInterrupt:
@@ -185,12 +198,15 @@ def _run(args: argparse.Namespace) -> int:
         if pid_file is not None:
             release(pid_file)
     if returncode != 0:
-        message = _first_input_error(Path(results_dir) / outputs.LOGS_DIR)
-        if message:
-            print(f"phm-eval: {message}", file=sys.stderr)
+        failure = failed_job(results_dir, run_id)
+        if failure is not None and failure.expected:
+            print(f"phm-eval: {failure.message}", file=sys.stderr)
+        elif failure is not None:
+            print(f"phm-eval: the workflow failed in rule {failure.rule} ({failure.message}); "
+                  f"see the messages above and {failure.log}", file=sys.stderr)
         else:
-            print(f"phm-eval: the workflow failed; see the messages above and {results_dir}/internal/logs/",
-                  file=sys.stderr)
+            print(f"phm-eval: the workflow failed; see the messages above and "
+                  f"{Path(results_dir) / outputs.LOGS_DIR}/", file=sys.stderr)
     return returncode
 
 
@@ -212,17 +228,6 @@ def _wait_after_interrupt(child: subprocess.Popen) -> int:
     except (KeyboardInterrupt, subprocess.TimeoutExpired):
         child.kill()
         return child.wait()
-
-
-def _first_input_error(log_dir: Path) -> str | None:
-    if not log_dir.exists():
-        return None
-    logs = sorted(log_dir.rglob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in logs:
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("phm-eval error: "):
-                return line.removeprefix("phm-eval error: ")
-    return None
 
 
 def _check_outputs(args: argparse.Namespace) -> int:
