@@ -56,3 +56,16 @@ def test_window_edges_survive_the_reduction(paths, tmp_path):
 
 def test_no_dates_yields_nothing(paths):
     assert list(risk_features_at_dates(*paths, [])) == []
+
+
+def test_practices_at_keeps_the_same_rows_of_the_practices_asked_for(paths):
+    practices = pd.read_parquet(paths[3])["practice_id"].tolist()
+    wanted = {dt.date(2020, 4, 1): set(practices[:1]), dt.date(2021, 6, 1): set(practices[1:]),
+              dt.date(2022, 3, 1): set()}
+    for date, frame in risk_features_at_dates(*paths, list(wanted), min_age=65,
+                                              practices_at=wanted):
+        direct = risk_features(*paths, date, min_age=65)
+        expected = direct[direct["practice_id"].isin(wanted[date])]
+        assert set(frame["practice_id"]) == wanted[date] or (frame.empty and not wanted[date])
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True),
+                                      expected.reset_index(drop=True), check_dtype=False)

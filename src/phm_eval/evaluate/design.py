@@ -138,9 +138,18 @@ def build_cohort(
     batches = []
     n_not_found = n_ineligible = n_no_comparators = 0
     by_month = dict(tuple(first.groupby("index_month", sort=True)))
+    # At each month only two groups are wanted: the enrolled, and candidate comparators in
+    # practices that have not adopted yet; features are per person, so the rows are the same.
+    not_adopted_at = {
+        month.date(): set(practices.loc[~practices["practice_id"].map(adoption).le(month),
+                                        "practice_id"])
+        | set(enrolled["practice_id"].dropna())
+        for month, enrolled in by_month.items()
+    }
     features = risk_features_at_dates(
         tables["patients"], tables["events"], tables["admissions"], tables["practices"],
-        [m.date() for m in by_month], min_age=eligibility.min_age, codelist_dir=codelist_dir)
+        [m.date() for m in by_month], min_age=eligibility.min_age, codelist_dir=codelist_dir,
+        practices_at=not_adopted_at)
     for (month, enrolled), (_, frame) in zip(by_month.items(), features, strict=True):
         frame = frame.drop(columns=[c for c in ("emergency_admission_12m", "died_12m",
                                                 "died_without_admission",

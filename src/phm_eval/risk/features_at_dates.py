@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +51,7 @@ def risk_features_at_dates(
     min_age: float = 18,
     follow_up_days: int = 365,
     codelist_dir: str | Path | None = None,
+    practices_at: Mapping[dt.date, Collection[str]] | None = None,
 ) -> Iterator[tuple[dt.date, pd.DataFrame]]:
     """Yield ``(index_date, features)`` for each index date, in date order.
 
@@ -62,11 +63,17 @@ def risk_features_at_dates(
         The index dates; duplicates are computed once.
     min_age, follow_up_days, codelist_dir
         As for :func:`~phm_eval.risk.features.risk_features`.
+    practices_at : mapping, optional
+        ``{index date: practice ids}``: at each date only the patients of these practices are
+        wanted (e.g. an evaluation needs the practices that have not adopted yet, and the
+        enrolled); every feature is per person, so their rows are the same, and the work at
+        each date shrinks with the population asked for. Default: every practice.
 
     Yields
     ------
     (datetime.date, pandas.DataFrame)
-        Each frame equals ``risk_features(..., index_date, ...)`` on the full tables.
+        Each frame equals ``risk_features(..., index_date, ...)`` on the full tables (restricted
+        to the patients of ``practices_at[index_date]`` when given).
     """
     dates = sorted({as_date(d) for d in index_dates})
     if not dates:
@@ -75,10 +82,28 @@ def risk_features_at_dates(
         reduced = reduce_record(patients, events, admissions, dates[0], dates[-1], min_age,
                                 codelist_dir, Path(tmp))
         for date in dates:
-            yield date, risk_features(reduced["patients"], reduced["events"],
-                                      reduced["admissions"], practices, date, min_age=min_age,
-                                      follow_up_days=follow_up_days,
+            people, units = reduced["patients"], practices
+            if practices_at is not None:
+                people, units = _only_practices(reduced["patients"], practices,
+                                                practices_at.get(date, ()), Path(tmp))
+            yield date, risk_features(people, reduced["events"], reduced["admissions"], units,
+                                      date, min_age=min_age, follow_up_days=follow_up_days,
                                       codelist_dir=codelist_dir)
+
+
+def _only_practices(patients: str | Path, practices: str | Path, practice_ids: Collection[str],
+                    folder: Path) -> tuple[Path, Path]:
+    """The patients and practices tables restricted to ``practice_ids`` (Parquet, as read)."""
+    out = folder / "patients_at_date.parquet", folder / "practices_at_date.parquet"
+    con = connect()
+    con.register("wanted", pd.DataFrame({"practice_id": sorted(set(practice_ids))},
+                                        dtype=object))
+    for source, target in zip((patients, practices), out, strict=True):
+        path = str(source).replace("'", "''")
+        con.execute(f"COPY (SELECT * FROM read_parquet('{path}') WHERE practice_id IN "
+                    f"(SELECT practice_id FROM wanted)) TO '{target}' (FORMAT parquet)")
+    con.close()
+    return out
 
 
 def reduce_record(
