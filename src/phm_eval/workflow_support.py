@@ -155,7 +155,8 @@ def _job_resources(smk: Any, log_path: Path | None) -> None:
     inside the run's results folder."""
     resources = getattr(smk, "resources", None)
     mem_mb = getattr(resources, "mem_mb", None) if resources is not None else None
-    limit = memory_limit_for_job(mem_mb) if isinstance(mem_mb, (int, float)) else None
+    limit = (memory_limit_for_job(mem_mb, getattr(smk, "rule", None))
+             if isinstance(mem_mb, (int, float)) else None)
     if limit and MEMORY_ENV not in os.environ:
         os.environ[MEMORY_ENV] = limit
     threads = getattr(smk, "threads", None)

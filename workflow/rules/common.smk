@@ -7,6 +7,7 @@ import sys
 from phm_eval import outputs as out
 from phm_eval.config import check_config, default_results_dir
 from phm_eval.errors import ConfigError
+from phm_eval.job_memory import job_memory_mb, population_millions
 from phm_eval.outputs import INPUT_TABLES, SYNTHETIC_DIR, SYNTHETIC_TABLES, TRUTH
 from phm_eval.paths import CONFIG_DIR, resolve_codelist_dir
 
@@ -46,24 +47,11 @@ def design_check_outputs():
     return []
 
 
-#: Memory each rule may use (MB): the peaks measured at a million patients plus a margin
-#: (benchmarks/README.md), at least 3,400 for the DuckDB stages (DuckDB gets 60 % of it, the
-#: 2 GB its queries were tuned to). `phm-eval run` caps the sum of jobs running side by side at
-#: the machine's memory; profiles override these per rule (set-resources).
-MEM_MB = {
-    "simulate": 5600,
-    "ingest": 2000,
-    "describe": 3400,
-    "frailty": 3400,
-    "risk_features": 3400,
-    "risk_model": 2400,
-    "segment": 3400,
-    "evaluate": 3400,
-    "design_check": 1500,
-    "manifest": 500,
-    "report": 1500,
-    "manuscript": 1000,
-}
+#: Memory each rule may use (MB), from the size of the population (phm_eval.job_memory: the
+#: peaks measured by benchmarks/run_benchmarks.py plus a margin, at least 3,400 for the DuckDB
+#: stages). `phm-eval run` caps the sum of jobs running side by side at the machine's memory
+#: (or --memory); profiles override these per rule (set-resources).
+MEM_MB = job_memory_mb(population_millions(config))
 
 
 #: Everything this run writes goes under this folder (config key results_dir).
