@@ -10,9 +10,15 @@ the log rate ratio is under 0.1 of its mean standard error. A study with fewer r
 held to the same targets widened by two Monte Carlo SEs (it can then only show that the targets
 are not clearly missed).
 
-``PHM_EVAL_COVERAGE_STUDY_RUN=<R>`` reruns both studies with ``R`` replications into a
-temporary folder and applies the same checks to the fresh results (about 10 s of one core per
-replication and estimand).
+The same studies under the null scenario ``ics_null`` (no programme effect: both truths are a
+rate ratio of exactly 1) are committed as ``coverage_itt_null.json`` and
+``coverage_att_null.json``: they are held to the same coverage and bias targets, and the share
+of intervals that exclude 1 (the type I error of a test of no effect at the 5 % level) must lie
+within two Monte Carlo SEs of 5 %.
+
+``PHM_EVAL_COVERAGE_STUDY_RUN=<R>`` reruns the studies (both estimands, ``ics`` and
+``ics_null``) with ``R`` replications into a temporary folder and applies the same checks to the
+fresh results (about 10 s of one core per replication, estimand and scenario).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ ESTIMANDS = ("itt", "att")
 TARGET_REPLICATIONS = 500
 COVERAGE_LOW, COVERAGE_HIGH = 0.93, 0.97
 MAX_ABS_BIAS_OVER_SE = 0.1
+NOMINAL_TYPE_I_ERROR = 0.05
 
 
 def _bounds(n: int) -> tuple[float, float, float]:
@@ -89,12 +96,61 @@ def test_committed_coverage_study(estimand):
     _check(doc)
 
 
+def _type_i_error_bounds(n: int) -> tuple[float, float]:
+    """Two-sided bounds on the share of ``n`` null replications whose interval excludes 1.
+
+    5 % plus or minus two Monte Carlo SEs, the SE taken at the nominal 5 %
+    (``sqrt(0.05 * 0.95 / n)``, so the bounds do not collapse when a study happens to reject
+    nowhere). Two-sided because both ways are failures: too many rejections are intervals too
+    narrow (false findings of an effect), too few are intervals too wide (effects missed). The
+    number of rejections of a correct 95 % interval is binomial(n, 0.05); exactly, it falls
+    outside these bounds in about 4-5 % of studies at 250-500 replications (the price of a check
+    that can fail), while a type I error of 10 % is caught in about 88 % of studies of 250 and
+    99 % of 500, and one of 2 % in about 60 % and 95 %. At 500 replications the bounds are
+    about 3-7 %, the complement of the 93-97 % coverage target.
+    """
+    mcse = math.sqrt(NOMINAL_TYPE_I_ERROR * (1 - NOMINAL_TYPE_I_ERROR) / n)
+    return NOMINAL_TYPE_I_ERROR - 2 * mcse, NOMINAL_TYPE_I_ERROR + 2 * mcse
+
+
+def _check_null(doc: dict, min_replications: int = 100) -> None:
+    """A study under ``ics_null``: truths of 1, coverage and bias as above, type I error."""
+    assert doc["settings"]["scenario"] == "ics_null"
+    rows = [r for r in doc["replications"] if "error" not in r]
+    # the generator's truth for the null, read by the study from truth.json, is exactly 1
+    assert all(r["truth"] == 1.0 for r in rows), sorted({r["truth"] for r in rows})[:5]
+    _check(doc, min_replications)
+    n = len(rows)
+    summary = doc["summary"]
+    rejected = [r["ci_low"] >= 1 or r["ci_high"] <= 1 for r in rows]
+    assert all(rej == (not r["covered"]) for rej, r in zip(rejected, rows, strict=True))
+    rate = float(np.mean(rejected))
+    assert rate == pytest.approx(summary["rejection_rate_rr_1"])
+    low, high = _type_i_error_bounds(n)
+    assert low <= rate <= high, (
+        f"{doc['estimand']} under ics_null: the 95 % interval excludes 1 in {rate:.3f} of {n} "
+        f"replications (MC SE {summary['rejection_rate_rr_1_mcse']:.3f}), "
+        f"outside {low:.3f}-{high:.3f}")
+
+
+@pytest.mark.parametrize("estimand", ESTIMANDS)
+def test_committed_null_study(estimand):
+    path = VALIDATION / f"coverage_{estimand}_null.json"
+    if not path.exists():
+        pytest.skip(f"{path.name} not committed")
+    doc = json.loads(path.read_text())
+    assert doc["estimand"] == estimand
+    _check_null(doc)
+
+
 @pytest.mark.skipif(not os.environ.get("PHM_EVAL_COVERAGE_STUDY_RUN"),
                     reason="set PHM_EVAL_COVERAGE_STUDY_RUN=<replications> to rerun the studies")
+@pytest.mark.parametrize("scenario", ("ics", "ics_null"))
 @pytest.mark.parametrize("estimand", ESTIMANDS)
-def test_rerun_coverage_study(estimand, tmp_path):
+def test_rerun_coverage_study(estimand, scenario, tmp_path):
     replications = int(os.environ["PHM_EVAL_COVERAGE_STUDY_RUN"])
-    out = tmp_path / f"coverage_{estimand}.json"
-    subprocess.run([sys.executable, str(SCRIPT), "--estimand", estimand, "--replications",
-                    str(replications), "--out", str(out)], check=True)
-    _check(json.loads(out.read_text()), min_replications=min(replications, 100))
+    out = tmp_path / f"coverage_{estimand}_{scenario}.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--estimand", estimand, "--scenario", scenario,
+                    "--replications", str(replications), "--out", str(out)], check=True)
+    check = _check_null if scenario == "ics_null" else _check
+    check(json.loads(out.read_text()), min_replications=min(replications, 100))

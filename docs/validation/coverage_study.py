@@ -6,11 +6,20 @@ Usage::
         --out docs/validation/coverage_itt.json
     python docs/validation/coverage_study.py --estimand att --replications 500 \
         --out docs/validation/coverage_att.json
+    python docs/validation/coverage_study.py --scenario ics_null --estimand itt \
+        --replications 250 --out docs/validation/coverage_itt_null.json
 
 Replication ``r`` simulates a synthetic ICS (scenario ``ics``: PCN-level roll-out in waves with
 never-adopting PCNs) with seed ``base_seed + r``, small enough to be quick but with 20+ PCNs,
 runs the estimator and records the estimate, its 95 % interval, the SE of the log rate ratio,
 the truth of that replication and whether the interval covers it.
+
+``--scenario ics_null`` runs the same study on ICSs of the null scenario (the same structure
+and sizes, the programme without effect) with other seeds (``NULL_BASE_SEEDS``), so the null
+study is independent of the effect study. The truths are read from ``truth.json`` as for the
+effect (under ``ics_null`` both are exactly 1), and the summary adds the rejection rate of a
+rate ratio of 1 (share of 95 % intervals excluding 1: the type I error) with its Monte Carlo
+SE.
 
 * ``itt``: ``population_itt`` (population-level staggered DiD, intention to treat); its
   ``records[0]`` is the rate ratio. Truth: ``truth.json`` ``itt_population.rate_ratio`` of the
@@ -51,6 +60,8 @@ Z975 = 1.959963984540054
 PROGRAMME = "proactive_care"
 STUDY_START, STUDY_END = "2019-04-01", "2024-03-31"
 
+SCENARIOS = ("ics", "ics_null")
+NULL_SCENARIOS = ("ics_null",)
 # Settings of each study: a small ICS of the ``ics`` scenario's structure.
 SETTINGS = {
     "itt": {
@@ -69,6 +80,19 @@ SETTINGS = {
         "base_seed": 250000,
     },
 }
+# Seeds of the null studies (same sizes as above): apart from the effect studies' seeds.
+NULL_BASE_SEEDS = {"itt": 350000, "att": 450000}
+
+
+def study_settings(estimand: str, scenario: str = "ics") -> dict:
+    """The settings of the study of ``estimand`` under ``scenario`` (``ics`` or ``ics_null``)."""
+    settings = dict(SETTINGS[estimand])
+    if scenario != "ics":
+        if scenario not in NULL_SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}: one of {SCENARIOS}")
+        settings["scenario"] = scenario
+        settings["base_seed"] = NULL_BASE_SEEDS[estimand]
+    return settings
 
 
 def _code_commit() -> dict:
@@ -158,8 +182,12 @@ def replicate(estimand: str, settings: dict, r: int) -> dict:
     return row
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Coverage, bias and SE ratio with Monte Carlo SEs (Morris et al. 2019)."""
+def summarise(rows: list[dict], null: bool = False) -> dict:
+    """Coverage, bias and SE ratio with Monte Carlo SEs (Morris et al. 2019).
+
+    ``null`` (a study under a null scenario) adds the rejection rate of a rate ratio of 1: the
+    share of 95 % intervals that exclude 1, which is the type I error when every truth is 1.
+    """
     ok = [r for r in rows if "error" not in r]
     n = len(ok)
     out: dict = {"replications": n, "failed": len(rows) - n}
@@ -200,44 +228,110 @@ def summarise(rows: list[dict]) -> dict:
     if any(r.get("pretrend_p") is not None for r in ok):
         p = np.array([r["pretrend_p"] for r in ok if r.get("pretrend_p") is not None])
         out["pretrend_rejection_rate_5pct"] = float(np.mean(p < 0.05))
+    if null:
+        below = float(np.mean([r["ci_high"] <= 1 for r in ok]))
+        above = float(np.mean([r["ci_low"] >= 1 for r in ok]))
+        rej = below + above
+        out.update({
+            "truths_all_1": bool(all(r["truth"] == 1 for r in ok)),
+            "rejection_rate_rr_1": rej,
+            "rejection_rate_rr_1_mcse": math.sqrt(rej * (1 - rej) / n),
+            # the MC SE a correct 5 % test would have: does not vanish when no interval rejects
+            "rejection_rate_rr_1_mcse_at_5pct": math.sqrt(0.05 * 0.95 / n),
+            "rejection_rate_interval_below_1": below,
+            "rejection_rate_interval_above_1": above,
+        })
     return out
 
 
+def _is_null(doc: dict) -> bool:
+    return doc["settings"]["scenario"] in NULL_SCENARIOS
+
+
 def _write(path: Path, doc: dict) -> None:
-    doc["summary"] = summarise(doc["replications"])
+    doc["summary"] = summarise(doc["replications"], null=_is_null(doc))
     doc["updated_utc"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     os.replace(tmp, path)
 
 
-def markdown_table(paths: list[Path]) -> str:
-    """The summary table of coverage.md from result files."""
+ESTIMAND_NAMES = {"itt": "ITT population rate ratio", "att": "ATT enrolled rate ratio"}
+
+
+def _design_cells(doc: dict) -> str:
+    """The ICS simulated, wall time and code commit cells of a study's row."""
+    s, st = doc["summary"], doc["settings"]
+    n_pcn = round(st["n_patients"] / (sum(st["overrides"]["pcn_size"]) / 2))
+    wall = doc.get("wall_seconds_total", doc.get("wall_seconds_this_session", 0.0))
+    return (f"`{st['scenario']}`, {st['n_patients']:,} patients, {n_pcn} PCNs"
+            f" ({st['overrides']['pcn_size'][0]:,}-{st['overrides']['pcn_size'][1]:,}),"
+            f" seeds {st['base_seed']}+r"
+            f" | {wall / 60:.0f} min ({s['mean_cpu_seconds']:.1f} s CPU per replication)"
+            f" | {(doc['code']['commit'] or '?')[:7]} |")
+
+
+def _null_table(docs: list[dict]) -> str:
+    """The summary table of studies under a null scenario, led by the rejection rate of 1."""
+    lines = [
+        "| estimand | R | truth (mean RR) | rejection of RR = 1 (type I error, ± MC SE)"
+        " | interval below / above 1 | coverage of 95 % CI (± MC SE) | bias / mean SE (± MC SE)"
+        " | bias / empirical SD | SE ratio (model / empirical, ± MC SE) | SD of z"
+        " | ICS simulated | wall time | code commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for doc in docs:
+        s = doc["summary"]
+        lines.append(
+            f"| {ESTIMAND_NAMES[doc['estimand']]} | {s['replications']}"
+            f" | {s['mean_truth_rate_ratio']:.3f}"
+            f" | {s['rejection_rate_rr_1']:.3f} ± {s['rejection_rate_rr_1_mcse']:.3f}"
+            f" | {s['rejection_rate_interval_below_1']:.3f} / "
+            f"{s['rejection_rate_interval_above_1']:.3f}"
+            f" | {s['coverage']:.3f} ± {s['coverage_mcse']:.3f}"
+            f" | {s['bias_over_mean_se']:+.3f} ± {s['bias_over_mean_se_mcse']:.3f}"
+            f" | {s['bias_over_empirical_sd']:+.3f} ± {s['bias_over_empirical_sd_mcse']:.3f}"
+            f" | {s['se_ratio']:.3f} ± {s['se_ratio_mcse']:.3f} | {s['sd_of_z']:.3f}"
+            f" | {_design_cells(doc)}"
+        )
+    return "\n".join(lines)
+
+
+def _effect_table(docs: list[dict]) -> str:
+    """The summary table of studies with an effect."""
     lines = [
         "| estimand | R | truth (mean RR) | coverage of 95 % CI (± MC SE) | bias / mean SE (± MC SE)"
         " | bias / empirical SD | SE ratio (model / empirical, ± MC SE) | SD of z"
         " | ICS simulated | wall time | code commit |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for path in paths:
-        doc = json.loads(Path(path).read_text())
-        s, st = doc["summary"], doc["settings"]
-        name = {"itt": "ITT population rate ratio", "att": "ATT enrolled rate ratio"}
-        n_pcn = round(st["n_patients"] / (sum(st["overrides"]["pcn_size"]) / 2))
-        wall = doc.get("wall_seconds_total", doc.get("wall_seconds_this_session", 0.0))
+    for doc in docs:
+        s = doc["summary"]
         lines.append(
-            f"| {name[doc['estimand']]} | {s['replications']} | {s['mean_truth_rate_ratio']:.3f}"
+            f"| {ESTIMAND_NAMES[doc['estimand']]} | {s['replications']}"
+            f" | {s['mean_truth_rate_ratio']:.3f}"
             f" | {s['coverage']:.3f} ± {s['coverage_mcse']:.3f}"
             f" | {s['bias_over_mean_se']:+.3f} ± {s['bias_over_mean_se_mcse']:.3f}"
             f" | {s['bias_over_empirical_sd']:+.3f} ± {s['bias_over_empirical_sd_mcse']:.3f}"
             f" | {s['se_ratio']:.3f} ± {s['se_ratio_mcse']:.3f} | {s['sd_of_z']:.3f}"
-            f" | `{st['scenario']}`, {st['n_patients']:,} patients, {n_pcn} PCNs"
-            f" ({st['overrides']['pcn_size'][0]:,}-{st['overrides']['pcn_size'][1]:,}),"
-            f" seeds {st['base_seed']}+r"
-            f" | {wall / 60:.0f} min ({s['mean_cpu_seconds']:.1f} s CPU per replication)"
-            f" | {(doc['code']['commit'] or '?')[:7]} |"
+            f" | {_design_cells(doc)}"
         )
     return "\n".join(lines)
+
+
+def markdown_table(paths: list[Path]) -> str:
+    """The summary table(s) of coverage.md from result files.
+
+    Studies with an effect (``ics``) make one table; studies under a null scenario a second one
+    (after a blank line), which adds the rejection rate of a rate ratio of 1.
+    """
+    docs = [json.loads(Path(path).read_text()) for path in paths]
+    effect = [d for d in docs if not _is_null(d)]
+    null = [d for d in docs if _is_null(d)]
+    tables = [_effect_table(effect)] if effect else []
+    if null:
+        tables.append(_null_table(null))
+    return "\n\n".join(tables)
 
 
 def merge(paths: list[Path], out: Path) -> None:
@@ -279,6 +373,8 @@ def _elapsed(doc: dict, t0: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--estimand", choices=("itt", "att"))
+    ap.add_argument("--scenario", choices=SCENARIOS, default="ics",
+                    help="ics (the programme's effect, default) or ics_null (no effect)")
     ap.add_argument("--table", type=Path, nargs="+",
                     help="print the Markdown summary table of these result files and stop")
     ap.add_argument("--replications", type=int, default=500)
@@ -302,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.estimand or not args.out:
         ap.error("--estimand and --out are required")
 
-    settings = dict(SETTINGS[args.estimand])
+    settings = study_settings(args.estimand, args.scenario)
     if args.n_patients:
         settings["n_patients"] = args.n_patients
     if args.out.exists():
@@ -319,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
                "truth": ("truth.json itt_population.rate_ratio of each replication"
                          if args.estimand == "itt" else
                          "truth.json true_effect.hazard_ratio (rate ratio applied to the "
-                         "enrolled); realised_rate_ratio_12m stored as secondary"),
+                         "enrolled); realised_rate_ratio_12m stored as secondary")
+               + (f" ({settings['scenario']}: 1, no effect)"
+                  if settings["scenario"] in NULL_SCENARIOS else ""),
                "settings": settings, "code": _code_commit(),
                "python": platform.python_version(),
                "started_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
