@@ -76,8 +76,11 @@ def test_profile_dry_run_schedules_every_rule(name, dry_runs):
     assert f"Using profile {PROFILES / name}" in done.stderr + done.stdout
     for rule in ("simulate", "ingest", "frailty", "risk_model", "evaluate", "manifest"):
         assert f"rule {rule}:" in done.stdout, rule
-    # The profile's resources reach the jobs.
-    expected = _profile(name)["set-resources"]["risk_model"]["mem_mb"]
+    # The workflow's population-scaled memory reaches the jobs (the smoke run's 6,000 patients:
+    # the least each rule declares).
+    from phm_eval.job_memory import job_memory_mb
+
+    expected = job_memory_mb(0.006)["risk_model"]
     assert f"mem_mb={expected}," in _job_block(done.stdout, "risk_model")
 
 
@@ -111,36 +114,62 @@ def test_a_misspelled_profile_key_fails(dry_runs):
 
 # ----------------------------------------------------------------------------- profile memory
 
-def _measured_peaks() -> pd.Series:
-    """Peak resident memory (MB) per rule at the largest completed benchmark size."""
+def _measured_peaks() -> pd.DataFrame:
+    """Peak resident memory (MB) per rule at every completed benchmark size."""
     runs = pd.read_csv(RESULTS / "runs.csv")
     rules = pd.read_csv(RESULTS / "rules.csv")
     ok = runs.loc[runs["status"] == "ok", "n_patients"]
     if ok.empty:
         pytest.skip("no completed benchmark run recorded")
-    largest = rules[rules["n_patients"] == ok.max()].copy()
+    measured = rules[rules["n_patients"].isin(ok)].copy()
     # Snakemake samples a job's memory every 30 s after its first 30 s; the benchmark script
     # samples every 0.5 s. Take the larger.
-    sampled = largest.get("peak_rss_sampled_mb", pd.Series(np.nan, index=largest.index))
-    largest["peak"] = np.fmax(largest["max_rss_mb"], sampled)
+    sampled = measured.get("peak_rss_sampled_mb", pd.Series(np.nan, index=measured.index))
+    measured["peak"] = np.fmax(measured["max_rss_mb"], sampled)
     # risk_features_{when} is one rule with three jobs.
-    name = largest["rule"].str.replace(r"^risk_features_\w+$", "risk_features", regex=True)
-    return largest.groupby(name)["peak"].max()
+    measured["rule"] = measured["rule"].str.replace(r"^risk_features_\w+$", "risk_features",
+                                                    regex=True)
+    return measured.groupby(["n_patients", "rule"], as_index=False)["peak"].max()
+
+
+def test_declared_memory_covers_the_measured_peaks():
+    """At every size benchmarked, each rule declares at least the memory it was seen to use, so
+    the scheduler's sum of declarations bounds what jobs side by side really use."""
+    from phm_eval.job_memory import job_memory_mb
+
+    if not (RESULTS / "rules.csv").exists():
+        pytest.skip("no benchmark results")
+    short = []
+    for row in _measured_peaks().itertuples(index=False):
+        declared = job_memory_mb(row.n_patients / 1e6).get(row.rule)
+        if declared is not None and declared < row.peak:
+            short.append(f"{row.rule} at {row.n_patients:,}: declares {declared} MB, "
+                         f"measured {row.peak:.0f} MB")
+    assert not short, "; ".join(short)
 
 
 @pytest.mark.parametrize("name", list(NEEDS))
-def test_profile_memory_covers_the_measured_peaks(name):
-    if not (RESULTS / "rules.csv").exists():
-        pytest.skip("no benchmark results")
+def test_profiles_leave_memory_to_the_workflow(name):
+    """A fixed mem_mb in a profile would override the population-scaled declarations (and be
+    wrong for an ICS of another size), and a local ceiling would replace the machine's."""
     cfg = _profile(name)
-    default = cfg["default-resources"]["mem_mb"]
-    per_rule = {rule: res.get("mem_mb", default) for rule, res in cfg["set-resources"].items()}
-    for rule, peak in _measured_peaks().items():
-        asked = per_rule.get(rule, default)
-        assert asked >= peak, f"{name}: {rule} asks for {asked} MB, measured {peak:.0f} MB"
-    if "resources" in cfg:
-        # The local ceiling must let the largest job run at all.
-        assert cfg["resources"]["mem_mb"] >= max(per_rule.values())
+    for rule, res in (cfg.get("set-resources") or {}).items():
+        assert "mem_mb" not in res, f"{name}: set-resources {rule} mem_mb"
+    if name == "local":
+        assert "resources" not in cfg
+
+
+@pytest.mark.parametrize(("profile", "extra", "capped"), [
+    (None, [], True), ("local", [], True), ("slurm", [], False), ("kubernetes", [], False),
+    (None, ["--resources", "mem_mb=4000"], False), ("not-a-folder", [], False)])
+def test_run_caps_memory_on_this_machine_only(profile, extra, capped):
+    import argparse
+
+    from phm_eval.cli import _caps_memory
+
+    folder = str(PROFILES / profile) if profile else None
+    args = argparse.Namespace(profile=folder, snakemake_args=extra)
+    assert _caps_memory(args) is capped
 
 
 # ----------------------------------------------------------------------------- benchmark maths

@@ -131,6 +131,23 @@ def _memory_mb(text: str) -> int:
     return mb
 
 
+def _caps_memory(args: argparse.Namespace) -> bool:
+    """Whether `phm-eval run` should cap the memory of jobs running side by side: unless the
+    user passed ``--resources``, or a profile sets its own ceiling or sends jobs to a cluster
+    (where the jobs' memory is not this machine's)."""
+    if any(a.startswith("--resources") for a in args.snakemake_args or []):
+        return False
+    if not args.profile:
+        return True
+    from .config import read_yaml
+
+    profile_file = Path(args.profile) / "config.yaml"
+    if not profile_file.is_file():
+        return False  # a profile Snakemake finds by name: leave its settings alone
+    profile = read_yaml(profile_file)
+    return "resources" not in profile and profile.get("executor", "local") == "local"
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run Snakemake on the configuration; on failure, one line naming the problem.
 
@@ -161,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         cmd.append("--dry-run")
     if args.profile:
         cmd += ["--profile", args.profile]
-    if not args.profile and not any(a.startswith("--resources") for a in args.snakemake_args or []):
+    if _caps_memory(args):
         # Jobs side by side may not together use more memory than the machine has (or than the
         # user allows with --memory); a tenth is left for Snakemake and the system.
         from .db import machine_memory_mb

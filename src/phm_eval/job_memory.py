@@ -25,7 +25,7 @@ from typing import Any
 #: (3,400 MB: DuckDB gets 60 %, 2 GB); the largest population is for the generator, which makes
 #: a large ICS a piece at a time (:data:`phm_eval.synth.generate.PIECE_MAX_PATIENTS`).
 JOB_MEMORY: dict[str, tuple[int, int, int, float | None]] = {
-    "simulate": (1000, 800, 3300, 1.2),
+    "simulate": (1000, 1950, 2200, 1.2),
     "ingest": (2000, 1000, 300, None),
     "describe": (3400, 1500, 300, None),
     "frailty": (3400, 1500, 500, None),
