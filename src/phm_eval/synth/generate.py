@@ -124,12 +124,16 @@ def _generate(params: dict, out: Path, fmt: str, codelist_dir) -> dict:
 
 
 def _pcn_groups(structure, max_patients: int) -> list[np.ndarray]:
-    """Practices in consecutive groups of whole PCNs of at most ``max_patients`` (or one PCN)."""
+    """Practices in consecutive groups of whole PCNs: as few groups as keep each within
+    ``max_patients`` (a PCN is never split), of about equal size."""
+    total = int(structure.list_size.sum())
+    target = total / max(1, -(-total // max_patients))
     groups, current, size = [], [], 0
     for pcn in dict.fromkeys(structure.pcn_id.tolist()):
         practices = np.flatnonzero(structure.pcn_id == pcn)
         n = int(structure.list_size[practices].sum())
-        if current and size + n > max_patients:
+        # close the group when this PCN would take it further from the target than it is
+        if current and (size + n > max_patients or abs(size + n - target) > abs(size - target)):
             groups.append(np.concatenate(current))
             current, size = [], 0
         current.append(practices)
