@@ -256,7 +256,7 @@ def test_first_screen_states_estimate_mde_admissions_and_pounds(loaded_report):
     start = first.index("Primary estimate: effect on the patients enrolled")
     first = first[start:first.index("How sure can", start)]
     assert "Rate ratio 0.86 (95% CI 0.78 to 0.95)" in first
-    assert "could reliably detect a reduction of 13 % or more" in first
+    assert "could reliably detect a reduction of 13% or more" in first
     assert "67 fewer per 1,000 patients a year" in first
     assert "£168,000" in first
     assert "effect on the whole eligible population" in first

@@ -94,7 +94,7 @@ def test_hazard_ratio_without_baseline_is_given_as_a_percentage():
     assert "The rate of emergency admissions was 11% lower among patients in the programme" \
         in head.sentence
     assert "hazard ratio 0.89 (95% CI 0.80 to 0.99)" in head.sentence
-    assert "baseline_rate_per_1000" in head.conversion
+    assert "admission rate was not recorded" in head.conversion
     assert head.money is None
 
 
@@ -104,7 +104,7 @@ def test_hazard_ratio_conversion_says_what_it_assumes():
                                  "scale": "HR", "baseline_rate_per_1000": 480})
     head = describe_headline(effect)
     assert "the hazard ratio as a ratio of admission rates" in head.conversion
-    assert "No cost per admission was configured" in head.money
+    assert "No cost per emergency admission was set" in head.money
 
 
 def test_group_sizes_pass_through_disclosure_control():

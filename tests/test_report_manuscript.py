@@ -461,7 +461,7 @@ def test_discussion_follows_the_result(discussions):
     assert "not compatible with the data" in precise and "inconclusive" not in precise
     assert "No reduction is compatible with the data" in increase
     # the MDE sentence, and where the interval's lower end falls against it
-    assert "this evaluation could reliably detect a reduction of 13 % or more" in null
+    assert "this evaluation could reliably detect a reduction of 13% or more" in null
     assert "goes beyond that detectable reduction" in null
     assert "stops short of the detectable reduction" in precise
     assert "remained imbalanced after matching" in null

@@ -173,7 +173,7 @@ def test_every_section_degrades_when_outputs_are_missing(tmp_path):
     assert "evaluate/effects.json" in text
     assert "<img" not in html
     # Methods come from the configuration, so they are still there.
-    assert "Methods in brief" in text and "Evaluation: each enrolled patient" in text
+    assert "Methods in brief" in text and "Evaluation of the enrolled: each enrolled patient" in text
 
 
 def test_partial_run_shows_what_exists(tmp_path):
@@ -228,9 +228,9 @@ def test_both_estimands_primary_first_with_mde_and_design_check(rendered):
     text = visible_text(rendered)
     head = text[text.index("Primary estimate: effect on the patients enrolled"):
                 text.index("How sure can we be?", text.index("Primary estimate"))]
-    assert "could reliably detect a reduction of 13 % or more" in head
+    assert "could reliably detect a reduction of 13% or more" in head
     assert "The other question: effect on the whole eligible population" in head
-    assert "could reliably detect a reduction of 9 % or more" in head
+    assert "could reliably detect a reduction of 9% or more" in head
     # The verdicts differ, so the report says why.
     assert "answer different questions about different people" in head
     assert "true rate ratio of 0.85, the evaluation detected the effect in 91% of " \

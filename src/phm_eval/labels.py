@@ -133,6 +133,15 @@ _VALUES = {
     "U": "not known",
     "3+": "3 or more",
     "all": "everyone",
+    "children_young_people": "children and young people",
+    "adults": "adults",
+    "older_people": "older people",
+    "generally_well": "generally well",
+    "long_term_conditions": "long-term conditions",
+    "complex_needs": "complex needs",
+    "enrolled": "enrolled patients",
+    "matched comparators": "matched comparators",
+    "unknown": "not known",
 }
 
 #: Conditions (long-term conditions, Core20PLUS5 groups and clinical areas).
@@ -226,6 +235,9 @@ _COVARIATES = {
     "list_size": "Registered patients",
     "predicted_risk": "Predicted risk",
     "risk_tier": "Risk tier",
+    "recent_admissions_band": "Emergency admissions in the previous year (band)",
+    "n_gp_events_1y": "Number of GP events in the previous year",
+    "gp_events_1y": "GP events in the previous year",
 }
 
 #: One-hot prefixes (``<variable><value>``) and how their variable reads.

@@ -114,6 +114,20 @@ COLUMN_LABELS: dict[str, str] = {
     "share_of_enrolled_percent": "Share of the enrolled (per cent)",
     "enrolment_per_1000": "Enrolled per 1,000 eligible",
     "risk_tier": "Risk tier",
+    "need_group": "Need",
+    "arm": "Group",
+    "patients": "Patients",
+    "admissions_before": "Emergency admissions before",
+    "admissions_after": "Emergency admissions after",
+    "rate_before_per_1000": "Before (per 1,000 a year)",
+    "rate_after_per_1000": "After (per 1,000 a year)",
+    "observed_risk": "Observed risk",
+    "mean_predicted_risk": "Mean predicted risk",
+    "c_lower": "c-statistic, 95% CI from",
+    "c_upper": "c-statistic, 95% CI to",
+    "calibration_in_the_large": "Calibration-in-the-large",
+    "imd_quintile": "Deprivation quintile (IMD)",
+    "imd_decile": "Deprivation decile (IMD)",
 }
 
 #: Columns whose values are machine names, and the kind of label each takes.
@@ -126,6 +140,10 @@ VALUE_LABELS: dict[str, str] = {
     "subgroup": "subgroup",
     "variable": "subgroup_variable",
     "efi_category": "value",
+    "age_group": "value",
+    "need_group": "value",
+    "arm": "value",
+    "group": "value",
 }
 
 _FLOAT = re.compile(r"^-?\d+\.\d{4,}$")
@@ -239,8 +257,13 @@ def label_values(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd
         values = out[column].astype(str)
         if kind == "subgroup" and not values.str.contains("=").any():
             kind = "subgroup_variable"
-        out[column] = values.map(lambda v, k=kind: label(k, v) if v else v)
+        out[column] = values.map(lambda v, k=kind: _first_upper(label(k, v)) if v else v)
     return out
+
+
+def _first_upper(text: str) -> str:
+    """A table cell starts with a capital, as a heading does ("Female", "Older people")."""
+    return text[:1].upper() + text[1:]
 
 
 def disclosure_problems(results: ResultsFolder, relative: str,

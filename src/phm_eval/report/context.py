@@ -22,7 +22,7 @@ import yaml
 from .. import outputs
 from ..disclosure import DisclosurePolicy, apply_disclosure
 from ..errors import InputError
-from ..labels import des_explanation, humanise_text, label
+from ..labels import des_explanation, humanise_text, label, words
 from . import blocks as b
 from .effects import (
     SCALE_NAMES,
@@ -30,7 +30,6 @@ from .effects import (
     change_words,
     describe_headline,
     disclosed_count,
-    fmt_gbp,
     fmt_number,
     fmt_ratio,
     fmt_signed,
@@ -116,16 +115,6 @@ def _admissions_line(head: Any, effect: Effect) -> str | None:
     if head.reach:
         text += ". " + head.reach.rstrip(".")
     return text + "."
-
-
-def _money_line(head: Any) -> str:
-    if head.saving_per_1000_gbp is None:
-        return head.money or "Not given in pounds: the effect could not be converted."
-    est, low, high = head.saving_per_1000_gbp
-    if head.verdict == "reduction":
-        return (f"About {fmt_gbp(est)} a year of hospital costs avoided per 1,000 patients "
-                f"(95% CI {fmt_gbp(high)} to {fmt_gbp(low)}); hospital costs only.")
-    return head.money or ""
 
 
 def _disagreement(primary: Effect, other: Effect, policy: DisclosurePolicy) -> str | None:
@@ -229,12 +218,10 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
     if admissions:
         key.append(("In emergency admissions", admissions))
     if head.money:
-        key.append(("In pounds", _money_line(head)))
+        key.append(("In pounds", head.money))
     check = results.json(outputs.DESIGN_CHECK) if results.has(
         outputs.DESIGN_CHECK) else None
     blocks.append(b.facts(key))
-    if head.money:
-        blocks.append(b.paragraph(head.money))
     blocks.append(b.paragraph(f"How this was estimated: {head.estimate}"))
     if head.conversion:
         blocks.append(b.paragraph(head.conversion))
@@ -252,10 +239,12 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
     if other is not None:
         other_head = describe_headline(other, unit_cost=unit_cost, policy=policy)
         text = other_head.sentence
-        if other_head.verdict != "no_evidence":
+        if other_head.verdict not in ("no_evidence", "not_estimable"):
             text += " " + other_head.power
+        if other.estimable:
+            text += f" ({_estimate_line(other)}.)"
         blocks.append(b.callout(
-            f"{text} ({_estimate_line(other)}.)", tone="note",
+            text, tone="note",
             title=f"The other question: {other.estimand_label.lower()}"))
         why = _disagreement(effect, other, policy)
         if why:
@@ -270,25 +259,51 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
 
 
 # --------------------------------------------------------------------------- robustness
-def _rtm_paragraphs(rtm: pd.DataFrame | None) -> list[dict[str, Any]]:
-    if rtm is None or "change_per_1000" not in rtm.columns:
-        return []
-    kinds = rtm.get("kind", pd.Series([""] * len(rtm))).str.lower()
+def _rtm_changes(rtm: pd.DataFrame | None, effects: list[Effect] | None
+                 ) -> tuple[tuple[float, float | None, float | None] | None, ...]:
+    """(uncontrolled, comparators, controlled) changes per 1,000 a year, each (estimate, low,
+    high) or None.
 
-    def change(kind: str) -> tuple[float, float | None, float | None] | None:
-        rows = rtm[kinds == kind]
+    ``evaluate/rtm.csv`` has one row per arm (``arm``: enrolled, matched comparators) with its
+    rates before and after the index date; the controlled change is then the matched
+    difference-in-differences record of ``effects.json``.  Older tables have a ``kind`` column
+    (naive, comparators, controlled) with the three changes as rows.
+    """
+    none: tuple[None, None, None] = (None, None, None)
+    if rtm is None or "change_per_1000" not in rtm.columns:
+        return none
+
+    def row_change(rows: pd.DataFrame) -> tuple[float, float | None, float | None] | None:
         if rows.empty:
             return None
         row = rows.iloc[0]
-        try:
-            est = float(row["change_per_1000"])
-        except ValueError:
+        values = [pd.to_numeric(pd.Series([row.get(k)]), errors="coerce").iloc[0]
+                  for k in ("change_per_1000", "ci_low", "ci_high")]
+        if pd.isna(values[0]):
             return None
-        low = pd.to_numeric(pd.Series([row.get("ci_low")]), errors="coerce").iloc[0]
-        high = pd.to_numeric(pd.Series([row.get("ci_high")]), errors="coerce").iloc[0]
-        return est, (None if pd.isna(low) else float(low)), (None if pd.isna(high) else float(high))
+        return (float(values[0]), *(None if pd.isna(v) else float(v) for v in values[1:]))
 
-    naive, comp, ctrl = change("naive"), change("comparators"), change("controlled")
+    if "kind" in rtm.columns:
+        kinds = rtm["kind"].astype(str).str.lower()
+        return (row_change(rtm[kinds == "naive"]), row_change(rtm[kinds == "comparators"]),
+                row_change(rtm[kinds == "controlled"]))
+    if "arm" not in rtm.columns:
+        return none
+    arms = rtm["arm"].astype(str).str.lower()
+    naive = row_change(rtm[arms == "enrolled"])
+    comp = row_change(rtm[arms.str.contains("comparator")])
+    ctrl = None
+    for e in _overall(effects):
+        if (not e.is_population and e.scale in ("difference", "ATT") and e.estimable
+                and "naive" not in e.method.lower()):
+            ctrl = e.change_per_1000()
+            break
+    return naive, comp, ctrl
+
+
+def _rtm_paragraphs(rtm: pd.DataFrame | None,
+                    effects: list[Effect] | None = None) -> list[dict[str, Any]]:
+    naive, comp, ctrl = _rtm_changes(rtm, effects)
     text = []
     if naive is not None:
         text.append(
@@ -315,6 +330,26 @@ def _rtm_paragraphs(rtm: pd.DataFrame | None) -> list[dict[str, Any]]:
     return [b.paragraph(" ".join(text))] if text else []
 
 
+#: Caption of ``evaluate/rtm.csv`` in the report and the manuscript.
+RTM_CAPTION = ("Emergency admissions per 1,000 patients a year before and after the index date: "
+               "enrolled patients and matched comparators.")
+
+
+def pretrend_note_words(note: Any, n_clusters: Any = None) -> str:
+    """Why the pre-trend test could not be made, in words a commissioner can follow (the
+    statistical reason kept in brackets)."""
+    text = str(note).removeprefix("not estimable: ").strip().rstrip(".")
+    if "singular covariance" in text:
+        units = (f"only {int(n_clusters)} units to compare"
+                 if isinstance(n_clusters, (int, float)) and not isinstance(n_clusters, bool)
+                 else "too few units to compare")
+        return (f"with {units}, the months before adoption cannot all be tested together "
+                f"(statistically: {text})")
+    if "no pre-adoption months" in text:
+        return "no months before adoption were observed, so there is nothing to compare"
+    return text
+
+
 def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
     """The test of parallel pre-trends, worded by what it can show: the population-level
     design's test is evidence (nothing there is matched on the outcome); the matched design's
@@ -334,8 +369,8 @@ def _pretrend_block(pretrend: Any) -> dict[str, Any] | None:
         if not note:
             return None
         return b.callout(f"The test of parallel pre-trends could not be made: "
-                         f"{str(note).removeprefix('not estimable: ')}.", tone="note",
-                         title="Parallel trends check")
+                         f"{pretrend_note_words(note, pretrend.get('n_clusters'))}.",
+                         tone="note", title="Parallel trends check")
     p = float(pretrend["p_value"])
     stat = pretrend.get("statistic")
     df = pretrend.get("df")
@@ -363,7 +398,7 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
                        policy: DisclosurePolicy) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     rtm = results.csv(outputs.RTM)
-    blocks += _rtm_paragraphs(rtm)
+    blocks += _rtm_paragraphs(rtm, effects)
     for source in (outputs.ITT_PRETREND, outputs.PRETREND):
         pre = _pretrend_block(results.json(source))
         if pre is not None:
@@ -376,13 +411,13 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
     blocks.append(b.figure(results, outputs.RTM_PNG))
     blocks.append(b.table_from_csv(
         results, outputs.RTM,
-        "Change in emergency admissions per 1,000 patients a year: uncontrolled, comparators "
-        "and controlled.", policy, drop=("kind",)))
+        RTM_CAPTION, policy, drop=("kind",)))
     overall = _overall(effects)
     if overall:
-        rows = [[label("outcome", e.outcome), e.estimand_label,
-                 _capital(humanise_text(e.method_text())),
-                 _capital(SCALE_NAMES[e.scale]), e.estimate_text(), e.short_words()]
+        rows = [[label("outcome", outcome_without_unit(e.outcome)), e.estimand_label,
+                 _capital(humanise_text(e.method_words())),
+                 _capital(SCALE_NAMES[e.scale]), e.estimate_text(with_reason=False),
+                 e.short_words()]
                 for e in overall]
         blocks.append(b.table(
             "The same questions answered by different methods.",
@@ -411,6 +446,12 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         "the comparison is fair.")
 
 
+def outcome_without_unit(outcome: str) -> str:
+    """``"emergency admissions per 1,000 person-months"`` -> ``"emergency admissions"``: the
+    unit is the scale's (differences are shown per 1,000 person-years whatever the record's)."""
+    return re.sub(r"\s+per 1,000 person-(?:years|months)$", "", str(outcome).strip())
+
+
 def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
     """The balance table as readers need it: each characteristic, its means and SMDs."""
     balance = results.csv(outputs.BALANCE)
@@ -419,7 +460,13 @@ def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
     wanted = ["term", "covariate", "mean_treated_before", "mean_control_before", "smd_before",
               "mean_treated_after", "mean_control_after", "smd_after"]
     keep = [c for c in wanted if c in balance.columns]
-    return balance[keep] if keep else balance
+    frame = (balance[keep] if keep else balance).copy()
+    for column in frame.columns[1:]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.notna().any():
+            frame[column] = [("" if pd.isna(v) else f"{0.0 if abs(v) < 5e-4 else v:.3f}")
+                             for v in values]
+    return frame
 
 
 # --------------------------------------------------------------------------- subgroups
@@ -551,14 +598,23 @@ def population_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict
 # --------------------------------------------------------------------------- risk model
 METRIC_LABELS = {
     "c_statistic": "c-statistic (discrimination)",
+    "c_statistic_delong": "c-statistic, DeLong interval",
     "calibration_slope": "Calibration slope",
-    "calibration_intercept": "Calibration-in-the-large (intercept)",
+    "calibration_intercept": "Calibration intercept (slope estimated)",
+    "calibration_in_the_large": "Calibration-in-the-large (slope fixed at 1)",
     "oe_ratio": "Observed/expected ratio",
     "brier": "Brier score",
+    "r2_nagelkerke": "Nagelkerke R\u00b2",
 }
 
 
-METRIC_DIGITS = {"c_statistic": 3, "brier": 4}
+METRIC_DIGITS = {"c_statistic": 3, "c_statistic_delong": 3, "brier": 4}
+
+
+def _is_count(key: str) -> bool:
+    """Sample sizes in risk/metrics.json (``n``, ``events``, ``n_development``...): quoted as
+    disclosed counts in words, never as metrics in the table."""
+    return key in ("n", "events") or key.startswith(("n_", "events_"))
 
 
 def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, Any]:
@@ -566,12 +622,16 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
     metrics = results.json(outputs.RISK_METRICS)
     if isinstance(metrics, Mapping) and metrics:
         found = {k: m for k, v in metrics.items() if (m := _metric(v)) is not None
-                 and k not in ("n", "events")}
+                 and not _is_count(k)}
         words = []
         if isinstance(metrics.get("outcome"), str):
             words.append(f"The model predicts {metrics['outcome']}.")
         if isinstance(metrics.get("design"), str):
-            words.append(f"It was checked by {metrics['design']}.")
+            dev, val = metrics.get("development_index_date"), metrics.get(
+                "validation_index_date")
+            dates = (f" (developed on patients registered on {dev} and tested on those "
+                     f"registered on {val})" if dev and val else "")
+            words.append(f"The model was checked by {metrics['design']}{dates}.")
         n = disclosed_count(_num(metrics.get("n")), policy)
         events = disclosed_count(_num(metrics.get("events")), policy)
         if n and events:
@@ -596,6 +656,8 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
             blocks.append(b.paragraph(_iecv_words(iecv)))
         rows = []
         for key, value in metrics.items():
+            if _is_count(key):
+                continue
             label = METRIC_LABELS.get(key, b.column_label(key))
             if key in found:
                 est, low, high = found[key]
@@ -615,7 +677,7 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
     blocks.append(b.figure(results, outputs.DECISION_CURVE_PNG))
     blocks.append(b.table_from_csv(
         results, outputs.RISK_SUBGROUP_METRICS,
-        "Risk model performance by sex, age and deprivation.", policy,
+        risk_subgroup_caption(results.csv(outputs.RISK_SUBGROUP_METRICS)), policy,
         notes=["Lower c-statistics within age bands are expected: age itself separates "
                "patients less well inside a narrow band."]))
     card = results.text(outputs.MODEL_CARD)
@@ -624,6 +686,21 @@ def risk_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, 
     return _section("risk-model", "Finding the patients at risk", blocks,
                     intro="How well the risk model used to find patients for proactive care "
                     "picks out those who go on to have an emergency admission.")
+
+
+def risk_subgroup_caption(frame: pd.DataFrame | None) -> str:
+    """"Risk model performance by sex, age band, ethnic group and deprivation.": the groups the
+    table holds, in words."""
+    column = next((c for c in ("variable", "subgroup") if frame is not None
+                   and c in frame.columns), None)
+    if column is None:
+        return "Risk model performance by group of patients."
+    names = [label("subgroup_variable", v).lower() for v in dict.fromkeys(
+        frame[column].astype(str))]
+    names = [n.replace(" (imd)", "") for n in names]
+    names = list(dict.fromkeys(names))
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"Risk model performance by {joined}."
 
 
 def _model_card_block(results: ResultsFolder, card: str) -> dict[str, Any]:
@@ -759,7 +836,12 @@ def des_section(results: ResultsFolder, policy: DisclosurePolicy) -> dict[str, A
     if des is not None and rate is not None and (
         "target_low" in des.columns or "target_high" in des.columns
     ):
-        frame = des.drop(columns=[c for c in ("target_status",) if c in des.columns])
+        frame = des.drop(columns=[c for c in ("target_status", "period_start", "period_end")
+                                  if c in des.columns])
+        if "complete_year" in frame.columns:
+            frame["complete_year"] = frame["complete_year"].map(
+                lambda v: "Yes" if str(v).lower() == "true" else "No, part year"
+                if str(v).lower() == "false" else v)
         frame["against target"] = [_target_status(r, rate) for _, r in des.iterrows()]
         activity = _activity_column(frame)
         below = frame[frame["against target"] == "Below target"]
@@ -860,7 +942,28 @@ def completeness_block(results: ResultsFolder) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- methods
-def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict[str, Any]:
+#: Model types and adopting units in words.
+MODEL_WORDS = {"penalised_logistic": "Penalised (ridge) logistic regression",
+               "logistic": "Logistic regression",
+               "gradient_boosting": "Gradient-boosted trees"}
+UNIT_WORDS = {"pcn_id": "PCN", "practice_id": "practice", "pcn": "PCN", "practice": "practice"}
+
+
+def _number_words(n: Any) -> str:
+    names = {2: "two", 3: "three", 4: "four", 5: "five"}
+    try:
+        return names.get(int(n), str(n))
+    except (TypeError, ValueError):
+        return str(n)
+
+
+def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy,
+                    metrics: Any = None, effects: list[Effect] | None = None,
+                    itt_pretrend: Any = None, records: Any = None) -> dict[str, Any]:
+    """Methods in brief, from the configuration and, where the run recorded them, what actually
+    ran: the unit internal-external validation left out (``risk/metrics.json``), whether each
+    evaluation design left a record, its adopting unit, and whether the pre-trend check was
+    made."""
     study = config.get("study") or {}
     items = []
     source = (config.get("input") or {}).get("source")
@@ -879,13 +982,22 @@ def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict
             f"on {frailty.get('index_date', 'the index date')}.")
     risk = config.get("risk") or {}
     if risk:
-        model = str(risk.get("model", "a prediction model")).replace("_", " ")
+        model = MODEL_WORDS.get(str(risk.get("model")), words(risk.get("model") or "")
+                                ).lower() or "a prediction model"
+        iecv = (metrics or {}).get("internal_external") if isinstance(metrics, Mapping) else None
+        cluster = iecv.get("cluster") if isinstance(iecv, Mapping) else None
+        if cluster:
+            iecv_text = (", and internal-external cross-validation leaving out one "
+                         f"{UNIT_WORDS.get(str(cluster), words(cluster).lower())} at a time")
+        elif isinstance(iecv, Mapping):
+            iecv_text = " (internal-external cross-validation could not be run)"
+        else:
+            iecv_text = ""
         items.append(
             f"Risk model: {model} predicting an emergency admission within 12 months, "
-            f"developed on {risk.get('development_index_date', '?')} and checked on later data "
-            f"({risk.get('validation_index_date', '?')}), with bootstrap correction for "
-            "optimism and internal-external cross-validation by "
-            f"{str(risk.get('cluster', 'PCN')).replace('_id', '').upper()}.")
+            f"developed on patients registered on {risk.get('development_index_date', '?')} "
+            f"and checked on later data ({risk.get('validation_index_date', '?')}), with "
+            f"bootstrap correction for optimism{iecv_text}.")
     seg = config.get("segment") or {}
     if seg:
         tiers = seg.get("risk_tiers")
@@ -893,18 +1005,36 @@ def methods_section(config: Mapping[str, Any], policy: DisclosurePolicy) -> dict
                      if tiers else "")
         items.append(f"Segmentation: the 3x3 grid{tier_text} on {seg.get('index_date', '?')}.")
     ev = config.get("evaluate") or {}
-    if ev:
+    overall = _overall(effects)
+    matched = [e for e in overall if not e.is_population and "naive" not in e.method.lower()]
+    population = [e for e in overall if e.is_population]
+    if ev and (matched or effects is None):
         match = ev.get("matching") or {}
-        exact = ", ".join(label("covariate", x).lower() for x in match.get("exact") or []
-                          ) or "nothing"
+        exact = ", ".join(label("covariate", x).lower() for x in match.get("exact") or [])
+        exact = f"the month of enrolment and {exact}" if exact else "the month of enrolment"
+        ratio = match.get("ratio", 1)
+        whom = ("one similar patient" if ratio == 1 else
+                f"{_number_words(ratio)} similar patients")
         items.append(
-            f"Evaluation: each enrolled patient was matched to {match.get('ratio', 1)} similar "
-            f"patient(s) not (yet) enrolled, on a propensity score (caliper "
-            f"{match.get('caliper', '?')} standard deviations; exactly on {exact}), using the "
-            f"{ev.get('lookback_days', 365)} days before enrolment. Emergency admissions were "
-            f"followed for {ev.get('follow_up_days', 365)} days, with death as a competing "
-            "risk. Staggered roll-out across PCNs was analysed with difference-in-differences "
-            "(Callaway and Sant'Anna), checking trends before roll-out.")
+            f"Evaluation of the enrolled: each enrolled patient was matched to {whom} not (yet) "
+            f"enrolled, on a propensity score (the estimated chance of being enrolled, from "
+            f"the {ev.get('lookback_days', 365)} days before enrolment; caliper "
+            f"{match.get('caliper', '?')} standard deviations) and exactly on {exact}. "
+            f"Emergency admissions were followed for {ev.get('follow_up_days', 365)} days, "
+            "with death as a competing risk.")
+    if population:
+        raw = next((r for r in records or [] if isinstance(r, Mapping) and r.get("unit")
+                    and str(r.get("estimand", "")).upper().startswith("ITT")), {})
+        unit = UNIT_WORDS.get(str(raw.get("unit")), words(raw.get("unit") or "").lower()
+                              ) or "unit"
+        check = ""
+        if isinstance(itt_pretrend, Mapping):
+            check = (", checking trends before roll-out" if itt_pretrend.get("p_value")
+                     is not None else "; the check of trends before roll-out could not be made")
+        items.append(
+            f"Evaluation of the whole eligible population: the staggered roll-out across "
+            f"{unit}s was analysed with difference-in-differences (Callaway and Sant'Anna), "
+            f"comparing {unit}s that had started with those that had not{check}.")
     items.append(f"Disclosure control: {policy.describe()}")
     return _section("methods", "Methods in brief", [b.bullet_list(items)])
 
@@ -920,10 +1050,10 @@ def _itt_truth_rows(itt_truth: Mapping[str, Any], effects: list[Effect] | None) 
     if effect is None:
         return [[quantity, fmt_ratio(float(value)), "not estimated", "", ""]]
     if not effect.estimable or effect.ci_low is None or effect.ci_high is None:
-        return [[quantity, fmt_ratio(float(value)), effect.estimate_text(),
-                 effect.method_text(), "No interval"]]
+        return [[quantity, fmt_ratio(float(value)), effect.estimate_text(with_reason=False),
+                 _capital(effect.method_words()), "No interval"]]
     covers = "Yes" if effect.ci_low <= float(value) <= effect.ci_high else "No"
-    return [[quantity, fmt_ratio(float(value)), effect.estimate_text(), effect.method_text(),
+    return [[quantity, fmt_ratio(float(value)), effect.estimate_text(with_reason=False), _capital(effect.method_words()),
              covers]]
 
 
@@ -961,13 +1091,13 @@ def truth_section(results: ResultsFolder, effects: list[Effect] | None,
             rows.append([quantity, fmt(float(value)), "not estimated", "", ""])
             continue
         if not effect.estimable:
-            rows.append([quantity, fmt(float(value)), effect.estimate_text(),
-                         effect.method_text(), "Not estimable"])
+            rows.append([quantity, fmt(float(value)), effect.estimate_text(with_reason=False),
+                         _capital(effect.method_words()), "Not estimable"])
             continue
         factor = 1.0 if effect.is_ratio else 1000.0 / effect.per
         low, high = effect.ci_low * factor, effect.ci_high * factor
         covers = "Yes" if low <= float(value) <= high else "No"
-        rows.append([quantity, fmt(float(value)), effect.estimate_text(), effect.method_text(),
+        rows.append([quantity, fmt(float(value)), effect.estimate_text(with_reason=False), _capital(effect.method_words()),
                      covers])
     rows += _itt_truth_rows(truth.get("itt_population") or {}, effects)
     blocks = [b.callout(
@@ -1095,7 +1225,8 @@ def build_context(results_dir: Any, config: Mapping[str, Any] | None = None) -> 
         segmentation_section(results, policy),
         des_section(results, policy),
         data_quality_section(results, policy),
-        methods_section(config, policy),
+        methods_section(config, policy, results.json(outputs.RISK_METRICS), effects,
+                        results.json(outputs.ITT_PRETREND), raw_effects),
     ]
     truth = truth_section(results, effects, config)
     if truth is not None:

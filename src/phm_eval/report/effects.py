@@ -21,6 +21,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -242,7 +243,7 @@ class Effect:
             estimand=_text(record.get("estimand")),
             primary=bool(record.get("primary", False)),
             mde_rate_ratio=mde if mde is not None and 0 < mde < 1 else None,
-            mde_sentence=_text(record.get("mde_sentence")),
+            mde_sentence=_percent(_text(record.get("mde_sentence"))),
         )
 
     @property
@@ -258,6 +259,13 @@ class Effect:
     def method_text(self) -> str:
         """The method actually used, with the fallback's reason when there was one."""
         return f"{self.method} (fallback: {self.fallback})" if self.fallback else self.method
+
+    def method_words(self) -> str:
+        """:meth:`method_text` for a table a commissioner reads: without the formula of a
+        derived ratio (``"; rate ratio = treated rate / ..."``, given in the manuscript's
+        Methods) and without software terms (``"engine"``)."""
+        method = re.sub(r";\s*rate ratio = .*$", "", self.method).replace(" engine", "")
+        return f"{method} (fallback: {self.fallback})" if self.fallback else method
 
     @property
     def is_ratio(self) -> bool:
@@ -294,16 +302,17 @@ class Effect:
         est, low, high = (float(v) for v in values)
         return est, low, high
 
-    def estimate_text(self) -> str:
+    def estimate_text(self, with_reason: bool = True) -> str:
         """The estimate on its own scale: ``"0.86 (95% CI 0.78 to 0.95)"``; ``"not estimable:
         <reason>"`` without an estimate, ``"0.86 (95% CI not estimable: <reason>)"`` without
-        an interval."""
+        an interval (``with_reason=False``: ``"0.86 (95% CI not estimable)"``, for a table whose
+        next column gives the reason)."""
         if self.estimate is None:
-            return self.reason
+            return self.reason if with_reason else "Not estimable"
         if not self.estimable:
             one = fmt_ratio(self.estimate) if self.is_ratio else fmt_number(
                 self.estimate * 1000.0 / self.per)
-            return f"{one} (95% CI {self.reason})"
+            return f"{one} (95% CI {self.reason if with_reason else 'not estimable'})"
         if self.is_ratio:
             parts = [fmt_ratio(v) for v in (self.estimate, self.ci_low, self.ci_high)]
         else:
@@ -337,7 +346,7 @@ class Effect:
             return self.mde_sentence.rstrip(".")
         if self.mde_rate_ratio is not None:
             reduction = math.ceil(round(100 * (1 - self.mde_rate_ratio), 9))
-            return (f"this evaluation could reliably detect a reduction of {reduction} % or "
+            return (f"this evaluation could reliably detect a reduction of {reduction}% or "
                     f"more (a rate ratio of {1 - reduction / 100:.2f} or lower)")
         return ("the design's power to detect an effect was not assessed, so a real effect "
                 "may have been missed")
@@ -357,6 +366,11 @@ class Effect:
         out["verdict"] = self.verdict
         out["change_per_1000"] = self.change_per_1000()
         return out
+
+
+def _percent(text: str | None) -> str | None:
+    """``"30 %"`` as the rest of the report writes it, ``"30%"``."""
+    return None if text is None else re.sub(r"(\d) %", r"\1%", text)
 
 
 def _text(value: Any) -> str | None:
@@ -572,7 +586,7 @@ def describe_headline(
     elif effect.is_ratio and effect.estimable:
         conversion = (
             "The effect cannot be given per 1,000 patients a year because the comparison "
-            "group's admission rate (baseline_rate_per_1000) was not recorded with it."
+            "group's admission rate was not recorded with it."
         )
 
     money = None
@@ -594,8 +608,8 @@ def describe_headline(
         money += " This counts hospital costs only, not the cost of running the programme."
         saving = (float(s_est), float(s_low), float(s_high))
     elif change is not None and "admission" in outcome.lower():
-        money = ("No cost per admission was configured (report.unit_cost_emergency_admission), "
-                 "so the effect is not given in pounds.")
+        money = ("No cost per emergency admission was set in the run's configuration, so the "
+                 "effect is not given in pounds.")
 
     reach = None
     enrolled = disclosed_count(effect.n_treated, policy)
