@@ -539,21 +539,21 @@ def test_manuscript_degrades_without_outputs(tmp_path):
 def test_null_result_and_withheld_table(tmp_path):
     results = make_results(tmp_path, effects=with_primary(estimate=0.98, ci_low=0.88,
                                                           ci_high=1.09))
-    (results / "segment" / "core20plus5.csv").write_text(
-        "group,n_registered,n_enrolled\nLearning disability,205,3\n")
+    reach = "segment/core20plus5_reach.csv"
+    (results / reach).write_text("group,n_eligible,n_enrolled\nLearning disability,205,3\n")
     for extra in results.glob("segment/core20plus5*.json"):
         extra.unlink()
     data = manuscript_data(results, CONFIG)
     assert data["headline"]["verdict"] == "no_evidence"
-    assert "segment/core20plus5.csv" in data["withheld"]
-    assert "segment/core20plus5.csv" not in data["available"]
-    assert "segment/core20plus5.csv" not in data["supplement_labels"]
+    assert reach in data["withheld"]
+    assert reach not in data["available"] and reach not in data["tables"]
+    assert reach not in data["supplement_labels"]
     pdf = build_manuscript(results, config=CONFIG, keep_build=tmp_path / "build")
-    assert not (tmp_path / "build" / "results" / "segment" / "core20plus5.csv").exists()
+    assert not (tmp_path / "build" / "results" / reach).exists()
     text = pdf_text(pdf)
     if text is not None:
         assert "there is no evidence that the programme reduced emergency admissions" in text
-        assert "withheld: it fails the disclosure check (segment/core20plus5.csv)" in text
+        assert f"withheld: it fails the disclosure check ({reach})" in _clean(text)
         assert "Learning disability,205,3" not in text
 
 
@@ -574,3 +574,40 @@ def test_checklist_points_only_at_sections_that_exist(tmp_path):
             if where.startswith("@"):
                 assert where[1:] in labels | fixed
     assert "sec-risk" not in labels
+
+
+#: segment/grid_3x3.csv as the segment stage writes it: a ``group`` key and machine values.
+GRID = """group,age_group,need_group,n_patients,population,percent_of_population,emergency_admissions,rate_per_1000,deaths,deaths_per_1000
+children_young_people|generally_well,children_young_people,generally_well,5020,29400,17.1,310,61.8,0,0
+adults|long_term_conditions,adults,long_term_conditions,6230,29400,21.2,475,76.2,15,2.4
+older_people|complex_needs,older_people,complex_needs,1455,29400,4.9,600,412.4,125,85.9
+all,all,all,29400,29400,100,3045,103.6,290,9.9
+"""
+
+
+@needs_pdftotext
+def test_no_machine_name_reaches_the_paper_or_its_supplement(tmp_path):
+    """Every table the paper shows is the report's (labels, not the CSV's machine names): the
+    3x3 grid's keys, one-hot balance rows, condition and DES keys (found reading the default
+    run's paper)."""
+    from phm_eval.report.reader_text import reader_problems
+
+    results = make_results(tmp_path, figures=True)  # no "not available (file.png)" notes
+    _long_outputs(results)
+    (results / "segment" / "grid_3x3.csv").write_text(GRID)
+    data = manuscript_data(results, CONFIG)
+    assert "segment/grid_3x3.csv" in data["tables"]
+    text = pdf_text(build_manuscript(results, config=CONFIG))
+    assert reader_problems([line for line in text.splitlines() if line.strip()]) == []
+    assert "Children and" in text and "Long-term" in text
+
+
+def test_report_lists_are_joined_to_the_paragraph_they_end():
+    from phm_eval.report.manuscript import _texts
+
+    section = {"blocks": [
+        {"kind": "p", "text": "The activities counted here are:"},
+        {"kind": "list", "items": ["PCSP: a plan.", "SMR: a review"]},
+        {"kind": "p", "text": "Below target: PCSP."}]}
+    assert _texts(section) == ["The activities counted here are: PCSP: a plan. SMR: a review.",
+                               "Below target: PCSP."]

@@ -178,3 +178,11 @@ def test_reasons_and_units_read_as_words():
     effect = Effect.from_record(ITT)
     assert effect.estimate_text(with_reason=False) == "0.86 (95% CI not estimable)"
     assert "rate ratio = " not in effect.method_words()
+
+
+def test_validation_fallback_note_counts_in_words():
+    from phm_eval.risk.develop import RiskModelConfig, choose_iecv_cluster, example_risk_features
+
+    two_pcns = example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
+    note = choose_iecv_cluster(two_pcns, RiskModelConfig()).note
+    assert "2 PCNs, 2 with at least" in note and "(s)" not in note

@@ -38,7 +38,7 @@ from ..jsonio import read_json, write_json
 from ..paths import MANUSCRIPT_DIR
 from . import blocks as b
 from . import manuscript_text as mt
-from .context import build_context
+from .context import build_context, readable_time
 from .effects import read_effects
 from .results import FIGURES, ResultsFolder
 
@@ -57,7 +57,7 @@ MANUSCRIPT_DATA = (
     outputs.RISK_METRICS,
     outputs.RISK_SUBGROUP_METRICS,
     outputs.GRID_3X3,
-    outputs.CORE20PLUS5,
+    outputs.CORE20PLUS5_REACH,
     outputs.DES_METRICS,
     outputs.EFFECTS,
     outputs.RTM,
@@ -67,9 +67,37 @@ MANUSCRIPT_DATA = (
 
 
 def _texts(section: Mapping[str, Any] | None, kinds: tuple[str, ...] = ("p",)) -> list[str]:
+    """The section's paragraphs; a list that follows a paragraph (the report's bullets) is
+    joined to it as sentences, so that no paragraph ends on a colon with nothing after it."""
     if section is None:
         return []
-    return [blk["text"] for blk in section["blocks"] if blk["kind"] in kinds]
+    out: list[str] = []
+    for blk in section["blocks"]:
+        if blk["kind"] in kinds:
+            out.append(blk["text"])
+        elif blk["kind"] == "list" and out and out[-1].rstrip().endswith(":"):
+            out[-1] = out[-1].rstrip() + " " + " ".join(
+                item if item.rstrip().endswith(".") else item + "." for item in blk["items"])
+    return out
+
+
+def _tables(sections: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The report's table of each CSV it shows (labels, formatting, columns dropped), by
+    source path: the manuscript shows the same rows rather than the raw file."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(blocks: list[Mapping[str, Any]]) -> None:
+        for blk in blocks:
+            if blk["kind"] == "details":
+                walk(blk["blocks"])
+            elif (blk["kind"] == "table" and str(blk.get("source") or "").endswith(".csv")
+                    and blk["source"] not in found):
+                found[blk["source"]] = {k: blk[k] for k in ("columns", "rows", "notes",
+                                                            "numeric")}
+
+    for section in sections:
+        walk(section["blocks"])
+    return found
 
 
 def _first_table(section: Mapping[str, Any] | None, source: str) -> dict[str, Any] | None:
@@ -97,7 +125,8 @@ SUPPLEMENT_TABLES: tuple[tuple[str, str], ...] = (
     (outputs.RISK_SUBGROUP_METRICS, "Risk model performance by sex, age band and deprivation."),
     (outputs.DES_METRICS, "Network Contract DES personalised-care activity per 1,000 "
      "registered patients against the specification's targets."),
-    (outputs.CORE20PLUS5, "Reach of the programme in Core20PLUS5 groups."),
+    (outputs.CORE20PLUS5_REACH, "Reach of the programme in Core20PLUS5 groups: each "
+     "group's share of the eligible and of the enrolled, and its enrolment rate."),
     (outputs.BALANCE, "Balance of characteristics before and after matching "
      "(standardised mean differences)."),
     (EFFECTS_SUBGROUPS, "Effect on emergency admissions by subgroup."),
@@ -200,6 +229,7 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         available=set(available) | ({outputs.FLOW}
                                     if results.has(outputs.FLOW) else set()),
         policy=policy, synthetic=bool(context["synthetic"]), headline=context["headline"],
+        subgroup_metrics=_frame(results, outputs.RISK_SUBGROUP_METRICS, available),
     )
     supplement, labels = _supplement(available, bool(run.subgroups()))
     run.supplement = labels
@@ -241,6 +271,9 @@ def manuscript_data(results_dir: str | os.PathLike[str],
                      if pretrend is not None else None),
         "risk_text": _texts(sections.get("risk-model")),
         "des_text": _texts(sections.get("des")),
+        "tables": _tables(context["sections"]),
+        "run_times": {k: readable_time((run.manifest or {}).get(f"{k}_at")) or "not recorded"
+                      for k in ("started", "finished")},
         "truth": _first_table(sections.get("truth"), outputs.TRUTH),
         "subgroups": _first_table(sections.get("who-benefits"), outputs.EFFECTS),
         # the same rows as the HTML report: method actually used, "not estimable: <reason>"

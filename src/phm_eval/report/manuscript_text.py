@@ -136,6 +136,10 @@ class RunRecord:
     synthetic : bool
     headline : mapping or None
         The wording shared with the HTML report (``change_per_1000``, ``money``...).
+    supplement : dict
+        Labels of the supplement's items ("Table S2"), by path.
+    subgroup_metrics : pandas.DataFrame or None
+        ``risk/subgroup_metrics.csv`` (which groups the risk model was assessed in).
     """
 
     config: Mapping[str, Any]
@@ -152,6 +156,7 @@ class RunRecord:
     synthetic: bool
     headline: Mapping[str, Any] | None = None
     supplement: dict[str, str] = field(default_factory=dict)
+    subgroup_metrics: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ effect records
     def pairs(self) -> list[tuple[dict[str, Any], Effect]]:
@@ -490,7 +495,9 @@ def read_primary(record: Mapping[str, Any], effect: Effect, meaningful: float) -
     mde = record.get("mde_sentence")
     if isinstance(mde, str) and mde.strip():
         mde_text = mde.strip().rstrip(".")
-        sentences.append(f"Before the analysis, {mde_text[:1].lower() + mde_text[1:]}.")
+        mde_text = re.sub(r"(\d) %", r"\1%", mde_text)
+        sentences.append(f"As designed, "
+                         f"{mde_text[:1].lower() + mde_text[1:]}.")
         mde_rr = _num(record.get("mde_rate_ratio"))
         if effect.is_ratio and mde_rr is not None and lo <= 1 <= hi:
             if lo < mde_rr:
@@ -516,7 +523,8 @@ def _matching_sentence(run: RunRecord) -> str:
     exact_text = _join(["the month of enrolment", *exact])
     lookback = ev.get("lookback_days", 365)
     follow = ev.get("follow_up_days", 365)
-    return (f"Each enrolled patient was matched to {ratio} patient(s) not (yet) enrolled, on a "
+    whom = "one patient" if ratio == 1 else f"{ratio} patients"
+    return (f"Each enrolled patient was matched to {whom} not (yet) enrolled, on a "
             f"propensity score estimated from characteristics in the {lookback} days before "
             f"enrolment, within a caliper of {caliper} standard deviations of its logit "
             f"{{cite:austin2011}} and exactly on {exact_text}; both were followed for {follow} "
@@ -570,8 +578,7 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
         text = ("Enrolled patients were patients with a recorded enrolment in "
                 f"{_tidy(study.get('programme') or 'the programme')} during the study period")
         if isinstance(elig, Mapping) and elig:
-            text += " who met the configured eligibility criteria (" + "; ".join(
-                f"{_tidy(k)} {v}" for k, v in elig.items()) + ")"
+            text += " who met the eligibility criteria (" + eligibility_words(elig) + ")"
         paragraphs.append(text + ". " + _matching_sentence(run))
     if itt:
         rec = itt[0][0]
@@ -710,7 +717,7 @@ def _risk_methods(run: RunRecord) -> list[str]:
     dev = metrics.get("development_index_date") or risk.get("development_index_date")
     val = metrics.get("validation_index_date") or risk.get("validation_index_date")
     design = str(metrics.get("design") or "")
-    text = f"A model ({model}) predicting {_tidy(str(outcome))} was developed"
+    text = f"A {model} model predicting {_tidy(str(outcome))} was developed"
     text += f" at {dev}" if dev else ""
     if design.startswith("temporal"):
         when = f" ({val})" if val else ""
@@ -748,11 +755,47 @@ def _risk_methods(run: RunRecord) -> list[str]:
         extra = ""
         if run.has(outputs.DECISION_CURVE_PNG):
             extra = " and clinical utility (decision curve analysis {cite:vickers2006})"
-        sub = (", overall and by sex, age band and deprivation"
-               if run.has(outputs.RISK_SUBGROUP_METRICS) else "")
+        groups = None
+        if run.has(outputs.RISK_SUBGROUP_METRICS):
+            from .context import risk_subgroup_caption
+            frame = run.subgroup_metrics
+            groups = risk_subgroup_caption(frame).removeprefix(
+                "Risk model performance ").rstrip(".")
+        sub = f", overall and {groups}" if groups and groups.startswith("by ") else (
+            ", overall and by group of patients" if groups else "")
         paragraphs.append("Performance was reported as " + _join(reported) + extra + sub
                           + ", with bootstrap 95% confidence intervals.")
     return paragraphs
+
+
+def _se_again(se: str, said: str) -> str:
+    """A secondary analysis's standard errors without what the primary analysis's already said
+    (the same explanation in brackets, the same clause), and with "standard errors" once."""
+    for aside in re.findall(r" \([^()]*\)", said):
+        if len(aside) > 30:
+            se = se.replace(aside, "")
+    clauses = [c for c in se.split("; ") if c not in said.split("; ")[1:]]
+    se = "; ".join(clauses)
+    return se if "standard errors" in se else "standard errors " + se
+
+
+def eligibility_words(elig: Mapping[str, Any]) -> str:
+    """The evaluation's eligibility rule in words (as
+    :class:`phm_eval.evaluate.design.Eligibility` applies it: the age, and either criterion)."""
+    age = elig.get("min_age")
+    either = []
+    if elig.get("min_efi_deficits") is not None:
+        either.append(f"frail ({elig['min_efi_deficits']} or more eFI deficits)")
+    if elig.get("min_recent_emergency_admissions") is not None:
+        k = elig["min_recent_emergency_admissions"]
+        either.append(f"admitted as an emergency at least {'once' if k == 1 else f'{k} times'} "
+                      "in the previous 12 months")
+    parts = [f"aged {age} or over"] if age is not None else []
+    if len(either) == 2:
+        parts.append("either " + " or ".join(either))
+    elif either:
+        parts.append(either[0])
+    return " and ".join(parts) or "as configured"
 
 
 def _stats_methods(run: RunRecord) -> dict[str, Any]:
@@ -783,6 +826,7 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
             text += (f" Admissions were costed at £{float(cost):,.0f} each (hospital costs "
                      "only, not the cost of the programme).")
         paragraphs.append(text)
+    primary_se = str((primary[0].get("se_method") if primary is not None else "") or "")
     for rec, eff in run.overall():
         if primary is not None and rec is primary[0]:
             continue
@@ -791,7 +835,7 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
         if eff.fallback:
             line += f" (fallback: {eff.fallback})"
         if rec.get("se_method"):
-            line += f"; standard errors {rec['se_method']}"
+            line += "; " + _se_again(str(rec["se_method"]), primary_se)
         if not eff.estimable:
             line += f"; {eff.reason}"
         if eff.scale == "SHR":
@@ -870,9 +914,15 @@ def participants_text(run: RunRecord) -> list[str]:
         unit = _unit(rec.get("unit"))
         ut, uc = _num(rec.get("n_units_treated")), _num(rec.get("n_units_control"))
         if t and c:
-            where = (f" in {ut:.0f} {_plural(unit)} reached by the programme and {uc:.0f} not"
-                     if ut is not None and uc is not None else "")
-            out.append(f"The population analysis counted {t} and {c} eligible patients{where}.")
+            if ut is not None and uc is not None:
+                out.append(
+                    f"The population analysis counted {t} eligible patients in the {ut:.0f} "
+                    f"{unit if ut == 1 else _plural(unit)} reached by the programme and {c} in "
+                    f"the {uc:.0f} {unit if uc == 1 else _plural(unit)} not reached.")
+            else:
+                out.append(f"The population analysis counted {t} eligible patients in the "
+                           f"{_plural(unit)} reached by the programme and {c} in those not "
+                           "reached.")
     return out
 
 
@@ -966,8 +1016,9 @@ def _consistency(run: RunRecord) -> str | None:
     text = (f"Of the {len(others)} other controlled estimates of the effect on emergency "
             f"admissions, {len(same)} point the same way as the primary estimate "
             f"({'fewer' if fewer else 'more'} admissions)")
-    text += (f", {len(clear)} of them with an interval that excludes no change"
-             if same else "")
+    if same:
+        text += (", none of them with an interval that excludes no change" if not clear
+                 else f", {len(clear)} of them with an interval that excludes no change")
     opposite = [(r, e) for r, e in others if (e.estimate < e.null_value) != fewer]
     if opposite:
         text += "; " + _join([f"{effect_name(r, e)} ({e.estimate_text()})"

@@ -205,8 +205,10 @@ def _cluster_counts(df: pd.DataFrame, y: np.ndarray, col: str, min_events: int
     return len(counts), int(usable.sum())
 
 
-def _unit(col: str) -> str:
-    return {"pcn_id": "PCN", "practice_id": "practice"}.get(col, col)
+def _unit(col: str, n: int = 1) -> str:
+    """The clustering column in words, plural unless ``n`` is 1 ("PCN", "2 practices")."""
+    word = {"pcn_id": "PCN", "practice_id": "practice"}.get(col, col.removesuffix("_id"))
+    return word if n == 1 else word + ("es" if word.endswith(("s", "ch")) else "s")
 
 
 def choose_iecv_cluster(
@@ -255,9 +257,9 @@ def choose_iecv_cluster(
                 note = (f"internal-external validation by {_unit(col)} instead of "
                         f"{_unit(requested or '')}: " + "; ".join(reasons))
             return IECVClusterChoice(col, requested, n, usable, minimum, note)
-        reasons.append(f"{n} {_unit(col)}(s), {usable} of them with at least {min_events} "
-                       f"patients with and {min_events} without the outcome; at least "
-                       f"{minimum} such are needed")
+        reasons.append(f"{n} {_unit(col, n)}, {usable} with at least {min_events} patients "
+                       f"with and {min_events} without the outcome, where at least {minimum} "
+                       "are needed")
     n, usable = first or (0, 0)
     return IECVClusterChoice(None, requested, n, usable, minimum,
                              "internal-external validation not run: " + "; ".join(reasons))
