@@ -186,3 +186,19 @@ def test_validation_fallback_note_counts_in_words():
     two_pcns = example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
     note = choose_iecv_cluster(two_pcns, RiskModelConfig()).note
     assert "2 PCNs, 2 with at least" in note and "(s)" not in note
+
+
+def test_model_card_names_predictors_groups_and_validation_unit_in_words(tmp_path):
+    from phm_eval.risk.develop import RiskModelConfig, develop_risk_model, example_risk_features
+
+    two_pcns = example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
+    develop_risk_model(two_pcns, RiskModelConfig(n_bootstrap=0, n_optimism_bootstrap=0),
+                       output_dir=tmp_path)
+    card = (tmp_path / "model_card.md").read_text()
+    predictors = card[card.index("## Predictors"):card.index("## Sample size")]
+    assert "_" not in predictors and "hfrs" not in predictors
+    assert "Hospital Frailty Risk Score" in predictors
+    assert "### Internal-external cross-validation by practice" in card
+    assert "CITL" not in card and "PPV" not in card and "Emax 0" not in card
+    subgroups = card[card.index("## Performance by subgroup"):]
+    assert "| sex |" not in subgroups and "| Sex | Female |" in subgroups

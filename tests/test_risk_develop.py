@@ -163,7 +163,7 @@ def test_develop_writes_model_card(tmp_path, small, config):
         "## Limitations",
     ):
         assert heading in card, heading
-    assert "- Binary flags: ltc_flag_00" in card
+    assert "- Binary flags: Long-term condition: flag 00" in card
     c_val = report.temporal.validation.metrics["c_statistic"]
     assert f"{c_val:.3f}" in card
     for name in ("calibration.png", "roc.png", "decision_curve.png", "coefficients.png"):
@@ -196,7 +196,7 @@ def test_gradient_boosting_report_lists_flags_and_importance(tmp_path):
     card = (tmp_path / "model_card.md").read_text()
     assert card.startswith("# Test card")
     assert card.count("[redacted]") == 3  # one per risk tier
-    assert "- Binary flags: ltc_flag_00, ltc_flag_01" in card
+    assert "- Binary flags: Long-term condition: flag 00, Long-term condition: flag 01" in card
     assert (tmp_path / "feature_importance.png").stat().st_size > 1000
     assert report.iecv is None and report.optimism is None
     # 3,000 patients is below the Riley minimum for ~37 parameters: the card must say so

@@ -279,12 +279,15 @@ def render_model_card(
     }
     continuous = [c for c in sets["numeric"] if c not in sets["spline"]]
     binary = sets["binary"]
+    def named(columns: list[str]) -> str:
+        return ", ".join(label("covariate", c) for c in columns) or "none"
+
     lines += [
-        f"- Continuous/count: {', '.join(continuous) or 'none'}",
-        f"- Modelled with a cubic spline: {', '.join(sets['spline']) or 'none'}",
-        f"- Categorical: {', '.join(sets['categorical']) or 'none'}",
+        f"- Continuous/count: {named(continuous)}",
+        f"- Modelled with a cubic spline: {named(sets['spline'])}",
+        f"- Categorical: {named(sets['categorical'])}",
     ]
-    lines += [f"- Binary flags: {', '.join(binary) if binary else 'none'}", ""]
+    lines += [f"- Binary flags: {named(binary)}", ""]
     ss = report.sample_size
     adequate = ss.is_adequate(report.n)
     prevalence = ss.prevalence
@@ -349,7 +352,7 @@ def render_model_card(
                 "design": "Design",
                 "c_statistic": "c-statistic",
                 "calibration_slope": "Calibration slope",
-                "calibration_in_the_large": "CITL",
+                "calibration_in_the_large": "Calibration-in-the-large",
                 "brier": "Brier",
                 "oe_ratio": "O/E",
             },
@@ -368,7 +371,9 @@ def render_model_card(
     if report.iecv is not None:
         meta = report.iecv.meta
         lines += [
-            f"### Internal-external cross-validation by `{report.iecv.cluster}`",
+            "### Internal-external cross-validation by "
+            + {"pcn_id": "PCN", "practice_id": "practice"}.get(
+                report.iecv.cluster, label("covariate", report.iecv.cluster).lower()),
             "",
             f"Random-effects summary c-statistic {meta['c_statistic']:.3f} "
             f"(95% CI {meta['lower']:.3f} to {meta['upper']:.3f}; 95% prediction interval "
@@ -383,7 +388,7 @@ def render_model_card(
                     "events": "Events",
                     "c_statistic": "c",
                     "calibration_slope": "Slope",
-                    "calibration_in_the_large": "CITL",
+                    "calibration_in_the_large": "Calibration-in-the-large",
                     "oe_ratio": "O/E",
                 },
             ),
@@ -395,8 +400,10 @@ def render_model_card(
         "",
         f"In the {main.label}: calibration-in-the-large {m['calibration_in_the_large']:.3f}, "
         f"calibration slope {m['calibration_slope']:.3f}, observed/expected "
-        f"{m['oe_ratio']:.3f}; from the loess calibration curve Emax {_fmt(m['emax'])}, "
-        f"E90 {_fmt(m['e90'])}, Eavg {_fmt(m['eavg'])}.",
+        f"{m['oe_ratio']:.3f}; from the loess calibration curve, the absolute difference "
+        f"between predicted and observed risk is at most {_fmt(m['emax'])} (Emax), "
+        f"{_fmt(m['e90'])} or less for 90% of patients (E90) and {_fmt(m['eavg'])} on "
+        "average (Eavg).",
         "",
     ]
     lines += _figure(figures, "calibration", "Calibration curve")
@@ -430,8 +437,8 @@ def render_model_card(
                 "n_flagged": "Flagged",
                 "risk_threshold": "Risk threshold",
                 "sensitivity": "Sensitivity",
-                "ppv": "PPV",
-                "lift": "Lift",
+                "ppv": "Positive predictive value",
+                "lift": "Lift (times the average risk)",
             },
         ),
         "",
@@ -441,7 +448,7 @@ def render_model_card(
     if len(main.subgroups):
         lines += [
             _table(
-                protect(main.subgroups),
+                _subgroup_words(protect(main.subgroups)),
                 {
                     "variable": "Variable",
                     "group": "Group",
@@ -449,7 +456,7 @@ def render_model_card(
                     "events": "Events",
                     "c_statistic": "c",
                     "oe_ratio": "O/E",
-                    "calibration_in_the_large": "CITL",
+                    "calibration_in_the_large": "Calibration-in-the-large",
                     "calibration_slope": "Slope",
                 },
             ),
@@ -533,6 +540,17 @@ def _image_src(src: str, image_dir: Path | None, embed: bool) -> str | None:
         return None
     mime = _MIME.get(path.suffix.lower(), "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _subgroup_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """Subgroup variables and values as a reader says them ("Sex", "Female"), not as columns."""
+    out = frame.copy()
+    if "variable" in out.columns:
+        out["variable"] = out["variable"].map(lambda v: label("subgroup_variable", v))
+    if "group" in out.columns:
+        out["group"] = out["group"].map(
+            lambda v: (lambda t: t[:1].upper() + t[1:])(label("value", v)))
+    return out
 
 
 def model_card_html(
