@@ -202,3 +202,24 @@ def test_model_card_names_predictors_groups_and_validation_unit_in_words(tmp_pat
     assert "CITL" not in card and "PPV" not in card and "Emax 0" not in card
     subgroups = card[card.index("## Performance by subgroup"):]
     assert "| sex |" not in subgroups and "| Sex | Female |" in subgroups
+
+
+def test_small_rates_and_unestimable_analyses_read_plainly(tmp_path):
+    check = ('{"n_replicates": 200, "true_rate_ratio": 0.85, "targets": ['
+             '{"rate_ratio": 1.0, "power": 0.005, "mc_se_power": 0.005, "coverage": 0.95, '
+             '"bias_log": 0.002}, {"rate_ratio": 0.85, "power": 0.285, "coverage": 0.95}]}')
+    section, _ = headline_section(_folder(tmp_path, {"evaluate/design_check.json": check}),
+                                  read_effects([PRIMARY]), {}, POLICY)
+    table = next(blk for d in section["blocks"] if d["kind"] == "details"
+                 for blk in d["blocks"] if blk["kind"] == "table")
+    assert table["rows"][0][1] == "0.5"  # as the sentence says, not "0"
+    assert "; method: negative binomial rate ratio" in " ".join(
+        blk.get("text", "") for blk in section["blocks"])
+
+    from phm_eval.report.manuscript_text import RunRecord, not_estimable_text
+
+    run = RunRecord(config={}, manifest=None, records=[ITT], effects=read_effects([ITT]),
+                    metrics=None, pretrend=None, truth=None, rtm=None, balance=None,
+                    available=set(), policy=POLICY, synthetic=True)
+    text = not_estimable_text(run)
+    assert NOTE in text and "rate ratio = " not in text

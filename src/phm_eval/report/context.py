@@ -175,7 +175,11 @@ def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     for t in targets:
         def pct(key: str, t: Mapping[str, Any] = t) -> str:
             value = t.get(key)
-            return "" if value is None else f"{100 * float(value):.0f}"
+            if value is None:
+                return ""
+            # Below 1%, one decimal: the false-positive rate (0.5%) must not read as 0.
+            return f"{100 * float(value):.1f}" if 0 < float(value) < 0.01 else \
+                f"{100 * float(value):.0f}"
         se = t.get("mc_se_power")
         rows.append([fmt_ratio(float(t["rate_ratio"])), pct("power"),
                      "" if se is None else f"{100 * float(se):.1f}", pct("coverage"),

@@ -563,7 +563,7 @@ def describe_headline(
                     f"{effect.estimate_text()}")
     else:
         estimate = f"{SCALE_NAMES[effect.scale].capitalize()} {effect.estimate_text()}"
-        estimate += f", from {method}"
+        estimate += f"; method: {method}"
     if effect.fallback:
         estimate += f" (fallback: {effect.fallback})"
     estimate += f" ({' and '.join(groups)})." if groups else "."

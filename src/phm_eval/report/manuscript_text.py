@@ -939,9 +939,14 @@ def effects_rows(run: RunRecord) -> list[list[str]]:
     return rows
 
 
+def _without_formula(method: str) -> str:
+    """A recorded method without the formula of a derived ratio (given once, in the Methods)."""
+    return re.sub(r";\s*rate ratio = .*$", "", method)
+
+
 def not_estimable_text(run: RunRecord) -> str | None:
     """The analyses that ran but could not be estimated, with their reasons."""
-    failed = [f"{effect_name(r, e)} by {_method_words(e.method)} ({e.reason})"
+    failed = [f"{effect_name(r, e)} by {_method_words(_without_formula(e.method))} ({e.reason})"
               for r, e in run.pairs() if not e.estimable]
     if not failed:
         return None
