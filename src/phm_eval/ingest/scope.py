@@ -129,9 +129,17 @@ def _nothing_to_do(source: Path, excludes: list[_Exclude], modifies: list[_Modif
         return True
     rules = [*excludes, *modifies]
     columns = sorted({c for rule in rules for c in rule.columns})
-    table = pq.read_table(source, columns=columns, read_dictionary=[
+    # A batch at a time: the events table of a large ICS does not fit in memory as columns.
+    handle = pq.ParquetFile(source, read_dictionary=[
         c for c in ("patient_id", "programme") if c in columns])
-    return not any(pc.any(rule.mask(table)).as_py() for rule in rules)
+    try:
+        for batch in handle.iter_batches(batch_size=_common.CHUNK_ROWS, columns=columns):
+            table = arrow.Table.from_batches([batch])
+            if any(pc.any(rule.mask(table)).as_py() for rule in rules):
+                return False
+    finally:
+        handle.close()
+    return True
 
 
 class _Flow:
