@@ -256,8 +256,11 @@ def test_report_says_not_estimable_and_names_the_method(tmp_path):
     text = visible_text(Path(out).read_text(encoding="utf-8"))
     assert "could not be estimated" in text
     assert "not estimable: Poisson maximum likelihood did not converge" in text
-    assert "Poisson rate ratio, robust SEs (dispersion not positive; matched) (fallback: " \
-           "negative binomial not used" in text
+    # in words for readers, exactly as recorded in the table for reviewers
+    assert "(a simpler rate model than planned) (not the planned method: the admission " \
+           "counts did not vary enough" in text
+    assert "Poisson rate ratio, robust SEs (dispersion not positive; matched)" in text
+    assert "Negative binomial not used (estimated dispersion is not positive)" in text
     assert "Calibration slope not estimable: only one outcome class" in text
     assert "instead of PCN" in text and "prediction interval not estimable: needs 3" in text
     assert not re.search(r"\bnan\b", text, flags=re.I)
@@ -268,8 +271,10 @@ def test_manuscript_data_carries_the_same_words(tmp_path):
     data = manuscript_data(results)
     strict_loads(json.dumps(to_jsonable(data), allow_nan=False))
     rows = data["effects_table"]["rows"]
-    assert any("not estimable: Poisson maximum likelihood" in " ".join(r) for r in rows)
-    assert any("fallback: negative binomial not used" in " ".join(r) for r in rows)
+    assert any("not estimable: poisson maximum likelihood" in " ".join(r).lower() for r in rows)
+    assert any("not the planned method: the admission counts" in " ".join(r) for r in rows)
+    assert any("Negative binomial not used (estimated dispersion" in " ".join(r)
+               for r in data["methods_record"]["rows"])
     assert any("not estimable: only one outcome class" in " ".join(r)
                for r in data["risk_table"]["rows"])
     assert data["headline"]["verdict"] == "not_estimable"

@@ -213,8 +213,9 @@ def test_small_rates_and_unestimable_analyses_read_plainly(tmp_path):
     table = next(blk for d in section["blocks"] if d["kind"] == "details"
                  for blk in d["blocks"] if blk["kind"] == "table")
     assert table["rows"][0][1] == "0.5"  # as the sentence says, not "0"
-    assert "; method: negative binomial rate ratio" in " ".join(
-        blk.get("text", "") for blk in section["blocks"])
+    assert ": the rate of emergency admissions compared with matched similar patients, " \
+        "adjusted for differences at baseline" in " ".join(
+            blk.get("text", "") for blk in section["blocks"])
 
     from phm_eval.report.manuscript_text import RunRecord, not_estimable_text
 

@@ -34,7 +34,10 @@ __all__ = [
     "des_explanation",
     "humanise_text",
     "label",
+    "fallback_label",
     "looks_internal",
+    "method_label",
+    "model_name",
     "shown_name",
     "words",
 ]
@@ -448,3 +451,140 @@ def humanise_text(text: str, kind: str = "covariate") -> str:
         return shown if at_start else _lower_first(shown)
 
     return _SNAKE.sub(swap, text)
+
+
+# --------------------------------------------------------------------------- methods in words
+#: The units a population design compares, by the word the record clusters on.
+_UNIT_WORDS = {"practice": "practices", "pcn": "PCNs", "PCN": "PCNs", "unit": "areas"}
+
+
+def _rate_words(outcome: str | None) -> str:
+    if not outcome:
+        return "rate"
+    what = re.sub(r"\s+per 1,000 person-(?:years|months)$", "", str(outcome).strip())
+    return f"rate of {_lower_first(label('outcome', what))}"
+
+
+def method_label(method: object, outcome: str | None = None, unit: str | None = None) -> str:
+    """What a recorded method did, in plain words a commissioner can read.
+
+    Derived piece by piece from the ``method`` string the run recorded in
+    ``evaluate/effects.json`` (which stays exact and technical: it is the record), so the
+    words claim only what ran: "adjusted" only for an adjusted model, "within each matched
+    set" only for a stratified one, the comparison units the population design actually used.
+    An unknown method is shown as :func:`humanise_text` of the record.
+
+    Parameters
+    ----------
+    method : str
+        The ``method`` of an effect record.
+    outcome : str, optional
+        The record's outcome, for "rate of emergency admissions ..." (rate models only).
+    unit : str, optional
+        The population design's unit (``practice``, ``PCN``); read from "clustered on ..."
+        when not given.
+
+    Returns
+    -------
+    str
+        A phrase starting with a lower-case letter (capitalise it to start a cell).
+
+    Examples
+    --------
+    >>> method_label("negative binomial rate ratio (matched, adjusted)", "emergency admissions")
+    'rate of emergency admissions compared with matched similar patients, adjusted for \
+differences at baseline'
+    >>> method_label("Cox proportional hazards stratified on matched sets (cause-specific)")
+    'time to the first event, each enrolled patient compared with their own matched comparators'
+    """
+    text = str(method or "").strip()
+    low = text.lower()
+    if not text:
+        return "method not recorded"
+    if low.endswith(": not run"):
+        return f"{_lower_first(label('estimand', text[:-len(': not run')]))}: not run"
+    if "naive" in low or "uncontrolled" in low:
+        return "enrolled patients before against after enrolment, with no comparison group"
+    if "population difference in differences" in low or "staggered" in low:
+        found = re.search(r"clustered on (?:the )?(\w+)", text)
+        units = _UNIT_WORDS.get(unit or (found.group(1) if found else "practice"), "areas")
+        if "never- and not-yet" in low:
+            others = f"{units} that had not yet started or never started"
+        elif "not-yet" in low:
+            others = f"{units} that had not yet started"
+        elif "never-treated" in low:
+            others = f"{units} that never started"
+        else:
+            others = f"{units} that had not started"
+        what = (_rate_words(outcome).replace("rate", "change in the rate", 1)
+                if outcome else "change")
+        return (f"{what} among everyone eligible in {units} that started the programme, "
+                f"compared with the change in {others}")
+    if "difference in differences" in low:
+        months = re.search(r"(\d+) months before vs after", low)
+        span = f"the {months.group(1)} months" if months else "the period"
+        return (f"change from {span} before enrolment to {span} after, compared with the "
+                "change in matched similar patients")
+    matched = "matched" in low
+    against = ("compared with matched similar patients" if matched
+               else "compared with patients not enrolled")
+    if "rate ratio" in low or "rate model" in low:
+        words = f"{_rate_words(outcome)} {against}"
+        if "adjusted" in low:
+            words += ", adjusted for differences at baseline"
+        if low.startswith("poisson"):
+            words += " (a simpler rate model than planned)"
+        return words
+    if "fine-gray" in low or "subdistribution" in low:
+        return (f"chance of a first event over time {against}, with death counted as "
+                "preventing it")
+    if "cox" in low or "hazard" in low:
+        if "stratified on matched sets" in low:
+            return ("time to the first event, each enrolled patient compared with their own "
+                    "matched comparators")
+        return f"time to the first event {against}"
+    if low.startswith("matched comparison"):
+        return "enrolled patients compared with matched similar patients"
+    return _lower_first(humanise_text(text))
+
+
+def fallback_label(fallback: object, unit: str | None = None) -> str | None:
+    """Why the planned method was not used, in short plain words (from the record's
+    ``fallback``; each "; "-separated reason once).  ``None`` without a fallback."""
+    text = str(fallback or "").strip()
+    if not text:
+        return None
+    units = _UNIT_WORDS.get(unit or "practice", "areas")
+    out = []
+    for part in re.split(r";\s+(?=[a-z])", text):
+        low = part.lower()
+        if "not yet adopting as well as those never adopting" in low:
+            out.append(f"too few {units} never started, so {units} that had not yet started "
+                       "were compared as well")
+        elif low.startswith("clustered on the adopting") and "one pcn" in low:
+            out.append("all practices are in one PCN, so uncertainty was measured across "
+                       "practices instead of PCNs")
+        elif low.startswith("negative binomial not used"):
+            out.append("the admission counts did not vary enough for the planned model, so a "
+                       "simpler rate model was used")
+        else:
+            out.append(_lower_first(humanise_text(part)))
+    return "; ".join(dict.fromkeys(out))
+
+
+def model_name(method: object) -> str | None:
+    """The statistical model a recorded method used, for reviewers ("negative binomial
+    regression"); ``None`` when the record names none."""
+    low = str(method or "").lower()
+    for needle, name in (("negative binomial", "negative binomial regression"),
+                         ("poisson", "Poisson regression with robust standard errors"),
+                         ("fine-gray", "Fine-Gray subdistribution hazards model"),
+                         ("cox", "Cox proportional hazards model"),
+                         ("callaway", "difference in differences (Callaway and Sant'Anna)"),
+                         ("difference in differences", "difference in differences"),
+                         ("naive", "uncontrolled before-after comparison")):
+        if needle in low:
+            if needle == "cox" and "stratified" in low:
+                return "Cox proportional hazards model stratified on matched sets"
+            return name
+    return None

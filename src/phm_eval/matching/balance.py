@@ -219,3 +219,33 @@ def balance_table(
     table = pd.DataFrame.from_dict(rows, orient="index")[BALANCE_COLUMNS]
     table.index.name = "term"
     return table
+
+
+def distinct_covariates(df: pd.DataFrame, covariates: Sequence[str],
+                        exact: Sequence[str]) -> list[str]:
+    """The balance table's covariates, each characteristic once: the matching covariates
+    without those that repeat a level of an exact-matching column (a 0/1 ``female`` beside an
+    exact ``sex``, whose ``sexF`` row is the same numbers), then the exact columns.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The matched data (covariates and exact columns).
+    covariates, exact : sequence of str
+
+    Returns
+    -------
+    list of str
+        For :meth:`~phm_eval.matching.MatchResult.balance`.
+    """
+    exact = [c for c in exact if c not in covariates]
+    levels = balance_terms(df, exact) if exact else pd.DataFrame(index=df.index)
+    keep = []
+    for col in covariates:
+        x = pd.to_numeric(df[col], errors="coerce") if not is_categorical(df[col]) else None
+        repeats = x is not None and any(
+            np.array_equal(x.to_numpy(dtype=float), levels[t].to_numpy(), equal_nan=True)
+            for t in levels.columns)
+        if not repeats:
+            keep.append(col)
+    return keep + exact

@@ -35,6 +35,7 @@ from .effects import (
     fmt_signed,
     interval_words,
     not_estimable_text,
+    outcome_without_unit,
     pick_headline,
     read_effects,
 )
@@ -140,6 +141,41 @@ def _disagreement(primary: Effect, other: Effect, policy: DisclosurePolicy) -> s
         "parallel trends.")
 
 
+def _design_check_power(targets: list[Mapping[str, Any]], true_rr: Any, mde_rr: Any) -> str:
+    """Power and coverage at the effects the design check wrote in: the simulation's known
+    truth when the data are synthetic (``true_rate_ratio``), otherwise each assumed effect
+    it was checked at (real data have no known truth)."""
+    def near(value: float) -> Mapping[str, Any] | None:
+        at = min(targets, key=lambda t: abs(float(t["rate_ratio"]) - value))
+        return at if abs(float(at["rate_ratio"]) - value) < 1e-6 else None
+
+    def result(at: Mapping[str, Any]) -> str:
+        out = (f"the evaluation detected the effect in {100 * float(at['power']):.0f}% of "
+               "simulations (its power)")
+        if at.get("coverage") is not None:
+            out += (f", and {100 * float(at['coverage']):.0f}% of its 95% intervals contained "
+                    "the effect written in")
+        return out
+
+    if true_rr is not None:
+        at = near(float(true_rr))
+        if at is None or at.get("power") is None:
+            return ""
+        return (f" At the rate ratio built into these synthetic data "
+                f"({fmt_ratio(float(true_rr))}), {result(at)}.")
+    parts = []
+    for t in sorted(targets, key=lambda t: -float(t["rate_ratio"])):
+        rr = float(t["rate_ratio"])
+        if abs(rr - 1.0) < 1e-9 or t.get("power") is None:
+            continue
+        what = (f"the minimum detectable effect (a rate ratio of {fmt_ratio(rr)})"
+                if mde_rr is not None and abs(rr - float(mde_rr)) < 1e-6
+                else f"an assumed {round(100 * (1 - rr)):.0f}% reduction (a rate ratio of "
+                     f"{fmt_ratio(rr)})")
+        parts.append(f" At {what}, {result(t)}.")
+    return "".join(parts)
+
+
 def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     """Plasmode power and coverage of the design, from evaluate/design_check.json."""
     if not isinstance(check, Mapping):
@@ -155,16 +191,7 @@ def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     text = (f"The design was checked by simulation: {reps}copies of these data with a known "
             "effect written in (plasmode simulation) were analysed exactly as the real data "
             "were.")
-    if true_rr is not None:
-        at = min(targets, key=lambda t: abs(float(t["rate_ratio"]) - float(true_rr)))
-        if at.get("power") is not None:
-            text += (f" At this scenario's true rate ratio of {fmt_ratio(float(true_rr))}, the "
-                     f"evaluation detected the effect in {100 * float(at['power']):.0f}% of "
-                     "simulations (its power)")
-            if at.get("coverage") is not None:
-                text += (f", and its 95% intervals contained the truth in "
-                         f"{100 * float(at['coverage']):.0f}%")
-            text += "."
+    text += _design_check_power(targets, true_rr, check.get("mde_rate_ratio"))
     null = next((t for t in targets if abs(float(t["rate_ratio"]) - 1.0) < 1e-9), None)
     if null is not None and null.get("power") is not None:
         # Power counts intervals wholly below 1: by chance that happens 2.5% of the time.
@@ -418,10 +445,11 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         RTM_CAPTION, policy, drop=("kind",)))
     overall = _overall(effects)
     if overall:
+        shared = _shared_power(overall)
         rows = [[label("outcome", outcome_without_unit(e.outcome)), e.estimand_label,
-                 _capital(humanise_text(e.method_words())),
+                 _capital(e.method_words()),
                  _capital(SCALE_NAMES[e.scale]), e.estimate_text(with_reason=False),
-                 e.short_words()]
+                 e.short_words(power=e.power_words() != shared)]
                 for e in overall]
         blocks.append(b.table(
             "The same questions answered by different methods.",
@@ -429,8 +457,15 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
             source=outputs.EFFECTS,
             notes=["Ratios below 1 and negative differences mean fewer admissions. Hazard "
                    "ratios from time-to-first-admission models are usually closer to 1 than "
-                   "rate ratios of all admissions.", *_method_notes(overall)],
+                   "rate ratios of all admissions.", *_power_note(shared),
+                   *_method_notes(overall)],
         ))
+        blocks.append(b.details("The methods as the run recorded them (for reviewers)", [
+            b.table("Each estimate's method, standard errors and any change from the plan, "
+                    "exactly as recorded by the run.",
+                    ["Outcome", "Question", "Method as recorded", "Standard errors",
+                     "Why the planned method was not used"],
+                    methods_record_rows(effects or []), source=outputs.EFFECTS)]))
     else:
         blocks.append(b.missing("Estimates from other methods", [outputs.EFFECTS]))
     blocks.append(b.figure(results, outputs.EVENT_STUDY_PNG))
@@ -448,12 +483,6 @@ def robustness_section(results: ResultsFolder, effects: list[Effect] | None,
         "robustness", "How sure can we be?", blocks,
         intro="Whether the headline survives other ways of asking the question, and whether "
         "the comparison is fair.")
-
-
-def outcome_without_unit(outcome: str) -> str:
-    """``"emergency admissions per 1,000 person-months"`` -> ``"emergency admissions"``: the
-    unit is the scale's (differences are shown per 1,000 person-years whatever the record's)."""
-    return re.sub(r"\s+per 1,000 person-(?:years|months)$", "", str(outcome).strip())
 
 
 def _balance_frame(results: ResultsFolder) -> pd.DataFrame | None:
@@ -480,10 +509,12 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
     groups = [e for e in (effects or []) if e.subgroup]
     if groups:
         rows = []
+        shared = _shared_power(groups)
         for e in groups:
             rows.append([label("subgroup", e.subgroup),
                          f"{SCALE_NAMES[e.scale]} {e.estimate_text()}",
-                         _capital(humanise_text(e.method_text())), e.short_words(),
+                         _capital(e.method_words()),
+                         e.short_words(power=e.power_words() != shared),
                          disclosed_count(e.n_treated, policy) or "*"])
         blocks.append(b.table(
             "Effect on emergency admissions by subgroup.",
@@ -491,7 +522,7 @@ def subgroup_section(results: ResultsFolder, effects: list[Effect] | None,
             source=outputs.EFFECTS,
             notes=["Subgroups are smaller than the whole, so their intervals are wider; a "
                    "difference between subgroups needs its own test before it is acted on.",
-                   *_method_notes(groups)],
+                   *_power_note(shared), *_method_notes(groups)],
         ))
     else:
         blocks.append(b.missing("Effects by subgroup", [outputs.EFFECTS]))
@@ -526,12 +557,18 @@ def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[
         words_ = _reach_words(reach)
         if words_:
             blocks.append(b.paragraph(words_))
+        shown, none_eligible = _reach_applicable(reach)
+        notes = [CORE20_NOTE, "Shares and the enrolment rate are computed from the "
+                 "disclosure-controlled counts shown. A group whose share of the enrolled is "
+                 "larger than its share of the eligible is reached more than average."]
+        if none_eligible:
+            notes.append("Not applicable, because nobody eligible for the programme was in "
+                         "the group, so it cannot reach them (not shown): "
+                         + "; ".join(none_eligible) + ".")
         blocks.append(b.table_from_csv(
             results, REACH, caption, policy,
             drop=("kind", "group", "total_eligible", "total_enrolled"),
-            notes=[CORE20_NOTE, "Shares and the enrolment rate are computed from the "
-                   "disclosure-controlled counts shown. A group whose share of the enrolled is "
-                   "larger than its share of the eligible is reached more than average."]))
+            notes=notes, frame=shown))
         return blocks
     results.path(REACH)  # recorded as missing
     frame = results.csv(outputs.CORE20PLUS5)
@@ -552,6 +589,16 @@ def reach_blocks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[
         results, outputs.CORE20PLUS5,
         caption if enrolled else "Core20PLUS5 groups in the registered population.", policy,
         notes=notes, frame=frame)]
+
+
+def _reach_applicable(reach: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+    """The reach table without the groups nobody eligible was in (a true 0 eligible, not a
+    suppressed small count), and those groups' names: a programme cannot reach a group it is
+    not for (children's clinical areas under an adults-only eligibility)."""
+    if reach is None or not {"row", "n_eligible"} <= set(reach.columns):
+        return reach, []
+    none = reach["n_eligible"].astype(str).str.strip().isin(["0", "0.0"])
+    return reach[~none].reset_index(drop=True), [label("core20", r) for r in reach.loc[none, "row"]]
 
 
 def _reach_words(reach: pd.DataFrame | None) -> str | None:
@@ -753,13 +800,43 @@ def _iecv_words(iecv: Mapping[str, Any]) -> str:
     return " ".join(text)
 
 
+def _shared_power(effects: list[Effect]) -> str | None:
+    """The power statement said once for a table: the one shared by its rows without clear
+    evidence of a change, when more than one row has it (each row's own is shown in the row
+    otherwise)."""
+    counts: dict[str, int] = {}
+    for e in effects:
+        if e.verdict == "no_evidence":
+            counts[e.power_words()] = counts.get(e.power_words(), 0) + 1
+    shared = max(counts, key=lambda k: counts[k], default=None)
+    return shared if shared is not None and counts[shared] > 1 else None
+
+
+def _power_note(shared: str | None) -> list[str]:
+    """The table note that carries the power statement of the rows without it."""
+    return [f"No clear evidence of a change: {shared}."] if shared else []
+
+
+def methods_record_rows(effects: list[Effect]) -> list[list[str]]:
+    """One row per estimate with its method exactly as recorded, for reviewers."""
+    rows = []
+    for e in effects:
+        what = label("outcome", outcome_without_unit(e.outcome))
+        if e.subgroup:
+            what += f" ({label('subgroup', e.subgroup)})"
+        rows.append([what, e.estimand_label, _capital(e.method),
+                     _capital(e.se_method) if e.se_method else "Not recorded",
+                     _capital(e.fallback) if e.fallback else "Not applicable: as planned"])
+    return rows
+
+
 def _method_notes(effects: list[Effect]) -> list[str]:
     """Table notes for estimates made by a fallback method or not made at all."""
     notes = []
     if any(e.fallback for e in effects):
-        notes.append("Fallback: where the planned method could not be used (for example a "
-                     "negative binomial model whose dispersion is not positive), the method "
-                     "actually used is named, with the reason.")
+        notes.append("Not the planned method: where the planned method could not be used, "
+                     "the method actually used is described, with the reason; the methods as "
+                     "the run recorded them are in the table for reviewers.")
     if any(not e.estimable for e in effects):
         notes.append("Not estimable: the data could not support this estimate; the reason is "
                      "given instead of a number.")
@@ -890,7 +967,7 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
         for _, row in disclosed.iterrows():
             n = row["n"]
             rows.append([row.get("table", ""), row.get("step", ""),
-                         humanise_text(str(row.get("reason", ""))),
+                         flow_reason_words(row.get("reason", "")),
                          n if n == policy.marker else f"{int(float(n)):,}"])
         blocks.append(b.paragraph(
             "Every input file was checked against the data contract before analysis. Records "
@@ -904,6 +981,13 @@ def data_quality_section(results: ResultsFolder, policy: DisclosurePolicy) -> di
         blocks.append(b.missing("Flow of records through the analysis", [outputs.FLOW]))
     blocks.extend(_normalised_quirks(results, policy))
     return _section("data-quality", "Data quality", blocks)
+
+
+def flow_reason_words(reason: object) -> str:
+    """A reason of the ingest flow table as a reader sees it: column names in words and, as
+    every reason in the table, a capital first letter (the ingest writes some reasons
+    starting with a column name, which words would capitalise, and others in lower case)."""
+    return _capital(humanise_text(str(reason or "")).strip())
 
 
 def _normalised_quirks(results: ResultsFolder, policy: DisclosurePolicy) -> list[dict[str, Any]]:

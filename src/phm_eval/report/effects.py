@@ -31,7 +31,7 @@ import numpy as np
 from .. import outputs
 from ..disclosure import DisclosurePolicy, disclose_counts
 from ..errors import InputError
-from ..labels import label
+from ..labels import fallback_label, label, method_label
 
 RATIO_SCALES = ("HR", "SHR", "RR")
 DIFFERENCE_SCALES = ("ATT", "difference")
@@ -48,7 +48,7 @@ Verdict = Literal["reduction", "increase", "no_evidence", "not_estimable"]
 
 MINUS = "\u2212"
 #: First words of method names that keep their capital inside a sentence.
-PROPER_NAMES = ("Poisson", "Cox", "Fine", "Callaway", "Aalen", "Kaplan", "Gray")
+PROPER_NAMES = ("Poisson", "Cox", "Fine", "Callaway", "Aalen", "Kaplan", "Gray", "PCN")
 
 
 def fmt_number(value: float, decimals: int | None = None) -> str:
@@ -64,6 +64,12 @@ def fmt_number(value: float, decimals: int | None = None) -> str:
 
 
 NO_REASON = "no reason was recorded"
+
+
+def outcome_without_unit(outcome: str) -> str:
+    """``"emergency admissions per 1,000 person-months"`` -> ``"emergency admissions"``: the
+    unit is the scale's (differences are shown per 1,000 person-years whatever the record's)."""
+    return re.sub(r"\s+per 1,000 person-(?:years|months)$", "", str(outcome).strip())
 
 
 def not_estimable_text(reason: str | None) -> str:
@@ -191,6 +197,8 @@ class Effect:
     primary: bool = False
     mde_rate_ratio: float | None = None
     mde_sentence: str | None = None
+    unit: str | None = None
+    se_method: str | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], where: str = "effects.json") -> Effect:
@@ -244,6 +252,8 @@ class Effect:
             primary=bool(record.get("primary", False)),
             mde_rate_ratio=mde if mde is not None and 0 < mde < 1 else None,
             mde_sentence=_percent(_text(record.get("mde_sentence"))),
+            unit=_text(record.get("unit")),
+            se_method=_text(record.get("se_method")),
         )
 
     @property
@@ -257,15 +267,19 @@ class Effect:
         return not_estimable_text(self.note)
 
     def method_text(self) -> str:
-        """The method actually used, with the fallback's reason when there was one."""
+        """The method as the run recorded it, with the fallback's reason when there was one
+        (technical: for the methods table reviewers read)."""
         return f"{self.method} (fallback: {self.fallback})" if self.fallback else self.method
 
-    def method_words(self) -> str:
-        """:meth:`method_text` for a table a commissioner reads: without the formula of a
-        derived ratio (``"; rate ratio = treated rate / ..."``, given in the manuscript's
-        Methods) and without software terms (``"engine"``)."""
-        method = re.sub(r";\s*rate ratio = .*$", "", self.method).replace(" engine", "")
-        return f"{method} (fallback: {self.fallback})" if self.fallback else method
+    def method_words(self, outcome: bool = False) -> str:
+        """The method in plain words for readers (:func:`phm_eval.labels.method_label`,
+        derived from the record), with why the planned method was not used, when it was not
+        (:func:`phm_eval.labels.fallback_label`).  ``outcome=True`` names the outcome ("rate
+        of emergency admissions compared with ...") where the sentence does not."""
+        what = outcome_without_unit(self.outcome) if outcome else None
+        words = method_label(self.method, what, self.unit)
+        why = fallback_label(self.fallback, self.unit)
+        return f"{words} (not the planned method: {why})" if why else words
 
     @property
     def is_ratio(self) -> bool:
@@ -320,8 +334,11 @@ class Effect:
             parts = [fmt_number(v * factor) for v in (self.estimate, self.ci_low, self.ci_high)]
         return f"{parts[0]} (95% CI {parts[1]} to {parts[2]})"
 
-    def short_words(self) -> str:
-        """One phrase for tables: the verdict and, when known, the change per 1,000."""
+    def short_words(self, power: bool = True) -> str:
+        """One phrase for tables: the verdict and, when known, the change per 1,000.
+
+        ``power=False`` leaves out the power statement of a "no evidence" verdict: only for a
+        table that says it once for its rows (in a note beside them)."""
         if not self.estimable:
             return _capital(self.reason)
         change = self.change_per_1000()
@@ -330,7 +347,7 @@ class Effect:
             "increase": "Increase",
             "no_evidence": "No clear evidence of a change",
         }[self.verdict]
-        power = f"; {self.power_words()}" if self.verdict == "no_evidence" else ""
+        power = f"; {self.power_words()}" if power and self.verdict == "no_evidence" else ""
         if change is None:
             return verdict + power
         return (f"{verdict}: {change_words(change[0])} per 1,000 a year "
@@ -556,16 +573,13 @@ def describe_headline(
         shown = disclosed_count(n, policy)
         if shown is not None:
             groups.append(f"{shown} {who}")
-    method = effect.method if effect.method.split(" ")[0].split("-")[0] in PROPER_NAMES \
-        else effect.method[0].lower() + effect.method[1:]
+    method = effect.method_words(outcome=True)
     if effect.estimate is None:
-        estimate = (f"{SCALE_NAMES[effect.scale].capitalize()} by {method}: "
+        estimate = (f"{SCALE_NAMES[effect.scale].capitalize()} (the {method}): "
                     f"{effect.estimate_text()}")
     else:
         estimate = f"{SCALE_NAMES[effect.scale].capitalize()} {effect.estimate_text()}"
-        estimate += f"; method: {method}"
-    if effect.fallback:
-        estimate += f" (fallback: {effect.fallback})"
+        estimate += f": the {method}"
     estimate += f" ({' and '.join(groups)})." if groups else "."
 
     conversion = None

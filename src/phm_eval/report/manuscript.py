@@ -130,6 +130,8 @@ SUPPLEMENT_TABLES: tuple[tuple[str, str], ...] = (
     (outputs.BALANCE, "Balance of characteristics before and after matching "
      "(standardised mean differences)."),
     (EFFECTS_SUBGROUPS, "Effect on emergency admissions by subgroup."),
+    (mt.METHODS_RECORD, "Each estimate's method, standard errors and any change from the "
+     "planned method, exactly as the run recorded them."),
 )
 SUPPLEMENT_FIGURES: tuple[str, ...] = (
     outputs.POPULATION_PYRAMID_PNG,
@@ -170,7 +172,9 @@ def _supplement(available: list[str], subgroups: bool) -> tuple[list[dict[str, A
     labels = {"checklist": "Table S1"}
     n_tables, n_figures = 1, 0
     for path, caption in SUPPLEMENT_TABLES:
-        present = subgroups if path == EFFECTS_SUBGROUPS else path in available
+        present = (subgroups if path == EFFECTS_SUBGROUPS
+                   else outputs.EFFECTS in available if path == mt.METHODS_RECORD
+                   else path in available)
         item = {"kind": "table", "path": path, "caption": caption, "available": present,
                 "label": None}
         if present:
@@ -279,6 +283,11 @@ def manuscript_data(results_dir: str | os.PathLike[str],
         # the same rows as the HTML report: method actually used, "not estimable: <reason>"
         "effects_table": _first_table(robustness, outputs.EFFECTS),
         "effects_rows": mt.effects_rows(run),
+        "methods_record": {"caption": "Methods as recorded by the run.",
+                           "columns": ["Estimate", "Method as recorded", "Standard errors",
+                                       "Change from the planned method"],
+                           "rows": mt.methods_record_rows(run), "notes": [],
+                           "numeric": [False] * 4},
         "risk_table": _first_table(sections.get("risk-model"), outputs.RISK_METRICS),
         "disclosure": context["disclosure"],
         "unit_cost": context["unit_cost"],

@@ -42,7 +42,7 @@ import pandas as pd
 
 from .. import outputs
 from ..disclosure import DisclosurePolicy, disclose_counts
-from ..labels import humanise_text, label
+from ..labels import fallback_label, humanise_text, label, method_label, model_name
 from .effects import Effect, change_words, fmt_number, fmt_ratio, interval_words
 
 #: The smallest relative reduction in emergency admissions taken to matter, unless the
@@ -366,8 +366,8 @@ def read_primary(record: Mapping[str, Any], effect: Effect, meaningful: float) -
         reason = effect.reason
         return Reading(
             "not_estimable",
-            [f"The primary analysis, {estimand_words(estimand)} on {name} by "
-             f"{_method_words(effect.method)}, could not be made ({reason}), so this "
+            [f"The primary analysis, {estimand_words(estimand)} on {name} ("
+             f"{_plain_method(effect)}), could not be made ({reason}), so this "
              "evaluation draws no conclusion about the programme's effect from it."],
             f"The primary estimate could not be made ({reason}); no conclusion about the "
             "programme's effect can be drawn from it.")
@@ -669,7 +669,10 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
             f"Because the programme reached {_plural(unit)} at different dates, its effect on "
             "the whole eligible population was estimated with the staggered "
             "difference-in-differences estimator of Callaway and Sant'Anna {cite:callaway2021}, "
-            f"with {controls} as comparisons. As recorded by the run: {method}.")
+            f"with {controls} as comparisons: the {_plain_method(eff, outcome=True)}"
+            + (f" ({model_name(method)})" if model_name(method) else "")
+            + (f"; the method as the run recorded it is in {run.supplement[METHODS_RECORD]}"
+               if METHODS_RECORD in run.supplement else "") + ".")
     pre = run.pretrend if isinstance(run.pretrend, Mapping) else None
     if pre is not None and pre.get("informative") is False and att:
         paragraphs.append("Trends before enrolment were not used as evidence for the matched "
@@ -806,11 +809,12 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
         rec, eff = primary
         estimand = estimand_of(rec)
         text = (f"The primary analysis estimated {estimand_words(estimand)} on "
-                f"{effect_name(rec, eff)}, as a {SCALE_WORDS[eff.scale]}, by "
-                f"{_method_words(eff.method)}.")
+                f"{effect_name(rec, eff)}, as a {SCALE_WORDS[eff.scale]}: the "
+                f"{_reviewer_method(eff)}.")
         if eff.fallback:
-            text += (f" The planned method could not be used ({eff.fallback}); the method named "
-                     "is the one that ran.")
+            text += (" The planned method could not be used ("
+                     f"{fallback_label(eff.fallback, eff.unit)}); the method named is the one "
+                     "that ran.")
         se = rec.get("se_method")
         if se:
             text += f" Standard errors: {se}."
@@ -831,9 +835,9 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
         if primary is not None and rec is primary[0]:
             continue
         line = (f"{_capital(effect_name(rec, eff))} ({estimand_short(rec)}): "
-                f"{SCALE_WORDS[eff.scale]} by {_method_words(eff.method)}")
+                f"{SCALE_WORDS[eff.scale]}, {_reviewer_method(eff)}")
         if eff.fallback:
-            line += f" (fallback: {eff.fallback})"
+            line += f" (not the planned method: {fallback_label(eff.fallback, eff.unit)})"
         if rec.get("se_method"):
             line += "; " + _se_again(str(rec["se_method"]), primary_se)
         if not eff.estimable:
@@ -845,7 +849,7 @@ def _stats_methods(run: RunRecord) -> dict[str, Any]:
         paragraphs.append("The other analyses, each with the method actually used:")
     groups = run.subgroups()
     if groups:
-        methods = sorted({_method_words(e.method) for _, e in groups})
+        methods = sorted({_reviewer_method(e) for _, e in groups})
         names = []
         for _, e in groups:
             text = str(e.subgroup)
@@ -932,21 +936,43 @@ def effects_rows(run: RunRecord) -> list[list[str]]:
     for rec, eff in run.overall():
         estimand = ("Uncontrolled" if is_uncontrolled(rec)
                     else "Population (ITT)" if estimand_of(rec) == ITT else "Enrolled (ATT)")
-        method = eff.method + (f" (fallback: {eff.fallback})" if eff.fallback else "")
-        rows.append([_capital(effect_name(rec, eff)), estimand, _capital(method),
+        rows.append([_capital(effect_name(rec, eff)), estimand, _capital(eff.method_words()),
                      _capital(SCALE_WORDS[eff.scale].split(" (")[0]) + " "
                      + eff.estimate_text()])
     return rows
 
 
-def _without_formula(method: str) -> str:
-    """A recorded method without the formula of a derived ratio (given once, in the Methods)."""
-    return re.sub(r";\s*rate ratio = .*$", "", method)
+#: The supplement's table of methods as the run recorded them (manuscript.py names it too).
+METHODS_RECORD = f"{outputs.EFFECTS}#methods"
+
+
+def _plain_method(effect: Effect, outcome: bool = False) -> str:
+    """The method in plain words, derived from the record (no fallback: said separately)."""
+    what = re.sub(r"\s+per 1,000 person-(?:years|months)$", "", effect.outcome) if outcome \
+        else None
+    return method_label(effect.method, what, effect.unit)
+
+
+def _reviewer_method(effect: Effect) -> str:
+    """The method for the statistical analysis: plain words and the model by its name."""
+    model = model_name(effect.method)
+    return _plain_method(effect) + (f" ({model})" if model else "")
+
+
+def methods_record_rows(run: RunRecord) -> list[list[str]]:
+    """Every estimate's method exactly as the run recorded it, for the supplement."""
+    rows = []
+    for rec, eff in run.pairs():
+        name = _capital(effect_name(rec, eff))
+        rows.append([name, _capital(eff.method),
+                     _capital(eff.se_method) if eff.se_method else "Not recorded",
+                     _capital(eff.fallback) if eff.fallback else "As planned"])
+    return rows
 
 
 def not_estimable_text(run: RunRecord) -> str | None:
     """The analyses that ran but could not be estimated, with their reasons."""
-    failed = [f"{effect_name(r, e)} by {_method_words(_without_formula(e.method))} ({e.reason})"
+    failed = [f"{effect_name(r, e)} ({_plain_method(e)}; {e.reason})"
               for r, e in run.pairs() if not e.estimable]
     if not failed:
         return None
@@ -1297,7 +1323,7 @@ def abstract_methods(run: RunRecord) -> str:
     if primary is not None:
         rec, eff = primary
         text += (f" The primary estimate was the {SCALE_WORDS[eff.scale].split(' (')[0]} of "
-                 f"{effect_name(rec, eff)} by {_method_words(eff.method)}.")
+                 f"{effect_name(rec, eff)}: the {_plain_method(eff)}.")
     return text + " Outputs passed statistical disclosure control."
 
 

@@ -29,6 +29,8 @@ from ..evaluate.pipeline import ADJUSTMENT, CLUSTER, evaluate_programme
 from ..evaluate.plots import forest_plot, rtm_plot
 from ..evaluate.population import population_itt
 from ..jsonio import read_json
+from ..matching.balance import distinct_covariates
+from ..matching.plots import love_plot
 from ..plotting import describe_figure, phm_style, save_figure, set_titles
 from ..report.effects import not_estimable_text
 from .common import output, policy, write_disclosed, write_json
@@ -89,7 +91,7 @@ def _enrolled(smk, tables: dict) -> list[dict]:
     rtm["change_per_1000"] = rtm["rate_after_per_1000"] - rtm["rate_before_per_1000"]
     rtm = rtm.round(1)
     rtm.to_csv(output(smk, "rtm.csv"), index=False)
-    balance = result.matching.balance().reset_index()
+    balance = _balance(result.matching).reset_index()
     # eCDF maxima describe single people's values: keep them out of human-facing tables.
     balance = balance[[c for c in balance.columns if "max" not in c.lower()]]
     balance.round(4).to_csv(output(smk, "balance.csv"), index=False)
@@ -206,13 +208,20 @@ def _save(smk, fig, name: str, summary: str) -> None:
     plt.close(fig)
 
 
+def _balance(matching) -> pd.DataFrame:
+    """The balance table with each characteristic once (no 0/1 ``female`` beside the exact
+    ``sex``'s levels: one row for the same thing under two names)."""
+    return matching.balance(distinct_covariates(matching.data, matching.covariates,
+                                                matching.exact))
+
+
 def _figures(smk, result, rtm) -> None:
     analysed = result.analysed.assign(
         arm=lambda d: np.where(d["treated"] == 1, "enrolled", "comparators"))
     arms = {"enrolled": "Enrolled", "comparators": "Matched comparators"}
     pol = policy(smk)
     with phm_style():
-        ax = result.matching.plot()
+        ax = love_plot(_balance(result.matching))
         _save(smk, ax.figure, "love_plot.png",
               "Standardised mean differences before and after matching.")
 
