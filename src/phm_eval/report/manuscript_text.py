@@ -670,7 +670,6 @@ def methods_sections(run: RunRecord) -> list[dict[str, Any]]:
             "the whole eligible population was estimated with the staggered "
             "difference-in-differences estimator of Callaway and Sant'Anna {cite:callaway2021}, "
             f"with {controls} as comparisons: the {_plain_method(eff, outcome=True)}"
-            + (f" ({model_name(method)})" if model_name(method) else "")
             + (f"; the method as the run recorded it is in {run.supplement[METHODS_RECORD]}"
                if METHODS_RECORD in run.supplement else "") + ".")
     pre = run.pretrend if isinstance(run.pretrend, Mapping) else None
