@@ -79,6 +79,8 @@ def risk_features(
     """
     index = as_date(index_date)
     end = index + dt.timedelta(days=int(follow_up_days))
+    # Every table below is read only for the population (registered, of age, in the practices
+    # given), so the work follows the people asked for, not the whole record.
     frailty = efi(events, patients, index, min_age=min_age)
     hospital_frailty = hfrs(admissions, patients, index, min_age=min_age)
 
@@ -126,11 +128,13 @@ def risk_features(
             SELECT e.patient_id, count(DISTINCT m.drug) AS n_medications
             FROM events e JOIN med_codes m USING (snomed_code)
             WHERE {lookback_sql("e.date", d0, days=365)}
+              AND e.patient_id IN (SELECT patient_id FROM pop)
             GROUP BY e.patient_id
         ),
         activity AS (
             SELECT patient_id, count(DISTINCT date) AS n_gp_events_1y
             FROM events WHERE {lookback_sql("date", d0, days=365)}
+              AND patient_id IN (SELECT patient_id FROM pop)
             GROUP BY patient_id
         ),
         history AS (
@@ -146,13 +150,14 @@ def risk_features(
               count(*) FILTER (WHERE admission_method IN ('11', '12', '13') AND {before(365)})
                   AS n_elective_admissions_1y
             FROM admissions
-            WHERE {before(730)}
+            WHERE {before(730)} AND patient_id IN (SELECT patient_id FROM pop)
             GROUP BY patient_id
         ),
         outcome AS (
             SELECT patient_id, count(*) AS n_emergency_after
             FROM admissions
             WHERE {emergency} AND {follow_up_sql("admission_date", d0, end=d1)}
+              AND patient_id IN (SELECT patient_id FROM pop)
             GROUP BY patient_id
         )
         SELECT pop.patient_id, pop.practice_id, pop.pcn_id, pop.age, pop.sex, pop.ethnicity,
