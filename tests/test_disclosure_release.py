@@ -212,10 +212,10 @@ def risk_outputs(tmp_path_factory):
     from threadpoolctl import threadpool_limits
 
     root = tmp_path_factory.mktemp("run")
-    development = example_risk_features(3000, random_state=5, n_practices=12,
+    development = example_risk_features(3000, seed=5, n_practices=12,
                                         practices_per_pcn=3)
     development.loc[development.index[:37], "imd_decile"] = None
-    later = example_risk_features(2500, random_state=9, n_practices=12, practices_per_pcn=3)
+    later = example_risk_features(2500, seed=9, n_practices=12, practices_per_pcn=3)
     with threadpool_limits(limits=1):
         report = develop_risk_model(
             development, {"n_bootstrap": 20, "n_optimism_bootstrap": 2,

@@ -155,7 +155,7 @@ def test_an_estimate_that_fails_is_recorded_null_with_its_reason():
 @pytest.fixture(scope="module")
 def two_pcns() -> pd.DataFrame:
     """About 3,000 patients in 2 PCNs of 3 practices each (the issue's extract)."""
-    return example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
+    return example_risk_features(3000, seed=1, n_practices=6, practices_per_pcn=3)
 
 
 def test_two_pcns_fall_back_to_practices_with_a_note(two_pcns):
@@ -185,7 +185,7 @@ def test_too_few_clusters_of_any_unit_skip_iecv_with_a_reason(two_pcns):
 
 
 def test_enough_pcns_keep_the_pcn():
-    df = example_risk_features(4000, random_state=2, n_practices=20, practices_per_pcn=4)
+    df = example_risk_features(4000, seed=2, n_practices=20, practices_per_pcn=4)
     choice = choose_iecv_cluster(df, RiskModelConfig())
     assert choice.cluster == "pcn_id" and choice.note is None and not choice.fell_back
 

@@ -183,7 +183,7 @@ def test_reasons_and_units_read_as_words():
 def test_validation_fallback_note_counts_in_words():
     from phm_eval.risk.develop import RiskModelConfig, choose_iecv_cluster, example_risk_features
 
-    two_pcns = example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
+    two_pcns = example_risk_features(3000, seed=1, n_practices=6, practices_per_pcn=3)
     note = choose_iecv_cluster(two_pcns, RiskModelConfig()).note
     assert "2 PCNs, 2 with at least" in note and "(s)" not in note
 
@@ -191,7 +191,7 @@ def test_validation_fallback_note_counts_in_words():
 def test_model_card_names_predictors_groups_and_validation_unit_in_words(tmp_path):
     from phm_eval.risk.develop import RiskModelConfig, develop_risk_model, example_risk_features
 
-    two_pcns = example_risk_features(3000, random_state=1, n_practices=6, practices_per_pcn=3)
+    two_pcns = example_risk_features(3000, seed=1, n_practices=6, practices_per_pcn=3)
     develop_risk_model(two_pcns, RiskModelConfig(n_bootstrap=0, n_optimism_bootstrap=0),
                        output_dir=tmp_path)
     card = (tmp_path / "model_card.md").read_text()

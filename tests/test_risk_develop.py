@@ -38,7 +38,7 @@ def _single_thread():
 
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
-    return example_risk_features(4000, random_state=5, n_practices=12, practices_per_pcn=3)
+    return example_risk_features(4000, seed=5, n_practices=12, practices_per_pcn=3)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,8 @@ def test_bootstrap_optimism_is_positive_for_c_and_shrinks_slope(small, config):
 
 
 def test_temporal_validation_detects_a_shift_in_baseline_risk(config):
-    early = example_risk_features(6000, random_state=7)
-    later = example_risk_features(6000, random_state=8, intercept_shift=0.5)
+    early = example_risk_features(6000, seed=7)
+    later = example_risk_features(6000, seed=8, intercept_shift=0.5)
     res = temporal_validation(early, later, config)
     # predictions are too low by 0.5 on the log-odds scale at the later date
     assert res.validation.metrics["calibration_in_the_large"] == pytest.approx(0.5, abs=0.15)
@@ -144,7 +144,7 @@ def test_candidate_parameters_count(small):
 
 
 def test_develop_writes_model_card(tmp_path, small, config):
-    later = example_risk_features(3000, random_state=9, n_practices=12, practices_per_pcn=3)
+    later = example_risk_features(3000, seed=9, n_practices=12, practices_per_pcn=3)
     report = develop_risk_model(small, config, validation_features=later, output_dir=tmp_path)
     card = (tmp_path / "model_card.md").read_text()
     for heading in (
@@ -180,7 +180,7 @@ def test_develop_writes_model_card(tmp_path, small, config):
 
 
 def test_gradient_boosting_report_lists_flags_and_importance(tmp_path):
-    data = example_risk_features(3000, random_state=13)
+    data = example_risk_features(3000, seed=13)
     cfg = {"model": "gradient_boosting", "n_bootstrap": 0, "n_optimism_bootstrap": 0}
 
     def redact(frame: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ def test_clusters_are_grouped_into_balanced_folds():
 
 @pytest.mark.parametrize("max_folds", [3, 50])
 def test_refits_are_bounded_and_every_cluster_keeps_its_row(monkeypatch, max_folds):
-    df = example_risk_features(4000, n_practices=12, practices_per_pcn=1, random_state=3)
+    df = example_risk_features(4000, n_practices=12, practices_per_pcn=1, seed=3)
     fits = []
     original = designs._warm_started
 

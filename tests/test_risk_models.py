@@ -30,8 +30,8 @@ def _single_threaded_blas():
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return example_risk_features(20_000, random_state=11), example_risk_features(
-        50_000, random_state=12
+    return example_risk_features(20_000, seed=11), example_risk_features(
+        50_000, seed=12
     )
 
 
@@ -56,11 +56,11 @@ def test_known_truth_large_and_fast():
     """200,000 to develop, 1,000,000 to validate; the 1M-row fit must take well under 2 min."""
     import time
 
-    dev = example_risk_features(200_000, random_state=21)
-    val = example_risk_features(1_000_000, random_state=22)
+    dev = example_risk_features(200_000, seed=21)
+    val = example_risk_features(1_000_000, seed=22)
     _known_truth(dev, val)
     for name in ("penalised_logistic", "gradient_boosting"):
-        model = make_model(name, NUMERIC, CATEGORICAL, binary_features=FLAGS, random_state=0)
+        model = make_model(name, NUMERIC, CATEGORICAL, binary_features=FLAGS, seed=0)
         start = time.perf_counter()
         model.fit(val, val[Y])
         assert time.perf_counter() - start < 90.0, name
@@ -69,7 +69,7 @@ def test_known_truth_large_and_fast():
 def test_gradient_boosting_fits_and_is_calibrated(frames):
     dev, val = frames
     model = make_model(
-        "gradient_boosting", NUMERIC, CATEGORICAL, binary_features=FLAGS, random_state=0
+        "gradient_boosting", NUMERIC, CATEGORICAL, binary_features=FLAGS, seed=0
     )
     model.fit(dev, dev[Y])
     assert model.named_steps["model"].n_iter_ < 300  # early stopping engaged
@@ -109,7 +109,7 @@ def test_feature_importance_ranks_prior_admissions_high(frames):
     dev, _ = frames
     model = make_model("penalised_logistic", NUMERIC, CATEGORICAL, binary_features=FLAGS)
     model.fit(dev, dev[Y])
-    table = feature_importance(model, dev, dev[Y], max_rows=3000, n_repeats=2, random_state=0)
+    table = feature_importance(model, dev, dev[Y], max_rows=3000, n_repeats=2, seed=0)
     top = table["feature"].head(4).tolist()
     assert "n_emergency_admissions_1y" in top or "age" in top
     assert table.set_index("feature").loc["ltc_flag_09", "importance_mean"] < 0.005
@@ -118,7 +118,7 @@ def test_feature_importance_ranks_prior_admissions_high(frames):
 def test_penalty_tuned_by_cross_validation(frames):
     dev, val = frames
     model = make_model(
-        "penalised_logistic", NUMERIC, CATEGORICAL, binary_features=FLAGS, C="cv", random_state=0
+        "penalised_logistic", NUMERIC, CATEGORICAL, binary_features=FLAGS, C="cv", seed=0
     )
     model.fit(dev.head(5000), dev[Y].head(5000))
     chosen = float(np.ravel(model.named_steps["model"].C_)[0])
@@ -145,7 +145,7 @@ def test_nullable_dtypes_and_integer_coded_categories(frames):
     data.loc[data.index[:5], "n_ltc"] = pd.NA
     data["ltc_flag_00"] = data["ltc_flag_00"].astype("boolean")
     for name in ("penalised_logistic", "gradient_boosting"):
-        model = make_model(name, NUMERIC, CATEGORICAL, binary_features=FLAGS, random_state=0)
+        model = make_model(name, NUMERIC, CATEGORICAL, binary_features=FLAGS, seed=0)
         model.fit(data, data[Y])
         assert np.isfinite(model.predict_proba(data)[:, 1]).all()
     levels = model.named_steps["features"].named_transformers_["categorical"][-1].categories_

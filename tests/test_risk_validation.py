@@ -136,7 +136,7 @@ def test_single_class_raises():
 
 def test_bootstrap_metrics_intervals(data):
     y, p = _split(data, "continuous")
-    table = V.bootstrap_metrics(y, p, n_boot=60, random_state=3)
+    table = V.bootstrap_metrics(y, p, n_bootstrap=60, seed=3)
     c = table.loc["c_statistic"]
     assert c["lower"] < c["estimate"] < c["upper"]
     dl = table.loc["c_statistic_delong"]
@@ -146,7 +146,7 @@ def test_bootstrap_metrics_intervals(data):
     assert width_boot == pytest.approx(width_dl, rel=0.4)
     slope = table.loc["calibration_slope"]
     assert slope["upper"] < 1.0  # miscalibration is detected, not just estimated
-    again = V.bootstrap_metrics(y, p, n_boot=60, random_state=3)
+    again = V.bootstrap_metrics(y, p, n_bootstrap=60, seed=3)
     pd.testing.assert_frame_equal(table, again)
 
 

@@ -6,7 +6,9 @@ non-zero exit status; library code raises, never prints.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 
 class PhmEvalError(Exception):
@@ -113,3 +115,53 @@ class ParameterError(ConfigError, ValueError):
         if not self._has_value:
             return (type(self), (self.argument, self.rule))
         return (type(self), (self.argument, self.rule, self.value))
+
+
+def renamed_argument(
+    owner: str,
+    name: str,
+    value: Any,
+    former: str,
+    former_value: Any,
+    *,
+    default: Any = None,
+    stacklevel: int = 3,
+) -> Any:
+    """The value of argument ``name`` of ``owner``, which used to be called ``former``.
+
+    A value given under the former name (``former_value`` not ``None``) is still used, with
+    a :class:`DeprecationWarning`; given under both names with different values, a
+    :class:`ParameterError` names both (``make_model(seed, random_state): ...``). ``value``
+    equal to ``default`` counts as not given.
+
+    Parameters
+    ----------
+    owner : str
+        The function or class taking the argument, for messages (``"make_model"``).
+    name, former : str
+        The argument's name and its former name (``"seed"``, ``"random_state"``).
+    value, former_value : object
+        What was given under each name; ``None`` under ``former`` means not given.
+    default : object, optional
+        ``value`` when the caller did not give it.
+    stacklevel : int, default 3
+        For the warning: 3 points at the caller of a function that calls this directly.
+    """
+    if former_value is None:
+        return value
+    warnings.warn(f"{owner}: '{former}' is the former name of '{name}'; use {name}=",
+                  DeprecationWarning, stacklevel=stacklevel)
+    if not _same(value, default) and not _same(value, former_value):
+        raise ParameterError(f"{owner}({name}, {former})",
+                             f"give the {name} once ({former} is its former name)",
+                             (value, former_value))
+    return former_value
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays of more than one element
+        return False

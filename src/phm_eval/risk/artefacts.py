@@ -102,7 +102,7 @@ def _write_figures(report: RiskModelReport, out: Path) -> dict[str, Path]:
             report.model,
             data,
             outcome_values(data, report.config),
-            random_state=report.config.random_state,
+            seed=report.config.seed,
         )
         name = "feature_importance"
     if table is not None:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from phm_eval.errors import ConfigError
+from phm_eval.errors import ConfigError, renamed_argument
 from phm_eval.risk.decision_curve import DEFAULT_TIERS
 from phm_eval.risk.models import MODEL_NAMES
 
@@ -34,7 +36,7 @@ AGE_BAND_LABELS = ("0-17", "18-44", "45-64", "65-79", "80+")
 CORE_METRICS = ("c_statistic", "calibration_slope", "calibration_in_the_large", "brier", "oe_ratio")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RiskModelConfig:
     """Settings for developing and validating a risk model (the ``risk:`` config block).
 
@@ -76,10 +78,14 @@ class RiskModelConfig:
         internal-external cross-validation by ``cluster``; with fewer, a smaller unit
         (practice) is used, or the validation is skipped, with a note
         (:func:`choose_iecv_cluster`).
-    random_state : int
-        Seed for everything random.
+    seed : int
+        Seed for everything random (written as ``seed`` in ``to_dict``).
     model_options : mapping
         Extra keyword arguments for ``make_model`` (e.g. ``C``, ``n_knots``, ``max_iter``).
+    random_state : int
+        Former name of ``seed``: still accepted when building a config (also as a key of
+        :meth:`from_dict`, so reports written before the rename read back) with a
+        ``DeprecationWarning``, and readable.
     """
 
     model: str = "penalised_logistic"
@@ -97,7 +103,7 @@ class RiskModelConfig:
     min_cluster_events: int = 5
     min_iecv_clusters: int = 3
     iecv_max_folds: int = 10
-    random_state: int = 2024
+    seed: int = 2024
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,11 +119,17 @@ class RiskModelConfig:
         if int(self.iecv_max_folds) < 2:
             raise ConfigError("risk.iecv_max_folds must be 2 or more")
 
+    @property
+    def random_state(self) -> int:
+        """Former name of ``seed`` (kept for existing callers, as other former names)."""
+        return self.seed
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RiskModelConfig:
-        """Build from a config mapping, rejecting unknown keys by name."""
+        """Build from a config mapping, rejecting unknown keys by name (``random_state``, the
+        former name of ``seed``, is still read)."""
         values = dict(values or {})
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | {"random_state"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
@@ -138,3 +150,32 @@ class RiskModelConfig:
         out["thresholds"] = [float(t) for t in self.thresholds]
         out["model_options"] = dict(self.model_options)
         return out
+
+
+def _accepting_former_seed_name(init: Callable[..., None]) -> Callable[..., None]:
+    """``RiskModelConfig.__init__`` also taking ``random_state``, the former name of ``seed``.
+
+    Taken here rather than as a dataclass ``InitVar``: an ``InitVar`` would be passed again,
+    with the property's value, by :func:`dataclasses.replace`, and could not tell a ``seed``
+    given from the default.
+    """
+    unset = object()
+
+    @functools.wraps(init)
+    def __init__(self: RiskModelConfig, *args: Any, random_state: Any = None,
+                 **kwargs: Any) -> None:
+        if random_state is not None:
+            kwargs["seed"] = renamed_argument("RiskModelConfig", "seed",
+                                              kwargs.get("seed", unset), "random_state",
+                                              random_state, default=unset)
+        init(self, *args, **kwargs)
+
+    signature = inspect.signature(init)
+    __init__.__signature__ = signature.replace(parameters=[
+        *signature.parameters.values(),
+        inspect.Parameter("random_state", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ])
+    return __init__
+
+
+RiskModelConfig.__init__ = _accepting_former_seed_name(RiskModelConfig.__init__)

@@ -87,7 +87,7 @@ def evaluate_predictions(
     y, p = _as_outcome_and_prob(y_true, y_prob)
     metrics = calibration_metrics(y, p)
     intervals = (
-        bootstrap_metrics(y, p, n_boot=config.n_bootstrap, random_state=config.random_state)
+        bootstrap_metrics(y, p, n_bootstrap=config.n_bootstrap, seed=config.seed)
         if config.n_bootstrap > 0
         else pd.DataFrame()
     )
@@ -154,7 +154,7 @@ def bootstrap_optimism(
     y = outcome_values(df, config)
     fitted = model if model is not None else fit_pipeline(df, config)
     apparent = calibration_metrics(y, predict_risk(fitted, df), smooth=False)
-    rng = np.random.default_rng(config.random_state)
+    rng = np.random.default_rng(config.seed)
     diffs = []
     template = build_pipeline(df, config)
     for b in range(b_total):

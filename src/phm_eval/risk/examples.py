@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from phm_eval.errors import renamed_argument
+
 __all__ = [
     "example_risk_features",
 ]
@@ -14,11 +16,12 @@ __all__ = [
 def example_risk_features(
     n: int = 20_000,
     *,
-    random_state: int | None = 0,
+    seed: int | np.random.Generator | None = 0,
     n_practices: int = 40,
     practices_per_pcn: int = 5,
     n_ltc_flags: int = 10,
     intercept_shift: float = 0.0,
+    random_state: int | np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Synthetic feature frame with a known risk model, for examples, tests and benchmarks.
 
@@ -26,8 +29,13 @@ def example_risk_features(
     admissions, deprivation, sex, ethnicity and the first five long-term-condition flags);
     the true risk is kept in ``true_risk``. ``intercept_shift`` moves the baseline log-odds
     (e.g. a later cohort with a different admission rate).
+
+    ``seed`` (default 0) makes the frame reproducible; ``random_state`` is its former name,
+    still accepted with a ``DeprecationWarning`` (``seed=0`` counts as not given then).
     """
-    rng = np.random.default_rng(random_state)
+    seed = renamed_argument("example_risk_features", "seed", seed, "random_state",
+                            random_state, default=0)
+    rng = np.random.default_rng(seed)
     age = rng.uniform(18, 100, n)
     sex = rng.choice(["F", "M"], n)
     ethnicity = rng.choice(

@@ -110,9 +110,9 @@ def build_pipeline(df: pd.DataFrame, config: RiskModelConfig) -> Pipeline:
         config.model,
         f["numeric"],
         f["categorical"],
-        f["spline"],
+        spline_features=f["spline"],
         binary_features=f["binary"],
-        random_state=config.random_state,
+        seed=config.seed,
         **dict(config.model_options),
     )
 

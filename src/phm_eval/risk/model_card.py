@@ -339,7 +339,7 @@ def render_model_card(
         "## Model",
         "",
         f"Type: `{cfg.model}`. Options: {dict(cfg.model_options) or 'defaults'}. "
-        f"Random seed {cfg.random_state}.",
+        f"Random seed {cfg.seed}.",
         "",
     ]
     lines += _figure(figures, "coefficients", "Coefficients")

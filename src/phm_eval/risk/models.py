@@ -41,7 +41,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from phm_eval.errors import ConfigError
+from phm_eval.errors import ConfigError, renamed_argument
 
 MODEL_NAMES = ("penalised_logistic", "gradient_boosting")
 
@@ -90,10 +90,10 @@ def make_model(
     name: str,
     numeric_features: Sequence[str],
     categorical_features: Sequence[str],
-    spline_features: Sequence[str] = ("age",),
     *,
+    spline_features: Sequence[str] = ("age",),
     binary_features: Sequence[str] = (),
-    random_state: int | None = None,
+    seed: int | None = None,
     C: float | str = 1.0,
     n_knots: int = 5,
     cv_folds: int = 3,
@@ -103,6 +103,7 @@ def make_model(
     min_samples_leaf: int = 100,
     l2_regularization: float = 1.0,
     tol: float = 1e-4,
+    random_state: int | None = None,
 ) -> Pipeline:
     """Build an unfitted risk-model pipeline.
 
@@ -120,8 +121,9 @@ def make_model(
         which is nonlinear anyway). Must have no missing values.
     binary_features : sequence of str
         0/1 or boolean flags (e.g. long-term-condition flags).
-    random_state : int, optional
-        Seed for early-stopping splits and cross-validation folds.
+    seed : int, optional
+        Seed for early-stopping splits and cross-validation folds (scikit-learn's
+        ``random_state``).
     C : float or "cv", default 1.0
         Inverse L2 penalty for the logistic model; ``"cv"`` tunes it over 8 values from
         1e-4 to 1e3 by ``cv_folds``-fold cross-validated log-loss.
@@ -136,12 +138,15 @@ def make_model(
         default). The default leaves coefficients within about 1e-3 of the optimum, which
         moves per-cluster calibration slopes by a few thousandths; ``1e-8`` converges
         tightly for final reports at several times the fitting time.
+    random_state : int, optional
+        Former name of ``seed``, still accepted with a ``DeprecationWarning``.
 
     Returns
     -------
     sklearn.pipeline.Pipeline
         With steps ``"features"`` (a ColumnTransformer) and ``"model"``.
     """
+    seed = renamed_argument("make_model", "seed", seed, "random_state", random_state)
     numeric = [f for f in numeric_features if f not in spline_features]
     spline = list(spline_features)
     categorical = list(categorical_features)
@@ -151,14 +156,14 @@ def make_model(
         if not (isinstance(tol, int | float) and tol > 0):
             raise ConfigError(f"risk model tol must be a positive number, not {tol!r}")
         return _penalised_logistic(
-            numeric, categorical, spline, binary, C, n_knots, cv_folds, random_state, float(tol)
+            numeric, categorical, spline, binary, C, n_knots, cv_folds, seed, float(tol)
         )
     if name == "gradient_boosting":
         return _gradient_boosting(
             numeric + spline,
             categorical,
             binary,
-            random_state=random_state,
+            seed=seed,
             max_iter=max_iter,
             learning_rate=learning_rate,
             max_leaf_nodes=max_leaf_nodes,
@@ -176,7 +181,7 @@ def _penalised_logistic(
     C: float | str,
     n_knots: int,
     cv_folds: int,
-    random_state: int | None,
+    seed: int | None,
     tol: float = 1e-4,
 ) -> Pipeline:
     transformers: list[tuple[str, Any, list[str]]] = []
@@ -237,7 +242,7 @@ def _penalised_logistic(
             scoring="neg_log_loss",
             max_iter=500,
             tol=tol,
-            random_state=random_state,
+            random_state=seed,
             use_legacy_attributes=False,
         )
     else:
@@ -254,7 +259,7 @@ def _gradient_boosting(
     categorical: list[str],
     binary: list[str],
     *,
-    random_state: int | None,
+    seed: int | None,
     **settings: Any,
 ) -> Pipeline:
     transformers: list[tuple[str, Any, list[str]]] = []
@@ -289,7 +294,7 @@ def _gradient_boosting(
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=10,
-        random_state=random_state,
+        random_state=seed,
         **settings,
     )
     return Pipeline([("features", features), ("model", model)])
@@ -322,19 +327,38 @@ def feature_importance(
     *,
     n_repeats: int = 3,
     max_rows: int = 20_000,
+    seed: int | None = None,
     random_state: int | None = None,
 ) -> pd.DataFrame:
     """Permutation importance of each input column: the drop in c-statistic when shuffled.
 
     Works for either model. Computed on a random subsample of at most ``max_rows`` rows.
 
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        A fitted pipeline from :func:`make_model`.
+    X : pandas.DataFrame
+        Rows to score, with the pipeline's input columns.
+    y : array-like
+        0/1 outcome of ``X``.
+    n_repeats : int, default 3
+        Shuffles per column (scikit-learn's ``n_repeats``).
+    max_rows : int, default 20000
+        Largest subsample scored.
+    seed : int, optional
+        Seed of the subsample and the shuffles.
+    random_state : int, optional
+        Former name of ``seed``, still accepted with a ``DeprecationWarning``.
+
     Returns
     -------
     pandas.DataFrame
         ``feature``, ``importance_mean``, ``importance_sd``, sorted by importance.
     """
+    seed = renamed_argument("feature_importance", "seed", seed, "random_state", random_state)
     y_arr = np.asarray(y)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     if len(X) > max_rows:
         rows = rng.choice(len(X), size=max_rows, replace=False)
         X = X.iloc[rows]
@@ -346,7 +370,7 @@ def feature_importance(
         y_arr,
         scoring="roc_auc",
         n_repeats=n_repeats,
-        random_state=random_state,
+        random_state=seed,
     )
     table = pd.DataFrame(
         {

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from phm_eval.errors import EstimationError
+from phm_eval.errors import EstimationError, renamed_argument
 
 logger = logging.getLogger(__name__)
 
@@ -481,14 +481,16 @@ def bootstrap_metrics(
     y_true: Any,
     y_prob: Any,
     *,
-    n_boot: int = 200,
+    n_bootstrap: int = 200,
     alpha: float = 0.05,
     smooth: bool = False,
+    seed: int | np.random.Generator | None = None,
+    n_boot: int | None = None,
     random_state: int | np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Percentile bootstrap confidence intervals for :func:`calibration_metrics`.
 
-    Rows are resampled with replacement ``n_boot`` times with the model's predictions held
+    Rows are resampled with replacement ``n_bootstrap`` times with the model's predictions held
     fixed (uncertainty from the validation sample only). The c-statistic also gets DeLong's
     analytic interval.
 
@@ -496,30 +498,37 @@ def bootstrap_metrics(
     ----------
     y_true, y_prob : array-like
         Outcome and predicted risk.
-    n_boot : int, default 200
-        Bootstrap replicates.
+    n_bootstrap : int, default 200
+        Bootstrap replicates (``RiskModelConfig.n_bootstrap``).
     alpha : float, default 0.05
         1 - confidence level.
     smooth : bool, default False
         Also bootstrap the lowess-based Emax/E90/Eavg (slow on large data).
-    random_state : int or Generator, optional
+    seed : int or Generator, optional
         Seed for reproducible intervals.
+    n_boot, random_state : optional
+        Former names of ``n_bootstrap`` and ``seed``, still accepted with a
+        ``DeprecationWarning``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by metric, with columns ``estimate``, ``lower``, ``upper``, ``method``
-        (``percentile bootstrap`` or ``DeLong``) and ``n_boot``.
+        (``percentile bootstrap`` or ``DeLong``) and ``n_boot`` (the replicates used:
+        the column keeps its name, which saved reports hold).
     """
+    n_bootstrap = renamed_argument("bootstrap_metrics", "n_bootstrap", n_bootstrap, "n_boot",
+                                   n_boot, default=200)
+    seed = renamed_argument("bootstrap_metrics", "seed", seed, "random_state", random_state)
     y, p = _as_outcome_and_prob(y_true, y_prob)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     point = calibration_metrics(y, p, smooth=smooth)
     names = [m for m in _BOOT_METRICS if smooth or m not in ("emax", "e90", "eavg")]
-    draws = np.full((n_boot, len(names)), np.nan)
+    draws = np.full((n_bootstrap, len(names)), np.nan)
     n = y.size
     failed = 0
     resampled = _ResampledMetrics(y, p, start=point)
-    for b in range(n_boot):
+    for b in range(n_bootstrap):
         idx = rng.integers(0, n, size=n)
         try:
             if smooth:
@@ -531,7 +540,7 @@ def bootstrap_metrics(
             continue
         draws[b] = [res[m] for m in names]
     if failed:
-        logger.warning("%d of %d bootstrap samples had a single outcome class", failed, n_boot)
+        logger.warning("%d of %d bootstrap samples had a single outcome class", failed, n_bootstrap)
     lo, hi = np.nanquantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
     table = pd.DataFrame(
         {
@@ -539,7 +548,7 @@ def bootstrap_metrics(
             "lower": lo,
             "upper": hi,
             "method": "percentile bootstrap",
-            "n_boot": n_boot - failed,
+            "n_boot": n_bootstrap - failed,
         },
         index=pd.Index(names, name="metric"),
     )

@@ -40,7 +40,7 @@ def model(smk) -> None:
         "cluster": cfg.get("cluster", "pcn_id"),
         "n_optimism_bootstrap": int(cfg.get("bootstrap_replicates", 20)),
         "n_bootstrap": int(cfg.get("ci_bootstrap_replicates", 200)),
-        "random_state": int(cfg.get("seed", 1)),
+        "seed": int(cfg.get("seed", 1)),
         "model_options": dict(cfg.get("model_options") or {}),
         "iecv_max_folds": int(cfg.get("iecv_max_folds", 10)),
     }
