@@ -132,8 +132,9 @@ def test_random_order_is_reproducible(cohort):
     b = NearestNeighborMatcher(m_order="random", seed=3).fit(cohort, "treated", COVARIATES)
     pd.testing.assert_frame_equal(a.match_matrix, b.match_matrix)
     # random_state, the former name of seed, still works
-    c = NearestNeighborMatcher(m_order="random", random_state=3).fit(cohort, "treated",
-                                                                     COVARIATES)
+    with pytest.deprecated_call(match="random_state"):
+        c = NearestNeighborMatcher(m_order="random", random_state=3)
+    c = c.fit(cohort, "treated", COVARIATES)
     assert c.seed == 3 and c.random_state == 3
     pd.testing.assert_frame_equal(a.match_matrix, c.match_matrix)
 

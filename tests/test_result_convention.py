@@ -270,7 +270,8 @@ def test_former_names_still_read_the_fitted_values():
     assert nb.theta == nb.theta_ == 1 / nb.dispersion_
     assert nb.n_clusters == nb.n_clusters_ == 8
     assert survival.NegativeBinomialRateResults is NegativeBinomialRateModel
-    matcher = FITTERS[5].fit(NearestNeighborMatcher(random_state=1))
+    with pytest.deprecated_call(match="random_state"):
+        matcher = FITTERS[5].fit(NearestNeighborMatcher(random_state=1))
     assert matcher.seed == 1 and matcher.random_state == 1
     # the fitted matcher answers for its result, as the result fit used to return
     pd.testing.assert_frame_equal(matcher.matched_data(), matcher.result_.matched_data())

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from phm_eval.errors import EstimationError, InputError, ParameterError
+from phm_eval.errors import EstimationError, InputError, ParameterError, renamed_argument
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
 from phm_eval.matching.scores import Family, GLMFit, prognostic_score, propensity_score
@@ -84,7 +84,8 @@ class NearestNeighborMatcher:
         Outcome column for ``distance="prognostic"``; use a pre-period outcome.
     prognostic_family : {"gaussian", "binomial", "poisson"}, default "gaussian"
     random_state : int or numpy.random.Generator, optional
-        Former name of ``seed``, still accepted (and readable as ``random_state``).
+        Former name of ``seed``, still accepted with a ``DeprecationWarning`` (and readable
+        as ``random_state``).
 
     Attributes
     ----------
@@ -131,12 +132,8 @@ class NearestNeighborMatcher:
         prognostic_family: Family = "gaussian",
         random_state: int | np.random.Generator | None = None,
     ) -> None:
-        if random_state is not None:
-            if seed is not None and seed is not random_state:
-                raise ParameterError("seed, random_state",
-                                     "give the seed once (random_state is its former name)",
-                                     (seed, random_state))
-            seed = random_state
+        seed = renamed_argument("NearestNeighborMatcher", "seed", seed, "random_state",
+                                random_state)
         self.distance = distance
         self.link = link
         self.ratio = ratio
