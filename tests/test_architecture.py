@@ -23,7 +23,7 @@ DOC = ROOT / "docs" / "architecture.md"
 #: Layers from top to bottom; a package may import packages of lower layers, and of its own
 #: layer only as the rules below allow. ``phm_eval`` itself (``__version__``) is a utility.
 LAYERS: dict[str, set[str]] = {
-    "entry points": {"cli", "workflow_support", "stages"},
+    "entry points": {"cli", "workflow_support", "stages", "job_memory"},
     "analyses": {"evaluate", "risk", "segment", "report", "describe", "synth"},
     "estimators": {"did", "survival", "matching", "frailty"},
     "data contract": {"contract", "ingest", "definitions", "codelists"},

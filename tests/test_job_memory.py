@@ -7,7 +7,7 @@ import pytest
 
 from phm_eval.config import load_config
 from phm_eval.db import memory_limit_for_job
-from phm_eval.job_memory import JOB_MEMORY, job_memory_mb, population_millions
+from phm_eval.job_memory import JOB_MEMORY, duckdb_base_mb, job_memory_mb, population_millions
 
 
 def test_declarations_at_a_million_are_the_tuned_ones():
@@ -32,12 +32,15 @@ def test_memory_grows_with_the_population_where_the_rule_holds_tables():
 
 
 def test_duckdb_gets_its_tuned_share_not_the_growth():
-    assert memory_limit_for_job(3400, "evaluate") == "2040MB"
-    assert memory_limit_for_job(job_memory_mb(3.0)["evaluate"], "evaluate") == "2040MB"
+    def limit(rule, mem_mb):
+        return memory_limit_for_job(duckdb_base_mb(rule, mem_mb))
+
+    assert limit("evaluate", 3400) == "2040MB"
+    assert limit("evaluate", job_memory_mb(3.0)["evaluate"]) == "2040MB"
     # a job given less than the tuned amount (a small machine) gives DuckDB 60 % of it
-    assert memory_limit_for_job(1000, "evaluate") == "600MB"
+    assert limit("evaluate", 1000) == "600MB"
     # outside the workflow's rules: 60 % of what the job has
-    assert memory_limit_for_job(10_000) == "6000MB"
+    assert limit(None, 10_000) == "6000MB"
     assert set(JOB_MEMORY) >= {"simulate", "ingest", "evaluate", "risk_model", "segment"}
 
 

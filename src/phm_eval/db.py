@@ -26,20 +26,11 @@ MEMORY_ENV, THREADS_ENV, TEMP_ENV = ("PHM_EVAL_MEMORY_LIMIT", "PHM_EVAL_THREADS"
                                      "PHM_EVAL_TEMP_DIR")
 
 
-def memory_limit_for_job(mem_mb: float | None, rule: str | None = None) -> str | None:
-    """DuckDB's memory limit for a job that may use ``mem_mb`` megabytes in all.
-
-    DuckDB gets :data:`DUCKDB_SHARE_OF_JOB` of the job's memory, but for a workflow ``rule``
-    only of the part that does not grow with the population
-    (:data:`phm_eval.job_memory.JOB_MEMORY`): what a rule declares per million patients is for
-    the tables it holds in pandas and numpy, and DuckDB spills to disk beyond its limit.
-    """
+def memory_limit_for_job(mem_mb: float | None) -> str | None:
+    """DuckDB's memory limit for a job that may use ``mem_mb`` megabytes in all (a workflow
+    job passes the part of its memory meant for DuckDB: :func:`phm_eval.job_memory.duckdb_mb`)."""
     if not mem_mb or mem_mb <= 0:
         return None
-    from .job_memory import JOB_MEMORY
-
-    if rule in JOB_MEMORY:
-        mem_mb = min(mem_mb, JOB_MEMORY[rule][0])
     return f"{max(64, int(mem_mb * DUCKDB_SHARE_OF_JOB))}MB"
 
 

@@ -94,4 +94,17 @@ def job_memory_mb(millions: float) -> dict[str, int]:
     return out
 
 
-__all__ = ["JOB_MEMORY", "job_memory_mb", "population_millions"]
+def duckdb_base_mb(rule: str | None, mem_mb: float) -> float:
+    """The part of a job's memory that DuckDB's limit is taken from.
+
+    For a workflow ``rule``, only the part that does not grow with the population: what a rule
+    declares per million patients is for the tables it holds in pandas and numpy, and DuckDB
+    spills to disk beyond its limit. :func:`phm_eval.db.memory_limit_for_job` gives DuckDB its
+    share of the result.
+    """
+    if rule in JOB_MEMORY:
+        return min(mem_mb, JOB_MEMORY[rule][0])
+    return mem_mb
+
+
+__all__ = ["JOB_MEMORY", "duckdb_base_mb", "job_memory_mb", "population_millions"]

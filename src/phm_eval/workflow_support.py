@@ -41,6 +41,7 @@ import duckdb
 
 from .db import MEMORY_ENV, TEMP_ENV, THREADS_ENV, memory_limit_for_job, out_of_memory_message
 from .errors import PhmEvalError
+from .job_memory import duckdb_base_mb
 from .outputs import FAILURE_SUFFIX, LOGS_DIR, failure_record
 
 #: The environment variable holding the identifier of the ``phm-eval run`` invocation that
@@ -155,7 +156,7 @@ def _job_resources(smk: Any, log_path: Path | None) -> None:
     inside the run's results folder."""
     resources = getattr(smk, "resources", None)
     mem_mb = getattr(resources, "mem_mb", None) if resources is not None else None
-    limit = (memory_limit_for_job(mem_mb, getattr(smk, "rule", None))
+    limit = (memory_limit_for_job(duckdb_base_mb(getattr(smk, "rule", None), mem_mb))
              if isinstance(mem_mb, (int, float)) else None)
     if limit and MEMORY_ENV not in os.environ:
         os.environ[MEMORY_ENV] = limit
