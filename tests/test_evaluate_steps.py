@@ -249,6 +249,27 @@ def test_readmissions_and_bed_days(followed):
     assert p8["bed_days"] == 4 and p8["time_days"] == 31
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_readmissions_do_not_depend_on_the_order_of_same_day_spells(tmp_path, reverse):
+    """Two spells starting the same day: the one discharged first comes first (then the spell
+    id), so the later one is a readmission (0 days after a discharge) whatever order the table
+    holds them in; an order left to the database made the count change between runs."""
+    patients = _patients([("Q", "X", "1940-01-01", "2000-01-01", None, None)])
+    rows = [("Q", "2022-02-01", "2022-02-06", "21"), ("Q", "2022-02-01", "2022-02-01", "21"),
+            ("Q", "2022-03-01", "2022-03-02", "21")]
+    spells = _spells(rows)
+    if reverse:
+        spells = spells.iloc[::-1].reset_index(drop=True)
+    tables = _write(tmp_path, patients=patients, admissions=spells)
+    cohort = pd.DataFrame({"row_id": [0], "patient_id": ["Q"],
+                           "index_date": pd.to_datetime([INDEX]), "treated": [1],
+                           "censor_date": pd.to_datetime([None])})
+    out = follow_up(cohort, str(tables["patients"]), str(tables["admissions"]),
+                    "2024-03-31", 365, 365).iloc[0]
+    # 1 Feb (same-day spell after the day case), 1 Mar (23 days after the 6 Feb discharge)
+    assert out["emergency_admissions"] == 3 and out["readmissions_30d"] == 2
+
+
 # ------------------------------------------------------------------------------------------
 # Estimators on hand-made analysed rows
 # ------------------------------------------------------------------------------------------

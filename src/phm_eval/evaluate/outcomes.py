@@ -58,7 +58,8 @@ def follow_up(
     out = con.execute(
         f"""
         WITH p AS (SELECT * FROM read_parquet('{patients}')),
-        a AS (SELECT patient_id, admission_date, discharge_date FROM read_parquet('{admissions}')
+        a AS (SELECT patient_id, spell_id, admission_date, discharge_date
+              FROM read_parquet('{admissions}')
               WHERE {emergency_sql("admission_method")}),
         c AS (
             SELECT c.row_id, c.patient_id, CAST(c.index_date AS DATE) AS index_date,
@@ -69,8 +70,13 @@ def follow_up(
         ),
         after AS (
             SELECT c.row_id, a.admission_date, a.discharge_date,
-                   lag(a.discharge_date) OVER (PARTITION BY c.row_id
-                                               ORDER BY a.admission_date) AS previous_discharge
+                   -- spells starting the same day in a fixed order (the one discharged first
+                   -- first, then by spell id): the database's own order would change the
+                   -- readmission count from run to run
+                   lag(a.discharge_date) OVER (
+                       PARTITION BY c.row_id
+                       ORDER BY a.admission_date, a.discharge_date, a.spell_id
+                   ) AS previous_discharge
             FROM c JOIN a ON a.patient_id = c.patient_id
             WHERE {follow_up_sql("a.admission_date", "c.index_date", end="c.end_date")}
         ),
