@@ -32,6 +32,7 @@ import numpy as np
 
 from ..outputs import INTERNAL, MANIFEST
 from .check import STAT_WORDS, Violation, is_count_label, name_words
+from .identifiers import patient_identifiers
 from .policy import DisclosurePolicy
 from .rounding import disclose_counts
 from .scan import IdentifierIndex, _line_of, _mask, check_text
@@ -155,8 +156,6 @@ def _identifiers(patients: Any) -> IdentifierIndex | None:
     if patients is None or isinstance(patients, IdentifierIndex):
         return patients
     if isinstance(patients, (str, os.PathLike)):
-        from phm_eval.report.checks import patient_identifiers
-
         return IdentifierIndex(patient_identifiers(patients))
     return IdentifierIndex(patients)
 

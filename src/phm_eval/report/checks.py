@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..disclosure import DisclosurePolicy, IdentifierIndex
+from ..disclosure.identifiers import patient_identifiers
 from ..disclosure.release import ReleaseCheck, check_release, scan_release
 from ..errors import InputError
 
@@ -26,32 +25,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ReleaseCheck", "check_release", "check_report_outputs", "patient_identifiers",
            "scan_release"]
-
-
-def patient_identifiers(patients_path: str | os.PathLike[str]) -> pd.Series:
-    """Every ``patient_id`` in a patients table (Parquet or CSV, or a folder holding one)."""
-    path = Path(patients_path)
-    if path.is_dir():
-        from ..ingest import find_table  # the input validator is heavy to import
-
-        found = find_table(path, "patients")
-        if found is None:
-            raise InputError(str(path), "no patients.parquet or patients.csv in this folder")
-        path = found
-    if not path.is_file():
-        raise InputError(str(path), "patients file not found")
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path, columns=["patient_id"])
-        else:
-            frame = pd.read_csv(path, usecols=["patient_id"], dtype=str,
-                                keep_default_na=False)
-    except (KeyError, ValueError) as exc:
-        raise InputError(str(path), f"cannot read column 'patient_id': {exc}",
-                         column="patient_id") from exc
-    except OSError as exc:
-        raise InputError(str(path), f"cannot be read: {exc}") from exc
-    return frame["patient_id"].astype(str)
 
 
 def check_report_outputs(
