@@ -199,3 +199,42 @@ def _make_rollout_fixture():
 @pytest.fixture(name="write_tables")
 def _write_tables_fixture():
     return write_tables
+
+
+# A workflow job as Snakemake hands it to a rule's script, for tests of the workflow glue.
+def make_snakemake_job(rule: str, *, stage: str, input: dict[str, Any] | None = None,
+                       output: Sequence[str | Path] = (), params: dict[str, Any] | None = None,
+                       log: Sequence[str | Path] = (), wildcards: dict[str, str] | None = None,
+                       threads: int = 1, resources: dict[str, Any] | None = None):
+    """Snakemake's own job object (``snakemake.script.Snakemake``) for rule ``rule`` running
+    ``stage`` (``params.stage``). A named input or param given as a list is a named list of
+    files, as a rule's ``codelists=[...]`` is; ``output`` and ``log`` are unnamed, in order."""
+    from snakemake.script import Snakemake
+
+    try:
+        from snakemake.iocontainers import Namedlist
+    except ImportError:  # Snakemake 8
+        from snakemake.io import Namedlist
+
+    def named(items: dict[str, Any], lists_are_files: bool) -> Namedlist:
+        result = Namedlist()
+        for name, value in items.items():
+            start = len(result)
+            if lists_are_files and isinstance(value, list):
+                result.extend(str(v) for v in value)
+                result._set_name(name, start, len(result))
+            else:
+                result.append(str(value) if isinstance(value, Path) else value)
+                result._set_name(name, start)
+        return result
+
+    return Snakemake(
+        named(dict(input or {}), True), Namedlist([str(p) for p in output]),
+        named({"stage": stage, **(params or {})}, False), named(dict(wildcards or {}), False),
+        threads, named(dict(resources or {}), False), Namedlist([str(p) for p in log]), {},
+        rule, 0)
+
+
+@pytest.fixture(name="make_snakemake_job")
+def _make_snakemake_job_fixture():
+    return make_snakemake_job

@@ -27,6 +27,7 @@ from phm_eval.risk.config import RiskModelConfig
 from phm_eval.risk.examples import example_risk_features
 from phm_eval.risk.models import feature_importance, make_model
 from phm_eval.risk.validation import bootstrap_metrics
+from phm_eval.stages.call import StageCall
 
 NUMERIC = ["age", "efi_score", "n_emergency_admissions_1y"]
 CATEGORICAL = ["sex"]
@@ -162,14 +163,13 @@ def test_workflow_risk_seed_reaches_the_model(monkeypatch):
 
     frame = pd.DataFrame({"patient_id": ["P1"]})
     monkeypatch.setattr(risk_stage.pd, "read_parquet", lambda path: frame)
-    monkeypatch.setattr(risk_stage, "output", lambda smk, name: SimpleNamespace(parent=name))
-    monkeypatch.setattr(risk_stage, "policy", lambda smk: None)
+    monkeypatch.setattr(risk_stage, "output", lambda call, name: SimpleNamespace(parent=name))
+    monkeypatch.setattr(risk_stage, "policy", lambda call: None)
     monkeypatch.setattr(risk_stage, "develop_risk_model", develop)
-    smk = SimpleNamespace(params=SimpleNamespace(risk={"model": "penalised_logistic",
-                                                       "seed": 31}),
-                          input=SimpleNamespace(development="d", validation="v", current="c"))
+    call = StageCall(inputs={"development": "d", "validation": "v", "current": "c"},
+                     params={"risk": {"model": "penalised_logistic", "seed": 31}}, outputs=())
     with pytest.raises(Stop):
-        risk_stage.model(smk)
+        risk_stage.model(call)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         assert RiskModelConfig.from_dict(seen["config"]).seed == 31

@@ -1,8 +1,8 @@
 """A failed job is reported from its own failure record, for the run it belongs to only.
 
-The stage wrapper (``workflow_support.run_stage``) is run on stand-in jobs, and ``phm-eval run``
-on a stand-in Snakemake that runs such jobs and exits as Snakemake does; nothing here starts
-the real workflow (``tests/test_workflow.py`` does, for a bad input and for a query that
+The stage wrapper (``workflow_support.run_stage``) is run on Snakemake job objects of stand-in
+stages, and ``phm-eval run`` on a stand-in Snakemake that runs such jobs and exits as Snakemake
+does; nothing here starts the real workflow (``tests/test_workflow.py`` does, for a bad input and for a query that
 cannot fit in memory).
 """
 
@@ -12,15 +12,16 @@ import json
 import sys
 import types
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import make_snakemake_job
 
 from phm_eval import outputs
 from phm_eval.cli import main
 from phm_eval.db import MEMORY_ENV, TEMP_ENV, THREADS_ENV
 from phm_eval.errors import InputError
+from phm_eval.stages.call import StageCall
 from phm_eval.workflow_support import RUN_ENV, failed_job, run_stage
 
 STAGE = "phm_eval.stages.stand_in"
@@ -31,14 +32,16 @@ def stand_in_stages(monkeypatch):
     """``phm_eval.stages.stand_in``: stages that fail as real ones can, or succeed."""
     module = types.ModuleType(STAGE)
 
-    def bad_input(smk):
-        raise InputError("admissions.csv", f"column 'admission_method': bad code in {smk.rule}")
+    def bad_input(call: StageCall):
+        # the job's one output is <job>.out
+        raise InputError("admissions.csv", f"column 'admission_method': bad code in "
+                                           f"{call.outputs[0].stem}")
 
-    def bug(smk):
+    def bug(call: StageCall):
         raise ZeroDivisionError("division by zero")
 
-    def fine(smk):
-        Path(smk.output[0]).write_text("done")
+    def fine(call: StageCall):
+        call.outputs[0].write_text("done")
 
     module.bad_input, module.bug, module.fine = bad_input, bug, fine
     monkeypatch.setitem(sys.modules, STAGE, module)
@@ -48,11 +51,10 @@ def stand_in_stages(monkeypatch):
     yield
 
 
-def _job(results: Path, rule: str, stage: str, job: str | None = None) -> SimpleNamespace:
-    log = results / outputs.log(job or rule)
-    return SimpleNamespace(
-        rule=rule, params=SimpleNamespace(stage=f"stand_in.{stage}"), log=[str(log)],
-        output=[str(results / f"{job or rule}.out")], resources=SimpleNamespace(), threads=1)
+def _job(results: Path, rule: str, stage: str, job: str | None = None):
+    return make_snakemake_job(rule, stage=f"stand_in.{stage}",
+                              log=[results / outputs.log(job or rule)],
+                              output=[results / f"{job or rule}.out"])
 
 
 def _run_job(results: Path, rule: str, stage: str, run: str | None, monkeypatch,

@@ -1,6 +1,15 @@
 """Glue between Snakemake and the package: running a stage from a rule, and telling the
 command line which job failed.
 
+:func:`run_stage` is the only code that touches Snakemake's job object. It turns the job
+into a :class:`~phm_eval.stages.call.StageCall` (named inputs, params, outputs, wildcards and
+threads as plain values) and calls the stage the rule names in ``params.stage``
+(``"module.function"`` of :mod:`phm_eval.stages`). The name stays in the rule rather than in
+a table here from rule names to functions: the rule file is where a reader looks to see what
+a rule runs, a second table would have to be kept in step with the rule files (and rules that
+share a stage), and dropping the param would change every rule's params and so rerun every
+job of existing results folders once.
+
 A job that fails leaves a *failure record* beside its log
 (:func:`phm_eval.outputs.failure_record`, ``internal/logs/<job>.failure.json``): the rule,
 the job, the message, the log and the run it belongs to. ``phm-eval run`` gives each
@@ -32,6 +41,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +53,7 @@ from .db import MEMORY_ENV, TEMP_ENV, THREADS_ENV, memory_limit_for_job, out_of_
 from .errors import PhmEvalError
 from .job_memory import duckdb_base_mb
 from .outputs import FAILURE_SUFFIX, LOGS_DIR, failure_record
+from .stages.call import StageCall
 
 #: The environment variable holding the identifier of the ``phm-eval run`` invocation that
 #: started Snakemake; jobs copy it into their failure records.
@@ -138,17 +149,38 @@ def failed_job(results_dir: str | os.PathLike[str], run: str) -> Failure | None:
     return min(found, key=lambda f: f.failed_at) if found else None
 
 
-class _ConfigReadThroughParams(dict):
-    """Stands in for ``snakemake.config`` inside a stage: a stage reads only its rule's
-    ``params``, so that Snakemake reruns it exactly when the configuration it reads changes."""
+def stage_call(smk: Any) -> StageCall:
+    """The job ``smk`` as its stage sees it: plain values, no Snakemake object.
 
-    def __getitem__(self, key):
-        raise RuntimeError(
-            f"a stage read config[{key!r}]: pass it through the rule's params instead, so that "
-            "changing it reruns the rule")
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The job.
 
-    def get(self, key, default=None):
-        return self[key]
+    Returns
+    -------
+    StageCall
+        The rule's named inputs (a path, or a list of paths where the rule names a list),
+        its params without ``stage`` (which names the function, not a setting), every output
+        in the rule's order, the wildcards and the threads. The configuration is not passed:
+        a stage reads only its rule's params, so that Snakemake reruns it exactly when the
+        configuration it reads changes.
+    """
+    return StageCall(
+        inputs={name: list(value) if isinstance(value, list) else value
+                for name, value in smk.input.items()},
+        params={name: value for name, value in smk.params.items() if name != "stage"},
+        outputs=tuple(smk.output),
+        wildcards={name: str(value) for name, value in smk.wildcards.items()},
+        threads=int(smk.threads),
+    )
+
+
+def stage_function(name: str) -> Callable[[StageCall], None]:
+    """The stage ``name`` (``"module.function"``) of :mod:`phm_eval.stages`, imported."""
+    module_name, func_name = name.rsplit(".", 1)
+    module = importlib.import_module(f"phm_eval.stages.{module_name}")
+    return getattr(module, func_name)
 
 
 def _job_resources(smk: Any, log_path: Path | None) -> None:
@@ -184,7 +216,8 @@ def _fail(smk: Any, text: str, log: logging.Logger, log_path: Path | None) -> No
 
 
 def run_stage(smk: Any) -> None:
-    """Run ``phm_eval.stages.<module>.<function>(smk)`` with logging to the rule's log file.
+    """Run the stage ``phm_eval.stages.<module>.<function>`` the rule names on the job's
+    :func:`stage_call`, with logging to the rule's log file.
 
     A :class:`PhmEvalError` becomes one line ``phm-eval error: <message>`` in the log and on
     standard error, a failure record beside the log (see the module's description) and exit
@@ -198,7 +231,8 @@ def run_stage(smk: Any) -> None:
         The job: ``params.stage`` names the stage (``"module.function"`` of
         :mod:`phm_eval.stages`), ``log[0]`` its log file.
     """
-    module_name, func_name = smk.params.stage.rsplit(".", 1)
+    stage = smk.params.stage
+    module_name = stage.rsplit(".", 1)[0]
     log_path = Path(smk.log[0]) if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
@@ -211,20 +245,18 @@ def run_stage(smk: Any) -> None:
     if record is not None:
         record.unlink(missing_ok=True)  # an earlier failure of this job is history now
     started = time.time()
-    smk.config = _ConfigReadThroughParams()
     _job_resources(smk, log_path)
     try:
-        module = importlib.import_module(f"phm_eval.stages.{module_name}")
-        getattr(module, func_name)(smk)
+        stage_function(stage)(stage_call(smk))
     except duckdb.OutOfMemoryException as exc:
-        _fail(smk, out_of_memory_message(exc, smk.params.stage), log, log_path)
+        _fail(smk, out_of_memory_message(exc, stage), log, log_path)
     except KeyboardInterrupt:
-        log.error("stage %s interrupted", smk.params.stage)
+        log.error("stage %s interrupted", stage)
         sys.exit(130)
     except PhmEvalError as exc:
         _fail(smk, str(exc), log, log_path)
     except Exception as exc:
-        log.exception("stage %s failed", smk.params.stage)
+        log.exception("stage %s failed", stage)
         _write_failure(smk, log_path, f"{type(exc).__name__}: {exc}", expected=False)
         raise
-    log.info("stage %s finished in %.1f s", smk.params.stage, time.time() - started)
+    log.info("stage %s finished in %.1f s", stage, time.time() - started)

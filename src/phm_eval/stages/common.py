@@ -14,18 +14,21 @@ from ..disclosure import DisclosurePolicy  # noqa: E402
 
 # Stages write JSON strictly: NaN and infinities become null, never invalid JSON.
 from ..jsonio import write_json  # noqa: E402, F401
+from .call import StageCall  # noqa: E402
 
 
-def output(smk, name: str) -> Path:
-    """The job's output file whose name is ``name``."""
-    for p in smk.output:
-        if Path(p).name == name:
-            return Path(p)
+def output(call: StageCall, name: str) -> Path:
+    """The output of ``call`` whose file name is ``name`` (``"effects.json"``): stages name
+    the files they write, the rule (or the caller) says where they go."""
+    for path in call.outputs:
+        if path.name == name:
+            return path
     raise KeyError(f"rule has no output named {name}")
 
 
-def policy(smk) -> DisclosurePolicy:
-    return DisclosurePolicy.from_config(smk.params.disclosure)
+def policy(call: StageCall) -> DisclosurePolicy:
+    """The disclosure policy in the call's ``disclosure`` params."""
+    return DisclosurePolicy.from_config(call.params["disclosure"])
 
 
 def write_disclosed(disclosed, path: str | Path, decimals: int | None = None) -> Path:

@@ -11,20 +11,25 @@ import numpy as np  # noqa: E402
 from ..describe import emergency_admission_rates, ltc_prevalence, population_pyramid  # noqa: E402
 from ..disclosure import DisclosurePolicy, apply_disclosure  # noqa: E402
 from ..plotting import OKABE_ITO, describe_figure, phm_style, save_figure, set_titles  # noqa: E402
+from .call import StageCall  # noqa: E402
 from .common import output, write_disclosed  # noqa: E402
 
 
-def run(smk) -> None:
-    study = smk.params.study
-    policy = DisclosurePolicy.from_config(smk.params.disclosure)
+def run(call: StageCall) -> None:
+    """The population pyramid, recorded prevalence of each long-term condition and emergency
+    admission rates by age (params ``study``, ``disclosure``, ``codelists``; inputs
+    ``patients``, ``events``, ``admissions``)."""
+    study = call.params["study"]
+    inp = call.inputs
+    policy = DisclosurePolicy.from_config(call.params["disclosure"])
     day = study["study_end"]
 
-    pyramid = population_pyramid(smk.input.patients, day)
+    pyramid = population_pyramid(inp["patients"], day)
     pyr = pyramid.pivot_table(index="age_band", columns="sex", values="n", fill_value=0)
     pyr = pyr.reindex(columns=[c for c in ("F", "M", "I", "U") if c in pyr.columns])
     disclosed = apply_disclosure(pyr.reset_index(), policy, count_cols=list(pyr.columns))
     table = disclosed.table
-    write_disclosed(disclosed, output(smk, "population_pyramid.csv"))
+    write_disclosed(disclosed, output(call, "population_pyramid.csv"))
     with phm_style():
         fig, ax = plt.subplots(figsize=(7, 6))
         y = np.arange(len(table))
@@ -39,17 +44,16 @@ def run(smk) -> None:
         ax.legend(loc="lower right")
         set_titles(ax, "Population pyramid", subtitle=f"Registered on {day}")
         alt = describe_figure(fig, summary="Registered patients by five-year age band and sex.")
-        save_figure(fig, output(smk, "population_pyramid.png").with_suffix(""), alt_text=alt)
+        save_figure(fig, output(call, "population_pyramid.png").with_suffix(""), alt_text=alt)
         plt.close(fig)
 
-    prev = ltc_prevalence(smk.input.patients, smk.input.events, day,
-                          smk.params.codelists)
+    prev = ltc_prevalence(inp["patients"], inp["events"], day, call.params["codelists"])
     prev = prev.reset_index(drop=True)
     disclosed = apply_disclosure(
         prev, policy, count_cols=["n_with_condition"], denominator_cols=["n_registered"],
         rate_cols={"prevalence_percent": ("n_with_condition", "n_registered", 100)},
     )
-    write_disclosed(disclosed, output(smk, "ltc_prevalence.csv"), 2)
+    write_disclosed(disclosed, output(call, "ltc_prevalence.csv"), 2)
     overall = prev.groupby("condition")[["n_with_condition", "n_registered"]].sum()
     overall = apply_disclosure(
         overall.reset_index(), policy, count_cols=["n_with_condition"],
@@ -63,11 +67,10 @@ def run(smk) -> None:
         ax.set_xlabel("Recorded prevalence (% of registered patients)")
         set_titles(ax, "Long-term conditions", subtitle=f"Recorded by {day}, all ages")
         alt = describe_figure(fig, summary="Recorded prevalence of each long-term condition.")
-        save_figure(fig, output(smk, "ltc_prevalence.png").with_suffix(""), alt_text=alt)
+        save_figure(fig, output(call, "ltc_prevalence.png").with_suffix(""), alt_text=alt)
         plt.close(fig)
 
-    rates = emergency_admission_rates(smk.input.patients,
-                                      smk.input.admissions, study["study_start"],
+    rates = emergency_admission_rates(inp["patients"], inp["admissions"], study["study_start"],
                                       study["study_end"])
     disclosed = apply_disclosure(
         rates, policy, count_cols=["emergency_admissions"],
@@ -75,7 +78,7 @@ def run(smk) -> None:
     )
     # Person-years near a head count could undo the rounding: show them to the nearest 10.
     disclosed.table["person_years"] = (disclosed.table["person_years"] / 10).round() * 10
-    write_disclosed(disclosed, output(smk, "emergency_admission_rates.csv"), 1)
+    write_disclosed(disclosed, output(call, "emergency_admission_rates.csv"), 1)
     table = disclosed.table
     with phm_style():
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -86,6 +89,6 @@ def run(smk) -> None:
         ax.legend(title="Age band", ncol=3, fontsize="small")
         set_titles(ax, "Emergency admissions by age", subtitle="Spells with ADMIMETH 2x")
         alt = describe_figure(fig, summary="Emergency admission rates rise steeply with age.")
-        save_figure(fig, output(smk, "emergency_admission_rates.png").with_suffix(""),
+        save_figure(fig, output(call, "emergency_admission_rates.png").with_suffix(""),
                     alt_text=alt)
         plt.close(fig)

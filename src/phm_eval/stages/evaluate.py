@@ -33,32 +33,37 @@ from ..matching.balance import distinct_covariates
 from ..matching.plots import love_plot
 from ..plotting import describe_figure, phm_style, save_figure, set_titles
 from ..report.effects import not_estimable_text
+from .call import StageCall
 from .common import output, policy, write_disclosed, write_json
 
 log = logging.getLogger(__name__)
 
 
-def run(smk) -> None:
-    ev = smk.params.evaluate
-    inp = smk.input
+def run(call: StageCall) -> None:
+    """The matched design (ATT on the enrolled) and the population-level design (ITT),
+    effects.json with the primary estimand marked, and each design's tables and figures
+    (params ``evaluate``, ``study``, ``disclosure``, ``codelists``; inputs the six staged
+    tables)."""
+    ev = call.params["evaluate"]
+    inp = call.inputs
     tables = {k: inp[k] for k in ("patients", "events", "admissions", "practices",
                                   "interventions", "rollout")}
-    records = _enrolled(smk, tables)
-    records += _population(smk, tables)
+    records = _enrolled(call, tables)
+    records += _population(call, tables)
     choose_primary(records, ev.get("primary", "att_enrolled"))
     # Released: counts in the records disclosure-controlled; estimates are statistics.
-    write_json(output(smk, "effects.json"), disclose_json(records, policy(smk)))
+    write_json(output(call, "effects.json"), disclose_json(records, policy(call)))
     for record in records:
         if record.get("primary"):
             log.info("primary (%s): %s %s (%s-%s)", record.get("estimand"), record.get("scale"),
                      record.get("estimate"), record.get("ci_low"), record.get("ci_high"))
 
 
-def _enrolled(smk, tables: dict) -> list[dict]:
+def _enrolled(call: StageCall, tables: dict) -> list[dict]:
     """The matched design (ATT on the enrolled): its tables and figures, and its records with
     the design's minimum detectable effect."""
-    ev = smk.params.evaluate
-    study = smk.params.study
+    ev = call.params["evaluate"]
+    study = call.params["study"]
     elig = ev.get("eligibility")
     try:
         result = evaluate_programme(
@@ -66,22 +71,22 @@ def _enrolled(smk, tables: dict) -> list[dict]:
             eligibility=Eligibility(**elig) if elig else None,
             matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
             lookback_days=int(ev.get("lookback_days", 365)),
-            codelist_dir=smk.params.codelists, seed=int(ev.get("seed", 1)),
+            codelist_dir=call.params["codelists"], seed=int(ev.get("seed", 1)),
         )
     except EstimationError as exc:
         # The design itself cannot be run on these data (too few enrolled or comparators):
         # the run goes on to its report, which says so, instead of stopping here.
-        return _not_estimable(smk, str(exc))
-    pol = policy(smk)
+        return _not_estimable(call, str(exc))
+    pol = policy(call)
     records = label_enrolled_records(result.records)
     mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, CLUSTER)
     attach_mde(records, ATT_ENROLLED, mde, reason)
     # The matched sets and outcomes the plasmode power check re-analyses (patient-level).
-    result.analysed.to_parquet(output(smk, "analysed.parquet"), index=False)
+    result.analysed.to_parquet(output(call, "analysed.parquet"), index=False)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
                 {"statistic": None, "df": None, "p_value": None,
                  "note": "event study not estimable (too few matched patients)"})
-    write_json(output(smk, "pretrend.json"), pretrend)
+    write_json(output(call, "pretrend.json"), pretrend)
 
     rtm = apply_disclosure(
         result.rtm, pol, count_cols=["patients", "admissions_before", "admissions_after"],
@@ -90,22 +95,22 @@ def _enrolled(smk, tables: dict) -> list[dict]:
     ).table.drop(columns=["person_years_before", "person_years_after"])
     rtm["change_per_1000"] = rtm["rate_after_per_1000"] - rtm["rate_before_per_1000"]
     rtm = rtm.round(1)
-    rtm.to_csv(output(smk, "rtm.csv"), index=False)
+    rtm.to_csv(output(call, "rtm.csv"), index=False)
     balance = _balance(result.matching).reset_index()
     # eCDF maxima describe single people's values: keep them out of human-facing tables.
     balance = balance[[c for c in balance.columns if "max" not in c.lower()]]
-    balance.round(4).to_csv(output(smk, "balance.csv"), index=False)
+    balance.round(4).to_csv(output(call, "balance.csv"), index=False)
     write_disclosed(apply_disclosure(result.flow, pol, count_cols=["n"]),
-                    output(smk, "flow.csv"))
-    _figures(smk, result, rtm)
+                    output(call, "flow.csv"))
+    _figures(call, result, rtm)
     return records
 
 
-def _population(smk, tables: dict) -> list[dict]:
+def _population(call: StageCall, tables: dict) -> list[dict]:
     """The staggered roll-out analysed as one (ITT in the eligible population): its records,
     event study, pre-trend test and Honest DiD bounds."""
-    ev = smk.params.evaluate
-    study = smk.params.study
+    ev = call.params["evaluate"]
+    study = call.params["study"]
     options = ev.get("population") or {}
     elig = ev.get("eligibility")
     control = options.get("control_group", "nevertreated")
@@ -115,7 +120,7 @@ def _population(smk, tables: dict) -> list[dict]:
             tables, study["programme"], study["study_start"], study["study_end"],
             eligibility=Eligibility(**elig) if elig else None,
             eligibility_date=options.get("eligibility_date"), unit=options.get("unit"),
-            control_group=control_group, codelist_dir=smk.params.codelists,
+            control_group=control_group, codelist_dir=call.params["codelists"],
             seed=int(ev.get("seed", 1)))
 
     fallback = None
@@ -136,12 +141,12 @@ def _population(smk, tables: dict) -> list[dict]:
     except Exception as exc:  # noqa: BLE001 - one design failing must not sink the run
         reason = not_estimable_text(str(exc) or type(exc).__name__)
         log.warning("population-level (ITT) analysis %s", reason)
-        write_json(output(smk, "itt_pretrend.json"), {"statistic": None, "df": None,
+        write_json(output(call, "itt_pretrend.json"), {"statistic": None, "df": None,
                                                       "p_value": None, "note": reason})
-        output(smk, "itt_event_study.csv").write_text("event_time,att,se,ci_low,ci_high\n")
-        output(smk, "itt_honest.csv").write_text("Mbar,lb,ub,method,delta\n")
+        output(call, "itt_event_study.csv").write_text("event_time,att,se,ci_low,ci_high\n")
+        output(call, "itt_honest.csv").write_text("Mbar,lb,ub,method,delta\n")
         with phm_style():
-            _placeholder(smk, "itt_event_study.png", reason)
+            _placeholder(call, "itt_event_study.png", reason)
         return [{"outcome": "emergency admissions", "estimand": ITT_POPULATION,
                  "method": "staggered difference-in-differences (Callaway & Sant'Anna)",
                  "estimate": None, "ci_low": None, "ci_high": None, "scale": "RR",
@@ -154,26 +159,26 @@ def _population(smk, tables: dict) -> list[dict]:
     attach_mde(records, ITT_POPULATION, mde, reason)
     pretrend = dict(itt.pretrend)
     pretrend["informative"] = True
-    write_json(output(smk, "itt_pretrend.json"), pretrend)
-    itt.event_study.round(6).to_csv(output(smk, "itt_event_study.csv"), index=False)
-    itt.honest.round(6).to_csv(output(smk, "itt_honest.csv"), index=False)
+    write_json(output(call, "itt_pretrend.json"), pretrend)
+    itt.event_study.round(6).to_csv(output(call, "itt_event_study.csv"), index=False)
+    itt.honest.round(6).to_csv(output(call, "itt_honest.csv"), index=False)
     with phm_style():
         ax = itt.plot()
         set_titles(ax, "Population-level event study",
                    subtitle="Emergency admissions per 1,000 eligible person-months, adopting "
                             "units against comparison units, by month since adoption")
-        _save(smk, ax.figure, "itt_event_study.png",
+        _save(call, ax.figure, "itt_event_study.png",
               "Event study of emergency admissions in the eligible population by month "
               "since the unit adopted the programme.")
     return records
 
 
-def _not_estimable(smk, reason: str) -> list[dict]:
+def _not_estimable(call: StageCall, reason: str) -> list[dict]:
     """The matched design's outputs when it could not be estimated: one null record with the
     reason, tables with only their headers, figures that say why."""
     note = not_estimable_text(reason)
     log.warning("enrolled-patient evaluation %s", note)
-    write_json(output(smk, "pretrend.json"), {"statistic": None, "df": None, "p_value": None,
+    write_json(output(call, "pretrend.json"), {"statistic": None, "df": None, "p_value": None,
                                               "note": note})
     headers = {"rtm.csv": "group,patients,rate_before_per_1000,rate_after_per_1000,"
                           "change_per_1000",
@@ -181,30 +186,30 @@ def _not_estimable(smk, reason: str) -> list[dict]:
                "km.csv": "arm,time,n_risk,n_event,n_censor,surv",
                "cif.csv": "arm,time,n_risk,n_event,n_censor,n_competing,surv,cif"}
     for name, header in headers.items():
-        output(smk, name).write_text(header + "\n", encoding="utf-8")
+        output(call, name).write_text(header + "\n", encoding="utf-8")
     pd.DataFrame({"patient_id": pd.Series(dtype=str)}).to_parquet(
-        output(smk, "analysed.parquet"), index=False)
+        output(call, "analysed.parquet"), index=False)
     with phm_style():
         for name in ("love_plot.png", "km.png", "cif.png", "forest.png", "rtm.png",
                      "event_study.png"):
-            _placeholder(smk, name, note)
+            _placeholder(call, name, note)
     return [{"outcome": "emergency admissions", "estimand": ATT_ENROLLED,
              "method": "matched comparison of enrolled patients", "estimate": None,
              "ci_low": None, "ci_high": None, "scale": "RR", "n": None, "fallback": None,
              "note": note}]
 
 
-def _placeholder(smk, name: str, note: str) -> None:
+def _placeholder(call: StageCall, name: str, note: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
     ax.text(0.5, 0.5, "Not estimable: " + note.removeprefix("not estimable: "),
             ha="center", va="center", wrap=True)
-    _save(smk, fig, name, f"No figure: the analysis was {note}.")
+    _save(call, fig, name, f"No figure: the analysis was {note}.")
 
 
-def _save(smk, fig, name: str, summary: str) -> None:
+def _save(call: StageCall, fig, name: str, summary: str) -> None:
     alt = describe_figure(fig, summary=summary)
-    save_figure(fig, output(smk, name).with_suffix(""), alt_text=alt)
+    save_figure(fig, output(call, name).with_suffix(""), alt_text=alt)
     plt.close(fig)
 
 
@@ -215,14 +220,14 @@ def _balance(matching) -> pd.DataFrame:
                                                 matching.exact))
 
 
-def _figures(smk, result, rtm) -> None:
+def _figures(call: StageCall, result, rtm) -> None:
     analysed = result.analysed.assign(
         arm=lambda d: np.where(d["treated"] == 1, "enrolled", "comparators"))
     arms = {"enrolled": "Enrolled", "comparators": "Matched comparators"}
-    pol = policy(smk)
+    pol = policy(call)
     with phm_style():
         ax = love_plot(_balance(result.matching))
-        _save(smk, ax.figure, "love_plot.png",
+        _save(call, ax.figure, "love_plot.png",
               "Standardised mean differences before and after matching.")
 
         # Survival figures are drawn only from disclosed (rounded) step tables, which are
@@ -239,7 +244,7 @@ def _figures(smk, result, rtm) -> None:
         ):
             steps = disclosed_step_tables(analysed, "time_days", "event", "arm", pol,
                                           competing=competing)
-            write_disclosed(steps, output(smk, f"{name}.csv"), 4)
+            write_disclosed(steps, output(call, f"{name}.csv"), 4)
             fig, ax = plt.subplots(figsize=(6.5, 4.8))
             plot_disclosed_curves(steps, "arm", arms, estimate="cif" if competing else "surv",
                                   ax=ax)
@@ -247,14 +252,14 @@ def _figures(smk, result, rtm) -> None:
             ax.set_ylabel(ylabel)
             set_titles(ax, title, subtitle=subtitle)
             fig.subplots_adjust(bottom=0.3)
-            _save(smk, fig, f"{name}.png", f"{summary}, from disclosure-controlled counts.")
+            _save(call, fig, f"{name}.png", f"{summary}, from disclosure-controlled counts.")
 
         ax = forest_plot(result.records)
-        _save(smk, ax.figure, "forest.png", "Rate ratios of emergency admissions overall and "
+        _save(call, ax.figure, "forest.png", "Rate ratios of emergency admissions overall and "
                                             "by subgroup.")
 
         ax = rtm_plot(rtm, result.naive, result.did)
-        _save(smk, ax.figure, "rtm.png", "Admission rates before and after the index date for "
+        _save(call, ax.figure, "rtm.png", "Admission rates before and after the index date for "
                                          "enrolled patients and comparators.")
 
         if result.study_panel is None:
@@ -269,26 +274,30 @@ def _figures(smk, result, rtm) -> None:
                        subtitle="Monthly emergency admissions, enrolled minus comparators, "
                                 "relative to month -2 (enrolment in month -1)")
             fig = ax.figure
-        _save(smk, fig, "event_study.png", "Event study of monthly emergency admissions "
+        _save(call, fig, "event_study.png", "Event study of monthly emergency admissions "
                                            "relative to the index date.")
 
 
-def design_check(smk) -> None:
+def design_check(call: StageCall) -> None:
     """Plasmode power of the matched design on this run's own data: known rate ratios
     injected (no effect, the synthetic truth or a 15 % reduction, and the design's analytic
-    minimum detectable effect), the outcome model refitted, matching reused."""
-    cfg = smk.params.design_check
-    analysed = pd.read_parquet(smk.input.analysed)
+    minimum detectable effect), the outcome model refitted, matching reused (params
+    ``design_check``; inputs ``analysed`` and ``truth``, a list: the synthetic truth or
+    nothing)."""
+    cfg = call.params["design_check"]
+    analysed = pd.read_parquet(call.inputs["analysed"])
+    csv, summary_json = output(call, "design_check.csv"), output(call, "design_check.json")
     if analysed.empty or "treated" not in analysed.columns:
         # The matched design could not be estimated: there is no design to check.
         pd.DataFrame(columns=["target_rate_ratio", "power", "coverage"]).to_csv(
-            smk.output.csv, index=False)
-        write_json(smk.output.json, {"targets": [], "n_replicates": 0, "note": (
+            csv, index=False)
+        write_json(summary_json, {"targets": [], "n_replicates": 0, "note": (
             "not estimable: the matched design could not be estimated on these data")})
         return
-    truth = read_json(smk.input.truth[0]) if smk.input.truth else None
+    truth_files = list(call.inputs.get("truth") or [])
+    truth = read_json(truth_files[0]) if truth_files else None
     true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
     report = design_check_report(analysed, n_replicates=int(cfg.get("replicates", 200)),
                                  seed=int(cfg.get("seed", 1)), true_rate_ratio=true_rr)
-    report.summary.to_csv(smk.output.csv, index=False)
-    write_json(smk.output.json, report.to_dict())
+    report.summary.to_csv(csv, index=False)
+    write_json(summary_json, report.to_dict())

@@ -13,6 +13,7 @@ from ..disclosure import apply_disclosure
 from ..frailty import efi, efi2, hfrs
 from ..frailty.population import flow_table
 from ..plotting import OKABE_ITO, describe_figure, phm_style, save_figure, set_titles
+from .call import StageCall
 from .common import output, policy, write_disclosed
 
 log = logging.getLogger(__name__)
@@ -20,14 +21,17 @@ AGE_BANDS = [65, 70, 75, 80, 85, 90, 200]
 AGE_LABELS = ["65-69", "70-74", "75-79", "80-84", "85-89", "90+"]
 
 
-def run(smk) -> None:
-    cfg = smk.params.frailty
+def run(call: StageCall) -> None:
+    """eFI, eFI2 and HFRS at the index date, their summaries by age and sex and admissions by
+    eFI category (params ``frailty``, ``disclosure``; inputs ``patients``, ``events``,
+    ``admissions``)."""
+    cfg = call.params["frailty"]
     day = cfg["index_date"]
     min_age = cfg.get("min_age", 65)
-    inp = smk.input
-    frail = efi(inp.events, inp.patients, day, min_age=min_age)
-    frail2 = efi2(inp.events, inp.patients, day, min_age=min_age)
-    hosp = hfrs(inp.admissions, inp.patients, day, min_age=min_age)
+    inp = call.inputs
+    frail = efi(inp["events"], inp["patients"], day, min_age=min_age)
+    frail2 = efi2(inp["events"], inp["patients"], day, min_age=min_age)
+    hosp = hfrs(inp["admissions"], inp["patients"], day, min_age=min_age)
     keep2 = ["patient_id", "efi2_score", "efi2_category"]
     merged = (
         frail.merge(frail2[[c for c in keep2 if c in frail2.columns]], on="patient_id",
@@ -35,10 +39,10 @@ def run(smk) -> None:
         .merge(hosp[["patient_id", "hfrs_score", "hfrs_category"]], on="patient_id", how="left")
     )
     merged["efi2_unverified_items"] = "; ".join(frail2.attrs.get("efi2_unverified_items", []))
-    merged.to_parquet(output(smk, "frailty.parquet"), index=False)
-    flow_table(frail).to_csv(output(smk, "frailty_flow.csv"), index=False)
+    merged.to_parquet(output(call, "frailty.parquet"), index=False)
+    flow_table(frail).to_csv(output(call, "frailty_flow.csv"), index=False)
 
-    pats = pd.read_parquet(inp.patients, columns=["patient_id", "sex", "date_of_birth"])
+    pats = pd.read_parquet(inp["patients"], columns=["patient_id", "sex", "date_of_birth"])
     table = merged.merge(pats, on="patient_id")
     age = age_on(table["date_of_birth"], day)
     table["age_band"] = pd.cut(age, AGE_BANDS, right=False, labels=AGE_LABELS)
@@ -48,12 +52,12 @@ def run(smk) -> None:
     cats = ["fit", "mild", "moderate", "severe"]
     counts = counts[counts["sex"].isin(["F", "M"])].reset_index(drop=True)
     counts["total"] = counts[cats].sum(axis=1)
-    disclosed = apply_disclosure(counts, policy(smk), count_cols=cats, total_col="total")
-    write_disclosed(disclosed, output(smk, "efi_summary.csv"))
+    disclosed = apply_disclosure(counts, policy(call), count_cols=cats, total_col="total")
+    write_disclosed(disclosed, output(call, "efi_summary.csv"))
 
     # eFI category against emergency admissions in the following 12 months (validity check:
     # rates should rise with frailty, as in Clegg et al. 2016).
-    adm = pd.read_parquet(inp.admissions, columns=["patient_id", "admission_date",
+    adm = pd.read_parquet(inp["admissions"], columns=["patient_id", "admission_date",
                                                    "admission_method"])
     emergency = is_emergency(adm["admission_method"])
     window = adm[emergency & in_follow_up(adm["admission_date"], day, days=365)]
@@ -64,16 +68,16 @@ def run(smk) -> None:
     ).reset_index()
     by_cat["efi_category"] = by_cat["efi_category"].astype(str)
     disclosed = apply_disclosure(
-        by_cat, policy(smk), count_cols=["emergency_admissions"], denominator_cols=["patients"],
+        by_cat, policy(call), count_cols=["emergency_admissions"], denominator_cols=["patients"],
         rate_cols={"per_1000_patients": ("emergency_admissions", "patients", 1000)},
     )
-    write_disclosed(disclosed, output(smk, "efi_admissions.csv"), 1)
+    write_disclosed(disclosed, output(call, "efi_admissions.csv"), 1)
 
     shown = disclosed.table
     with phm_style():
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
         wide = apply_disclosure(
-            counts.groupby("age_band", observed=False)[cats].sum().reset_index(), policy(smk),
+            counts.groupby("age_band", observed=False)[cats].sum().reset_index(), policy(call),
             count_cols=cats).table
         bottom = np.zeros(len(wide))
         colours = [OKABE_ITO["bluish_green"], OKABE_ITO["yellow"], OKABE_ITO["orange"],
@@ -92,7 +96,7 @@ def run(smk) -> None:
         set_titles(axes[1], "Admissions rise with frailty")
         alt = describe_figure(fig, summary="Frailty rises with age; emergency admissions rise "
                                            "with eFI category.")
-        save_figure(fig, output(smk, "efi_distribution.png").with_suffix(""), alt_text=alt)
+        save_figure(fig, output(call, "efi_distribution.png").with_suffix(""), alt_text=alt)
         plt.close(fig)
     log.info("eFI split: %s", merged["efi_category"].value_counts(normalize=True).round(3)
              .to_dict())

@@ -8,16 +8,20 @@ from pathlib import Path
 from ..disclosure.release import check_release
 from ..errors import PhmEvalError
 from ..report import build_manuscript, render_report
+from .call import StageCall
+from .common import output
 
 log = logging.getLogger(__name__)
 
 
-def html(smk) -> None:
-    out = Path(smk.output.html)
-    render_report(Path(smk.input.manifest).parent, out, config=dict(smk.params.config))
-    results = Path(smk.input.manifest).parent
-    problems = check_release(results, smk.input.patients,
-                             policy=(smk.params.config or {}).get("disclosure"))
+def html(call: StageCall) -> None:
+    """The commissioner report (params ``config``; inputs ``manifest``, in the results folder,
+    and ``patients``), kept only if every releasable file passes disclosure checks."""
+    out = output(call, "index.html")
+    render_report(Path(call.inputs["manifest"]).parent, out, config=dict(call.params["config"]))
+    results = Path(call.inputs["manifest"]).parent
+    problems = check_release(results, call.inputs["patients"],
+                             policy=(call.params["config"] or {}).get("disclosure"))
     if problems:
         # Nothing that breaks disclosure control may leave the results folder: without a
         # report the run is not finished, and the message names every file at fault.
@@ -29,7 +33,8 @@ def html(smk) -> None:
              out, results)
 
 
-def manuscript(smk) -> None:
-    pdf = build_manuscript(Path(smk.input.manifest).parent, smk.output.pdf,
-                           config=dict(smk.params.config))
+def manuscript(call: StageCall) -> None:
+    """The manuscript PDF (params ``config``; input ``manifest``, in the results folder)."""
+    pdf = build_manuscript(Path(call.inputs["manifest"]).parent,
+                           output(call, "manuscript.pdf"), config=dict(call.params["config"]))
     log.info("manuscript written to %s", pdf)

@@ -10,6 +10,7 @@ from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
 from ..risk.develop import develop_risk_model
 from ..risk.features import risk_features
+from .call import StageCall
 from .common import output, policy, write_disclosed, write_json
 
 log = logging.getLogger(__name__)
@@ -20,21 +21,29 @@ NOT_FEATURES = ("efi_category", "index_date", "died_12m", "died_without_admissio
                 "emergency_admission_or_death_12m")
 
 
-def features(smk) -> None:
-    day = smk.params.index_date
-    frame = risk_features(smk.input.patients, smk.input.events, smk.input.admissions,
-                          smk.input.practices, day,
-                          codelist_dir=smk.params.codelists)
-    frame.to_parquet(smk.output[0], index=False)
-    log.info("%s features at %s: %d patients, outcome rate %.3f", smk.wildcards.when, day,
-             len(frame), frame["emergency_admission_12m"].mean())
+def features(call: StageCall) -> None:
+    """The risk features and outcome at one index date (params ``index_date``,
+    ``codelists``; inputs ``patients``, ``events``, ``admissions``, ``practices``) to the
+    call's one output; wildcard ``when`` names the feature set in the log."""
+    day = call.params["index_date"]
+    inp = call.inputs
+    (target,) = call.outputs
+    frame = risk_features(inp["patients"], inp["events"], inp["admissions"],
+                          inp["practices"], day,
+                          codelist_dir=call.params["codelists"])
+    frame.to_parquet(target, index=False)
+    log.info("%s features at %s: %d patients, outcome rate %.3f", call.wildcards.get("when"),
+             day, len(frame), frame["emergency_admission_12m"].mean())
 
 
-def model(smk) -> None:
-    cfg = smk.params.risk
-    dev = pd.read_parquet(smk.input.development)
-    val = pd.read_parquet(smk.input.validation)
-    current = pd.read_parquet(smk.input.current)
+def model(call: StageCall) -> None:
+    """Develop the admission model at the development date, validate it at the validation
+    date and score the current population (params ``risk``, ``disclosure``; inputs
+    ``development``, ``validation``, ``current``: feature sets)."""
+    cfg = call.params["risk"]
+    dev = pd.read_parquet(call.inputs["development"])
+    val = pd.read_parquet(call.inputs["validation"])
+    current = pd.read_parquet(call.inputs["current"])
     settings = {
         "model": cfg["model"],
         "cluster": cfg.get("cluster", "pcn_id"),
@@ -47,8 +56,8 @@ def model(smk) -> None:
     # Too few clusters for internal-external validation: develop_risk_model falls back to
     # practices (or skips it) and records why in metrics["internal_external"].
     drop = [c for c in NOT_FEATURES if c in dev.columns]
-    out_dir = output(smk, "metrics.json").parent
-    pol = policy(smk)
+    out_dir = output(call, "metrics.json").parent
+    pol = policy(call)
 
     def disclose(frame: pd.DataFrame) -> pd.DataFrame:
         counts = [c for c in frame.columns if c in COUNT_COLUMNS]
@@ -63,7 +72,7 @@ def model(smk) -> None:
     report = develop_risk_model(dev.drop(columns=drop), settings,
                                 validation_features=val.drop(columns=drop), output_dir=out_dir,
                                 model_card_options={"disclose": disclose},
-                                report_json_dir=output(smk, "risk_model_report.json").parent)
+                                report_json_dir=output(call, "risk_model_report.json").parent)
     full = report.to_dict()
     validation = full["temporal"]["validation"] if full.get("temporal") else full["apparent"]
     metrics = {
@@ -80,24 +89,24 @@ def model(smk) -> None:
     if iecv:
         metrics["internal_external"] = {k: v for k, v in iecv.items() if k != "per_cluster"}
     # Released: every count in it disclosure-controlled (the unrounded report stays internal).
-    write_json(output(smk, "metrics.json"), disclose_json(metrics, pol))
+    write_json(output(call, "metrics.json"), disclose_json(metrics, pol))
 
     subgroups = pd.DataFrame(validation.get("subgroups", []))
     if not subgroups.empty:
         stats = [c for c in subgroups.columns if c not in ("variable", "group", "n", "events")]
         disclosed = apply_disclosure(
-            subgroups, policy(smk), count_cols=["events"], denominator_cols=["n"],
+            subgroups, policy(call), count_cols=["events"], denominator_cols=["n"],
             stat_cols={c: "events" for c in stats},
         )
-        write_disclosed(disclosed, output(smk, "subgroup_metrics.csv"), 3)
+        write_disclosed(disclosed, output(call, "subgroup_metrics.csv"), 3)
     else:
-        pd.DataFrame(columns=["variable", "group"]).to_csv(output(smk, "subgroup_metrics.csv"),
+        pd.DataFrame(columns=["variable", "group"]).to_csv(output(call, "subgroup_metrics.csv"),
                                                            index=False)
 
     scored = current.drop(columns=[c for c in drop if c in current.columns])
     predicted = report.model.predict_proba(scored)[:, 1]
     pd.DataFrame({"patient_id": current["patient_id"], "predicted_risk": predicted}).to_parquet(
-        output(smk, "predictions.parquet"), index=False)
+        output(call, "predictions.parquet"), index=False)
     log.info("validation c-statistic %s, calibration slope %s",
              metrics.get("c_statistic", {}).get("estimate"),
              metrics.get("calibration_slope", {}).get("estimate"))
