@@ -339,9 +339,12 @@ def test_methods_describe_what_ran(tmp_path):
     assert "planned by PCN and run by practice" in methods
     assert "by PCN." not in methods and "one PCN at a time" not in methods
     assert "statsmodels 0.14.2" in methods and "commit 0123456789ab" in methods
-    assert "negative binomial rate ratio (matched, adjusted)" in methods
+    # the recorded method in words, with the model's name (the record itself is Table S10)
+    assert "negative binomial regression" in methods
+    assert "adjusted for differences at baseline" in methods
     assert "clustered on matched sets" in methods
-    assert "Fine-Gray subdistribution hazards (matched)" in methods
+    assert "with death counted as preventing it (Fine-Gray subdistribution hazards model)" \
+        in methods
 
 
 @needs_pdftotext
@@ -386,8 +389,10 @@ def test_methods_name_the_fallback_that_ran_and_the_recorded_versions(tmp_path):
         "packages": {**m["packages"], "statsmodels": "0.99.1"}})
     methods = methods_of(text)
     primary = methods[methods.index("The primary analysis"):].split(".")[0]
-    assert "Poisson rate ratio, robust SEs" in primary and "negative binomial" not in primary
-    assert "The planned method could not be used (negative binomial not used" in methods
+    assert "Poisson regression with robust standard errors" in primary
+    assert "a simpler rate model than planned" in primary and "negative binomial" not in primary
+    assert ("The planned method could not be used (the admission counts did not vary enough "
+            "for the planned model") in methods
     assert "statsmodels 0.99.1" in methods and "0.14.2" not in methods
 
 

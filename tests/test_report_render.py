@@ -86,8 +86,9 @@ def test_self_contained_page(rendered):
 
 def test_every_table_has_caption_and_scoped_headers(rendered):
     tables = re.findall(r"<table>.*?</table>", rendered, flags=re.S)
-    # 16 report tables, the design check and the model card's two.
-    assert len(tables) == 19
+    # 17 report tables (with the reviewers' record of each method), the design check and the
+    # model card's two.
+    assert len(tables) == 20
     for table in tables:
         assert "<caption" in table
         assert 'scope="col"' in table
@@ -233,8 +234,8 @@ def test_both_estimands_primary_first_with_mde_and_design_check(rendered):
     assert "could reliably detect a reduction of 9% or more" in head
     # The verdicts differ, so the report says why.
     assert "answer different questions about different people" in head
-    assert "true rate ratio of 0.85, the evaluation detected the effect in 91% of " \
-           "simulations" in head
+    assert "At the rate ratio built into these synthetic data (0.85), the evaluation detected " \
+           "the effect in 91% of simulations" in head
     assert head.index("effect on the patients enrolled") < head.index("eligible population")
 
 
