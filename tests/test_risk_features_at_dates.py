@@ -69,3 +69,10 @@ def test_practices_at_keeps_the_same_rows_of_the_practices_asked_for(paths):
         assert set(frame["practice_id"]) == wanted[date] or (frame.empty and not wanted[date])
         pd.testing.assert_frame_equal(frame.reset_index(drop=True),
                                       expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_reading_only_the_population_changes_no_feature(paths):
+    full = risk_features(*paths, "2021-06-01", min_age=65)
+    only = risk_features(*paths, "2021-06-01", min_age=65, population_only=True)
+    assert len(full) > 50
+    pd.testing.assert_frame_equal(only, full)

@@ -49,6 +49,8 @@ def risk_features(
     min_age: float = 18,
     follow_up_days: int = 365,
     codelist_dir: str | Path | None = None,
+    *,
+    population_only: bool = False,
 ) -> pd.DataFrame:
     """Patient-level features and outcomes at ``index_date``.
 
@@ -63,6 +65,11 @@ def risk_features(
     follow_up_days : int, default 365
     codelist_dir : path, optional
         Folder of code lists (default ``config/codelists``).
+    population_only : bool, default False
+        Read events and admissions only for the population (a semi-join on its patients):
+        faster when the population is a small part of the record (the evaluation's monthly
+        cohorts), slower when it is most of it (the whole adult population), so off by default.
+        The features are the same either way.
 
     Returns
     -------
@@ -79,8 +86,6 @@ def risk_features(
     """
     index = as_date(index_date)
     end = index + dt.timedelta(days=int(follow_up_days))
-    # Every table below is read only for the population (registered, of age, in the practices
-    # given), so the work follows the people asked for, not the whole record.
     frailty = efi(events, patients, index, min_age=min_age)
     hospital_frailty = hfrs(admissions, patients, index, min_age=min_age)
 
@@ -105,6 +110,9 @@ def risk_features(
     def before(days: int) -> str:
         return lookback_sql("admission_date", d0, days=days)
 
+    def only_pop(column: str) -> str:
+        return f"AND {column} IN (SELECT patient_id FROM pop)" if population_only else ""
+
     flags = ",\n".join(
         f"coalesce(bool_or(c.condition = '{c}'), false) AS ltc_{c}" for c in LTC_CONDITIONS
     )
@@ -128,13 +136,13 @@ def risk_features(
             SELECT e.patient_id, count(DISTINCT m.drug) AS n_medications
             FROM events e JOIN med_codes m USING (snomed_code)
             WHERE {lookback_sql("e.date", d0, days=365)}
-              AND e.patient_id IN (SELECT patient_id FROM pop)
+              {only_pop("e.patient_id")}
             GROUP BY e.patient_id
         ),
         activity AS (
             SELECT patient_id, count(DISTINCT date) AS n_gp_events_1y
             FROM events WHERE {lookback_sql("date", d0, days=365)}
-              AND patient_id IN (SELECT patient_id FROM pop)
+              {only_pop("patient_id")}
             GROUP BY patient_id
         ),
         history AS (
@@ -150,14 +158,14 @@ def risk_features(
               count(*) FILTER (WHERE admission_method IN ('11', '12', '13') AND {before(365)})
                   AS n_elective_admissions_1y
             FROM admissions
-            WHERE {before(730)} AND patient_id IN (SELECT patient_id FROM pop)
+            WHERE {before(730)} {only_pop("patient_id")}
             GROUP BY patient_id
         ),
         outcome AS (
             SELECT patient_id, count(*) AS n_emergency_after
             FROM admissions
             WHERE {emergency} AND {follow_up_sql("admission_date", d0, end=d1)}
-              AND patient_id IN (SELECT patient_id FROM pop)
+              {only_pop("patient_id")}
             GROUP BY patient_id
         )
         SELECT pop.patient_id, pop.practice_id, pop.pcn_id, pop.age, pop.sex, pop.ethnicity,

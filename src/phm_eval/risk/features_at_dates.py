@@ -88,7 +88,8 @@ def risk_features_at_dates(
                                                 practices_at.get(date, ()), Path(tmp))
             yield date, risk_features(people, reduced["events"], reduced["admissions"], units,
                                       date, min_age=min_age, follow_up_days=follow_up_days,
-                                      codelist_dir=codelist_dir)
+                                      codelist_dir=codelist_dir,
+                                      population_only=practices_at is not None)
 
 
 def _only_practices(patients: str | Path, practices: str | Path, practice_ids: Collection[str],
