@@ -25,13 +25,13 @@ from typing import Any
 #: (3,400 MB: DuckDB gets 60 %, 2 GB); the largest population is for the generator, which makes
 #: a large ICS a piece at a time (:data:`phm_eval.synth.generate.PIECE_MAX_PATIENTS`).
 JOB_MEMORY: dict[str, tuple[int, int, int, float | None]] = {
-    "simulate": (1000, 1950, 2200, 1.2),
+    "simulate": (1000, 2150, 2200, 1.2),
     "ingest": (2000, 1000, 300, None),
     "describe": (3400, 1500, 300, None),
     "frailty": (3400, 1500, 500, None),
     "risk_features": (3400, 1500, 500, None),
     "risk_model": (2400, 900, 1300, None),
-    "segment": (3400, 2300, 800, None),
+    "segment": (3400, 2500, 300, None),
     "evaluate": (3400, 1000, 1200, None),
     "design_check": (1500, 1500, 0, None),
     "manifest": (500, 500, 0, None),
