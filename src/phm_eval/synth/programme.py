@@ -337,22 +337,19 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
                                         dtype="object")).to_numpy(dtype="datetime64[ns]")
     post = (~np.isnat(adoption))[:, None] & (months.values[None, :] >= adoption[:, None])
     post &= complete[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r0 = np.where(pm > 0, 1000 * a0 / pm, 0.0)
-        r1 = np.where(pm > 0, 1000 * a1 / pm, 0.0)
-    att = rate1 = total_pm = 0.0
-    for g in np.unique(adoption[~np.isnat(adoption)]):
-        in_g = (adoption == g) & complete
-        for j in np.flatnonzero(months.values >= g):
-            w = weight[in_g]
-            cell_pm = pm[in_g, j].sum()
-            att += cell_pm * np.sum(w * (r1[in_g, j] - r0[in_g, j])) / w.sum()
-            rate1 += cell_pm * np.sum(w * r1[in_g, j]) / w.sum()
-            total_pm += cell_pm
-    if total_pm > 0:
-        att, rate1 = att / total_pm, rate1 / total_pm
-    else:  # a piece of a population generated in pieces, with no adopting unit
-        att = rate1 = float("nan")
+    month_grid = np.broadcast_to(months.values[None, :], (n_u, n_m))
+    table = pd.DataFrame({
+        "unit": np.repeat(units_sorted, n_m),
+        "month": month_grid.ravel(),
+        "adoption_month": np.repeat(adoption, n_m),
+        "post": post.ravel(),
+        "person_days": person_days.ravel().astype(np.int64),
+        "admissions_without_programme": a0.ravel().astype(np.int64),
+        "admissions_with_programme": a1.ravel().astype(np.int64),
+        "weight": np.repeat(weight, n_m),
+    })
+    table = table[np.repeat(has_cohort, n_m)].reset_index(drop=True)
+    att, rate1 = _itt_rates(table)  # nan in a piece without adopting units
     rate0 = rate1 - att
     enrolled_members = prog.enrolled[members]
     adopting_members = adopted[members]
@@ -400,18 +397,6 @@ def itt_population_truth(people: People, structure: Structure, spells: Spells, p
             "(with - difference)."
         ),
     }
-    month_grid = np.broadcast_to(months.values[None, :], (n_u, n_m))
-    table = pd.DataFrame({
-        "unit": np.repeat(units_sorted, n_m),
-        "month": month_grid.ravel(),
-        "adoption_month": np.repeat(adoption, n_m),
-        "post": post.ravel(),
-        "person_days": person_days.ravel().astype(np.int64),
-        "admissions_without_programme": a0.ravel().astype(np.int64),
-        "admissions_with_programme": a1.ravel().astype(np.int64),
-        "weight": np.repeat(weight, n_m),
-    })
-    table = table[np.repeat(has_cohort, n_m)].reset_index(drop=True)
     return truth, table
 
 
@@ -429,17 +414,7 @@ def combine_itt_truth(pieces: list[dict], table: pd.DataFrame) -> dict:
         return {"definition": "no unit adopted the programme"}
     post = table[table["post"]]
     pm = post["person_days"] / (DAYS_PER_YEAR / 12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r0 = np.where(pm > 0, 1000 * post["admissions_without_programme"] / pm, 0.0)
-        r1 = np.where(pm > 0, 1000 * post["admissions_with_programme"] / pm, 0.0)
-    cells = pd.DataFrame({"g": post["adoption_month"].to_numpy(), "m": post["month"].to_numpy(),
-                          "w": post["weight"].to_numpy(), "pm": pm.to_numpy(),
-                          "wd": post["weight"].to_numpy() * (r1 - r0),
-                          "w1": post["weight"].to_numpy() * r1})
-    by_cell = cells.groupby(["g", "m"], sort=True)[["w", "pm", "wd", "w1"]].sum()
-    total_pm = by_cell["pm"].sum()
-    att = float((by_cell["pm"] * by_cell["wd"] / by_cell["w"]).sum() / total_pm)
-    rate1 = float((by_cell["pm"] * by_cell["w1"] / by_cell["w"]).sum() / total_pm)
+    att, rate1 = _itt_rates(table)
     rate0 = rate1 - att
     a0 = int(post["admissions_without_programme"].sum())
     a1 = int(post["admissions_with_programme"].sum())
@@ -487,3 +462,29 @@ def combine_realised_truth(pieces: list[dict]) -> dict:
         out["realised_rate_ratio_12m"] = y1 / y0
         out["att_admissions_per_1000_person_years_12m"] = 1000 * (y1 - y0) / py
     return out
+
+
+def _itt_rates(table: pd.DataFrame) -> tuple[float, float]:
+    """The ITT estimand from a unit-month table (``itt_population.parquet``): the rate
+    difference and the rate with the programme, per 1,000 person-months.
+
+    Within each adoption cohort and month after adoption (the ``post`` rows) the units' rates
+    are averaged with their pre-adoption person-month weights; the cells are averaged with
+    weights equal to their person-months. ``nan`` when no unit-month is after adoption.
+    """
+    post = table[table["post"]]
+    if post.empty:
+        return float("nan"), float("nan")
+    pm = (post["person_days"] / (DAYS_PER_YEAR / 12)).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r0 = np.where(pm > 0, 1000 * post["admissions_without_programme"].to_numpy() / pm, 0.0)
+        r1 = np.where(pm > 0, 1000 * post["admissions_with_programme"].to_numpy() / pm, 0.0)
+    w = post["weight"].to_numpy()
+    cells = pd.DataFrame({"g": post["adoption_month"].to_numpy(),
+                          "m": post["month"].to_numpy(), "w": w, "pm": pm,
+                          "wd": w * (r1 - r0), "w1": w * r1})
+    by_cell = cells.groupby(["g", "m"], sort=True)[["w", "pm", "wd", "w1"]].sum()
+    total_pm = by_cell["pm"].sum()
+    att = float((by_cell["pm"] * by_cell["wd"] / by_cell["w"]).sum() / total_pm)
+    rate1 = float((by_cell["pm"] * by_cell["w1"] / by_cell["w"]).sum() / total_pm)
+    return att, rate1
