@@ -69,20 +69,23 @@ def population_millions(config: Mapping[str, Any]) -> float:
 
 
 def _patients_rows(folder: Path) -> int | None:
-    for path in sorted(folder.glob("patients.*")):
-        try:
-            if path.suffix == ".parquet":
-                import pyarrow.parquet as pq
+    from .errors import InputError
+    from .ingest import find_table
 
-                return int(pq.ParquetFile(path).metadata.num_rows)
-            if path.suffix == ".csv":
-                with open(path, "rb") as handle:
-                    lines = sum(block.count(b"\n") for block in iter(
-                        lambda: handle.read(16 * 2**20), b""))
-                return max(lines - 1, 0)
-        except OSError:
+    try:
+        path = find_table(folder, "patients")
+        if path is None:
             return None
-    return None
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with open(path, "rb") as handle:
+            lines = sum(block.count(b"\n") for block in iter(
+                lambda: handle.read(16 * 2**20), b""))
+        return max(lines - 1, 0)
+    except (InputError, OSError):
+        return None  # the ingest job reports the problem
 
 
 def job_memory_mb(millions: float) -> dict[str, int]:
