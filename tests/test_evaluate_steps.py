@@ -291,6 +291,10 @@ def _hc1(g: int, n: int, k: int) -> float:
     return g / (g - 1) * (n - 1) / (n - k)
 
 
+def _se(effect) -> float:
+    return (np.log(effect.ci_high) - np.log(effect.ci_low)) / (2 * 1.959963985)
+
+
 def test_rate_ratio_uses_person_time_and_clusters_on_the_matched_set():
     df = _pairs()
     effect = fx.rate_ratio(df, cluster="pair")
@@ -299,19 +303,47 @@ def test_rate_ratio_uses_person_time_and_clusters_on_the_matched_set():
     # enrolled 7 admissions / 6 years, comparators 10 / 3 years.
     rate_t, rate_c = 7 / 6.0, 10 / 3.0
     assert effect.estimate == pytest.approx(rate_t / rate_c, rel=1e-6)
+    # Leave-one-pair-out jackknife (the default): without pair g each arm's rate is still its
+    # pooled rate, (7 - y_t[g]) / 5 and (10 - y_c[g]) / 2.5, so the refits are known exactly;
+    # V = (G - 1) / G * sum (b_g - mean b)^2.
+    y_t = df.loc[df["treated"] == 1, "emergency_admissions"].to_numpy()
+    y_c = df.loc[df["treated"] == 0, "emergency_admissions"].to_numpy()
+    b = np.log((7 - y_t) / 5.0) - np.log((10 - y_c) / 2.5)
+    var = 5 / 6 * np.sum((b - b.mean()) ** 2)
+    assert _se(effect) == pytest.approx(np.sqrt(var), rel=1e-6)
+    assert effect.n_clusters == 6 and "6 clusters" in effect.se_method
+    assert effect.se_method.startswith("cluster jackknife (leave-one-cluster-out refits)")
+
+
+def test_rate_ratio_sandwich_clusters_on_the_matched_set():
+    df = _pairs()
+    effect = fx.rate_ratio(df, cluster="pair", cluster_variance="sandwich")
+    rate_t, rate_c = 7 / 6.0, 10 / 3.0
     # Cluster-robust variance of the log rate ratio: the score of each arm's log rate in a
     # pair is (y - rate * t) / (arm total), so V = HC1 * sum over pairs of the difference^2.
     u_t = (df["emergency_admissions"] - rate_t * df["person_years"])[df["treated"] == 1] / 7
     u_c = (df["emergency_admissions"] - rate_c * df["person_years"])[df["treated"] == 0] / 10
     var = _hc1(6, 12, 2) * np.sum((u_t.to_numpy() - u_c.to_numpy()) ** 2)
-    se = (np.log(effect.ci_high) - np.log(effect.ci_low)) / (2 * 1.959963985)
-    assert se == pytest.approx(np.sqrt(var), rel=1e-4)
-    assert effect.n_clusters == 6 and "6 clusters" in effect.se_method
+    assert _se(effect) == pytest.approx(np.sqrt(var), rel=1e-4)
+    assert effect.se_method.startswith("cluster-robust (sandwich)")
 
 
-def test_rate_ratio_without_pairing_has_the_person_level_variance():
+def test_rate_ratio_without_pairing_has_the_person_level_jackknife():
     df = _pairs()
     effect = fx.rate_ratio(df, cluster="patient_id")
+    # leaving out one person changes only their arm's pooled rate
+    y = df["emergency_admissions"].to_numpy()
+    treated = df["treated"].to_numpy() == 1
+    b = np.where(treated, np.log((7 - y) / 5.0) - np.log(10 / 3.0),
+                 np.log(7 / 6.0) - np.log((10 - y) / 2.5))
+    var = 11 / 12 * np.sum((b - b.mean()) ** 2)
+    assert _se(effect) == pytest.approx(np.sqrt(var), rel=1e-6)
+    assert effect.n_clusters == 12
+
+
+def test_rate_ratio_without_pairing_has_the_person_level_sandwich():
+    df = _pairs()
+    effect = fx.rate_ratio(df, cluster="patient_id", cluster_variance="sandwich")
     rate_t, rate_c = 7 / 6.0, 10 / 3.0
     resid = df["emergency_admissions"] - np.where(df["treated"] == 1, rate_t, rate_c) \
         * df["person_years"]
@@ -502,3 +534,17 @@ def test_clustered_pretest_with_one_unit_per_cluster_is_the_usual_test():
                                          clustervars="own", **common), 1)
     assert clustered["df"] == plain["df"] == 3
     assert clustered["statistic"] == pytest.approx(plain["statistic"], rel=1e-8)
+
+
+def test_rate_ratio_falls_back_to_the_sandwich_when_a_refit_does_not_exist():
+    # all the enrolled arm's admissions are in pair 3: without it the enrolled rate is 0 and
+    # its log is not finite, so the jackknife cannot be computed
+    df = _pairs()
+    df.loc[df["treated"] == 1, "emergency_admissions"] = [0, 0, 0, 5, 0, 0]
+    effect = fx.rate_ratio(df, cluster="pair")
+    assert np.isfinite(effect.estimate) and np.isfinite(effect.ci_high)
+    assert "cluster jackknife not used" in effect.fallback
+    assert effect.se_method.startswith("cluster-robust (sandwich)")
+    sandwich = fx.rate_ratio(df, cluster="pair", cluster_variance="sandwich")
+    assert (effect.ci_low, effect.ci_high) == (sandwich.ci_low, sandwich.ci_high)
+    assert sandwich.fallback is None

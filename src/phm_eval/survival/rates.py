@@ -22,8 +22,13 @@ from phm_eval.survival._summary import (
     require_fitted,
     short_repr,
 )
+from phm_eval.survival.jackknife import cluster_jackknife
 
 logger = logging.getLogger(__name__)
+
+#: How clustered standard errors are computed: the cluster sandwich (CV1, R's
+#: ``sandwich::vcovCL``) or the leave-one-cluster-out jackknife (CV3J, ``sandwich::vcovJK``).
+CLUSTER_VARIANCES = ("sandwich", "jackknife")
 
 
 class DispersionError(EstimationError):
@@ -44,9 +49,27 @@ class _RateModel:
 
     _model_name = ""
 
-    def __init__(self, *, alpha: float = 0.05, cluster_correction: bool = True) -> None:
+    def __init__(self, *, alpha: float = 0.05, cluster_correction: bool = True,
+                 cluster_variance: str = "sandwich") -> None:
         self.alpha = alpha
         self.cluster_correction = cluster_correction
+        self.cluster_variance = cluster_variance
+
+    def _check_settings(self) -> None:
+        check_alpha(self.alpha)
+        if self.cluster_variance not in CLUSTER_VARIANCES:
+            raise ParameterError("cluster_variance", f"must be one of {CLUSTER_VARIANCES}",
+                                 self.cluster_variance)
+
+    def _clustered(self, bread: np.ndarray, scores: np.ndarray, groups: np.ndarray, *,
+                   X: np.ndarray, y: np.ndarray, offset: np.ndarray, params: np.ndarray,
+                   dispersion: float, kind: str) -> tuple[np.ndarray, str]:
+        """The clustered variance this model was set up for, and its ``cov_type_`` words."""
+        if self.cluster_variance == "jackknife":
+            cov, _ = cluster_jackknife(X, y, offset, params, groups, dispersion)
+            return cov, "cluster jackknife (CV3J)"
+        cov = _cluster_sandwich(bread, scores, groups, self.cluster_correction)
+        return cov, kind + (" (HC1)" if self.cluster_correction else " (HC0)")
 
     def __repr__(self) -> str:
         fitted = None
@@ -54,7 +77,8 @@ class _RateModel:
             def fitted() -> str:
                 return f"n={self.n_obs_}, {len(self.params_)} term(s), {self._fit_words()}"
         return short_repr(self, {"alpha": self.alpha,
-                                 "cluster_correction": self.cluster_correction}, fitted)
+                                 "cluster_correction": self.cluster_correction,
+                                 "cluster_variance": self.cluster_variance}, fitted)
 
     def _fit_words(self) -> str:
         clusters = f" on {self.cluster_col_!r}" if self.cluster_col_ else ""
@@ -148,12 +172,19 @@ class NegativeBinomialRateModel(_RateModel):
     errors (e.g. by practice) use the GLM score, with the small-sample factor
     ``G/(G-1) * (N-1)/(N-K)`` by default, equal to R's ``sandwich::vcovCL(type = "HC1")``;
     ``cluster_correction=False`` gives ``type = "HC0", cadjust = FALSE``.
+    ``cluster_variance="jackknife"`` gives the leave-one-cluster-out jackknife instead
+    (CV3J, R's ``sandwich::vcovJK(center = "mean")``; the refits keep the dispersion at its
+    estimate, see :mod:`phm_eval.survival.jackknife`), which is not biased downwards when a
+    few clusters carry much of the information.
 
     Parameters
     ----------
     alpha : float, default 0.05
         One minus the confidence level (never the dispersion: that is ``dispersion_``).
     cluster_correction : bool, default True
+        The sandwich's small-sample factor (HC1); unused by the jackknife.
+    cluster_variance : {"sandwich", "jackknife"}, default "sandwich"
+        How clustered standard errors are computed when ``fit`` gets ``cluster_col``.
 
     Attributes
     ----------
@@ -169,7 +200,8 @@ class NegativeBinomialRateModel(_RateModel):
     log_likelihood_ : float
     n_obs_, n_clusters_ : int
     cov_type_ : str
-        ``"model-based"`` or ``"cluster-robust (HC1)"`` / ``"(HC0)"``.
+        ``"model-based"``, ``"cluster-robust (HC1)"`` / ``"(HC0)"`` or
+        ``"cluster jackknife (CV3J)"``.
     summary : DataFrame
         Property: the coefficient table; ``exp(coef)`` is the rate ratio.
 
@@ -226,7 +258,7 @@ class NegativeBinomialRateModel(_RateModel):
         import statsmodels.api as sm
         from statsmodels.discrete.discrete_model import NegativeBinomial
 
-        check_alpha(self.alpha)
+        self._check_settings()
         y, X, offset = _prepare(df, count_col, person_time_col, covariates, formula,
                                 cluster_col, "df passed to NegativeBinomialRateModel.fit")
 
@@ -254,9 +286,10 @@ class NegativeBinomialRateModel(_RateModel):
         cov_type = "model-based"
         if cluster_col:
             groups = pd.factorize(df[cluster_col])[0]
-            cov = _cluster_sandwich(cov, glm.score_obs(res.params.to_numpy()), groups,
-                                    self.cluster_correction)
-            cov_type = "cluster-robust" + (" (HC1)" if self.cluster_correction else " (HC0)")
+            params = res.params.to_numpy()
+            cov, cov_type = self._clustered(cov, glm.score_obs(params), groups,
+                                            X=X.to_numpy(), y=y, offset=offset, params=params,
+                                            dispersion=dispersion, kind="cluster-robust")
         self._store(pd.Index(X.columns, name="covariate"), res.params.to_numpy(), cov,
                     count_col=count_col, person_time_col=person_time_col,
                     cluster_col=cluster_col, log_likelihood=float(nb.llf), n_obs=int(y.size),
@@ -303,7 +336,8 @@ class PoissonRateModel(_RateModel):
     given, else on each row (heteroskedasticity-robust), with the factor
     ``G/(G-1) * (N-1)/(N-K)`` by default (R's ``sandwich::vcovCL(type = "HC1")``; with one
     row per cluster this is ``vcovHC(type = "HC1")``), or none with
-    ``cluster_correction=False`` (HC0). The sandwich keeps the Wald intervals valid whatever
+    ``cluster_correction=False`` (HC0), or the leave-one-cluster-out jackknife with
+    ``cluster_variance="jackknife"`` (CV3J). Either keeps the Wald intervals valid whatever
     the counts' dispersion (under-, equi- or overdispersed), because the Poisson score
     equations stay unbiased when only the mean model is right.
 
@@ -312,6 +346,7 @@ class PoissonRateModel(_RateModel):
     alpha : float, default 0.05
         One minus the confidence level.
     cluster_correction : bool, default True
+    cluster_variance : {"sandwich", "jackknife"}, default "sandwich"
 
     Attributes
     ----------
@@ -348,7 +383,7 @@ class PoissonRateModel(_RateModel):
         """
         import statsmodels.api as sm
 
-        check_alpha(self.alpha)
+        self._check_settings()
         y, X, offset = _prepare(df, count_col, person_time_col, covariates, formula,
                                 cluster_col, "df passed to PoissonRateModel.fit")
         with warnings.catch_warnings():
@@ -369,12 +404,13 @@ class PoissonRateModel(_RateModel):
         else:
             groups = np.arange(y.size)
             kind = "robust"
-        cov = _cluster_sandwich(bread, scores, groups, self.cluster_correction)
+        cov, cov_type = self._clustered(bread, scores, groups, X=Xa, y=y, offset=offset,
+                                        params=params, dispersion=0.0, kind=kind)
         k = Xa.shape[1]
         self._store(pd.Index(X.columns, name="covariate"), params, cov, count_col=count_col,
                     person_time_col=person_time_col, cluster_col=cluster_col,
                     log_likelihood=float(fit.llf), n_obs=int(y.size),
-                    cov_type=kind + (" (HC1)" if self.cluster_correction else " (HC0)"),
+                    cov_type=cov_type,
                     n_clusters=int(groups.max()) + 1)
         self.pearson_dispersion_ = float(np.sum((y - mu) ** 2 / mu) / max(y.size - k, 1))
         return self
