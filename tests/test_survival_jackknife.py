@@ -93,3 +93,31 @@ def test_unknown_cluster_variance_is_a_parameter_error():
     with pytest.raises(ParameterError, match="cluster_variance"):
         NegativeBinomialRateModel(cluster_variance="bootstrap").fit(
             data, "y", "person_time", covariates=covariates, cluster_col="cluster")
+
+
+@pytest.mark.parametrize("dispersion", [0.0, 0.8])
+def test_many_clusters_expanded_refits_equal_exact_refits(dispersion):
+    # Above exact_max clusters the refits come from the third-order expansion of the rest of
+    # the data's score (the most influential made exact); they must equal exact refits.
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(7)
+    sizes = rng.choice([1, 2, 3, 6], size=700, p=[0.3, 0.4, 0.2, 0.1])
+    groups = np.repeat(np.arange(sizes.size), sizes)
+    n = groups.size
+    X = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=(n, 2))])
+    mu = np.exp(-0.3 + 0.4 * X[:, 1] + 0.3 * X[:, 2])
+    y = (rng.poisson(mu) if dispersion == 0 else
+         rng.negative_binomial(1 / dispersion, 1 / (1 + dispersion * mu))).astype(float)
+    offset = np.log(rng.uniform(0.2, 1.0, n))
+    family = (sm.families.Poisson() if dispersion == 0
+              else sm.families.NegativeBinomial(alpha=dispersion))
+    params = sm.GLM(y, X, family=family, offset=offset).fit(tol=1e-13).params
+    exact, loo_exact = cluster_jackknife(X, y, offset, params, groups, dispersion,
+                                         exact_max=10_000)
+    for exact_max in (0, 50):
+        expanded, loo = cluster_jackknife(X, y, offset, params, groups, dispersion,
+                                          exact_max=exact_max)
+        np.testing.assert_allclose(loo, loo_exact, atol=1e-7, rtol=0)
+        np.testing.assert_allclose(np.sqrt(np.diag(expanded)), np.sqrt(np.diag(exact)),
+                                   rtol=1e-5)

@@ -36,6 +36,8 @@ CHORD_ITER = 8
 MAX_ITER = 50
 #: Convergence: largest change of any refitted coefficient in one iteration.
 TOL = 1e-10
+#: Up to this many clusters all refits are exact (see :func:`cluster_jackknife`).
+EXACT_MAX = 512
 
 
 class JackknifeError(EstimationError):
@@ -49,6 +51,8 @@ def cluster_jackknife(
     params: np.ndarray,
     groups: np.ndarray,
     dispersion: float = 0.0,
+    *,
+    exact_max: int = EXACT_MAX,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-cluster-out refits of a log-link Poisson or NB2 GLM, and their variance.
 
@@ -66,6 +70,12 @@ def cluster_jackknife(
         Integer cluster codes ``0 .. G-1``.
     dispersion : float, default 0
         NB2 dispersion (variance ``mu + dispersion mu^2``), held fixed; 0 for Poisson.
+    exact_max : int, default 512
+        Up to this many clusters every refit is exact. With more, every refit is first
+        solved with the rest of the data's score expanded to third order about the
+        full-sample fit (the left-out cluster's own score exact), and the ``exact_max``
+        refits that move the estimate most (in the information's metric) are then made
+        exact; the others differ from exact refits by a relative ``O(shift^3)``.
 
     Returns
     -------
@@ -113,48 +123,125 @@ def cluster_jackknife(
     left_inverse = np.linalg.inv(left)
 
     order = np.argsort(groups, kind="stable")
-    sorted_groups = groups[order]
-    starts = np.searchsorted(sorted_groups, np.arange(n_groups + 1))
-    leave_one_out = np.empty((n_groups, k))
-    for first in range(0, n_groups, BLOCK):
-        ids = np.arange(first, min(first + BLOCK, n_groups))
-        beta = np.repeat(params[:, None], ids.size, axis=1)          # (k, B)
-        # rows of each block cluster, to remove its score from its own column
-        rows = [order[starts[g]:starts[g + 1]] for g in ids]
-        own_rows = np.concatenate(rows)
-        own_cols = np.repeat(np.arange(ids.size), [r.size for r in rows])
-        for iteration in range(MAX_ITER):
-            with np.errstate(over="ignore", invalid="ignore"):
-                mu_b = np.exp(X @ beta + offset[:, None])            # (n, B)
-                resid = (y[:, None] - mu_b) / (1.0 + dispersion * mu_b)
-            resid[own_rows, own_cols] = 0.0
-            score = X.T @ resid                                      # (k, B)
-            if iteration < CHORD_ITER:
-                # the information without the cluster at the full-sample fit
-                step = np.einsum("bij,jb->ib", left_inverse[ids], score)
-            else:
-                # full Newton: the information at each refit's current estimate
-                w_b = mu_b / (1.0 + dispersion * mu_b)
-                w_b[own_rows, own_cols] = 0.0
-                info = np.einsum("ni,nb,nj->bij", X, w_b, X)
-                try:
-                    step = np.linalg.solve(info, score.T[:, :, None])[:, :, 0].T
-                except np.linalg.LinAlgError:
-                    step = np.full_like(score, np.nan)
-            beta += step
-            change = np.max(np.abs(step))
-            if not np.isfinite(change):
-                break
-            if change < TOL:
-                break
-        if not (np.isfinite(change) and change < TOL):
-            bad = ids[~np.all(np.isfinite(beta), axis=0)]
-            where = f" (e.g. without cluster {int(bad[0])})" if bad.size else ""
-            raise JackknifeError(
-                "the cluster jackknife's refits did not converge" + where + ": leaving a "
-                "cluster out drives an estimate towards infinity (an arm or covariate level "
-                "with events in that cluster only)")
-        leave_one_out[ids] = beta.T
+    starts = np.searchsorted(groups[order], np.arange(n_groups + 1))
+    fit = _Fit(X, y, offset, dispersion, order, starts, left_inverse)
+    if n_groups <= exact_max:
+        leave_one_out = fit.exact(np.arange(n_groups), np.repeat(params[None, :], n_groups, 0))
+    else:
+        # many clusters: all refits from the expansion, then the most influential exactly
+        leave_one_out = params + fit.expanded(params, groups)
+        shift = leave_one_out - params
+        influence = np.einsum("gi,ij,gj->g", shift, information, shift)
+        top = np.sort(np.argsort(influence)[::-1][:exact_max])
+        leave_one_out[top] = fit.exact(top, leave_one_out[top])
     centred = leave_one_out - leave_one_out.mean(axis=0)
     variance = (n_groups - 1) / n_groups * centred.T @ centred
     return variance, leave_one_out
+
+
+class _Fit:
+    """The data of one jackknife and its two ways of refitting without a cluster."""
+
+    def __init__(self, X, y, offset, dispersion, order, starts, left_inverse) -> None:
+        self.X, self.y, self.offset, self.dispersion = X, y, offset, dispersion
+        self.order, self.starts, self.left_inverse = order, starts, left_inverse
+
+    def exact(self, ids: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Exact refits without each cluster in ``ids`` from ``start`` (len(ids), k)."""
+        X, y, offset, dispersion = self.X, self.y, self.offset, self.dispersion
+        out = np.empty((ids.size, X.shape[1]))
+        change = 0.0
+        for first in range(0, ids.size, BLOCK):
+            block = ids[first:first + BLOCK]
+            beta = start[first:first + BLOCK].T.copy()                # (k, B)
+            # rows of each block cluster, to remove its score from its own column
+            rows = [self.order[self.starts[g]:self.starts[g + 1]] for g in block]
+            own_rows = np.concatenate(rows)
+            own_cols = np.repeat(np.arange(block.size), [r.size for r in rows])
+            for iteration in range(MAX_ITER):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    mu_b = np.exp(X @ beta + offset[:, None])         # (n, B)
+                    resid = (y[:, None] - mu_b) / (1.0 + dispersion * mu_b)
+                resid[own_rows, own_cols] = 0.0
+                score = X.T @ resid                                   # (k, B)
+                if iteration < CHORD_ITER:
+                    # the information without the cluster at the full-sample fit
+                    step = np.einsum("bij,jb->ib", self.left_inverse[block], score)
+                else:
+                    # full Newton: the information at each refit's current estimate
+                    w_b = mu_b / (1.0 + dispersion * mu_b)
+                    w_b[own_rows, own_cols] = 0.0
+                    info = np.einsum("ni,nb,nj->bij", X, w_b, X)
+                    try:
+                        step = np.linalg.solve(info, score.T[:, :, None])[:, :, 0].T
+                    except np.linalg.LinAlgError:
+                        step = np.full_like(score, np.nan)
+                beta += step
+                change = np.max(np.abs(step))
+                if not np.isfinite(change) or change < TOL:
+                    break
+            if not (np.isfinite(change) and change < TOL):
+                bad = block[~np.all(np.isfinite(beta), axis=0)]
+                where = f" (e.g. without cluster {int(bad[0])})" if bad.size else ""
+                raise JackknifeError(
+                    "the cluster jackknife's refits did not converge" + where + ": leaving a "
+                    "cluster out drives an estimate towards infinity (an arm or covariate "
+                    "level with events in that cluster only)")
+            out[first:first + BLOCK] = beta.T
+        return out
+
+    def _derivatives(self, eta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Score weight ``r = (y - mu) / (1 + a mu)`` and its first three derivatives in the
+        linear predictor (log link, NB2 dispersion ``a``; Poisson when ``a = 0``)."""
+        a, y = self.dispersion, self.y
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = np.exp(eta)
+            d = 1.0 + a * mu
+            c = -(1.0 + a * y) * mu
+            return ((y - mu) / d, c / d**2, c * (1.0 - a * mu) / d**3,
+                    c * (1.0 - 4.0 * a * mu + a * a * mu * mu) / d**4)
+
+    def expanded(self, params: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Shifts ``b_(g) - b`` of all refits, the rest of the data's score expanded.
+
+        Without cluster ``g`` the refit solves ``S(b + d) - S_g(b + d) = 0``. ``S``, the
+        whole data's score, is replaced by its third-order Taylor polynomial about ``b``
+        (tensors summed once over all rows); ``S_g``, the cluster's own score, is computed
+        exactly. Newton's method on the ``k`` unknowns runs for all clusters at once.
+        """
+        X, order, starts = self.X, self.order, self.starts
+        n, k = X.shape
+        eta = X @ params + self.offset
+        r0, r1, r2, r3 = self._derivatives(eta)
+        outer = (X[:, :, None] * X[:, None, :]).reshape(n, k * k)
+        score0 = X.T @ r0
+        hess1 = X.T @ (r1[:, None] * X)
+        hess2 = ((outer * r2[:, None]).T @ X).reshape(k, k, k)
+        hess3 = ((outer * r3[:, None]).T @ outer).reshape(k, k, k, k)
+        n_groups = starts.size - 1
+        Xs = X[order]
+        heads = starts[:-1]
+        shift = -np.einsum("gij,gj->gi", self.left_inverse,
+                           np.add.reduceat(Xs * r0[order][:, None], heads, axis=0))
+        for _ in range(MAX_ITER):
+            d_row = shift[groups[order]]
+            e_row = np.einsum("ni,ni->n", Xs, d_row)
+            own0, own1, _, _ = self._derivatives(eta[order] + e_row)
+            own_score = np.add.reduceat(Xs * own0[:, None], heads, axis=0)
+            own_hess = np.add.reduceat(outer[order] * own1[:, None], heads,
+                                       axis=0).reshape(n_groups, k, k)
+            rest = (score0 + shift @ hess1
+                    + 0.5 * np.einsum("ijk,gj,gk->gi", hess2, shift, shift)
+                    + np.einsum("ijkl,gj,gk,gl->gi", hess3, shift, shift, shift) / 6.0)
+            rest_hess = (hess1 + np.einsum("ijk,gk->gij", hess2, shift)
+                         + 0.5 * np.einsum("ijkl,gk,gl->gij", hess3, shift, shift))
+            with np.errstate(invalid="ignore"):
+                step = -np.linalg.solve(rest_hess - own_hess,
+                                        (rest - own_score)[:, :, None])[:, :, 0]
+            shift += step
+            change = np.max(np.abs(step))
+            if not np.isfinite(change) or change < TOL:
+                break
+        if not (np.isfinite(change) and change < TOL):
+            raise JackknifeError("the cluster jackknife's expanded refits did not converge")
+        return shift
