@@ -1,0 +1,216 @@
+"""Plasmode simulation of the population-level (ITT) design on the run's own unit-month panel.
+
+The matched design's plasmode (:mod:`~phm_eval.evaluate.plasmode`) re-draws which member of each
+matched set is enrolled. The population design's unit of assignment is the adopting unit, so
+here each replicate
+
+1. **neutralises** whatever effect the panel holds by re-drawing *which units adopt when*: the
+   units' adoption months (never-adopters included, as month 0) are permuted at random over the
+   units, or over the PCNs when the roll-out is by PCN and the panel's units are practices (so
+   the practices of a PCN keep adopting together). The number of units in each adoption wave
+   and the share never adopting stay as they are; every unit keeps its own rates, person-time,
+   weight and cluster. Units that really adopted (and carry any real effect after their real
+   adoption) are spread at random over placebo waves and placebo never-adopters, so the placebo
+   contrast is null in expectation, as in the matched design's re-draw (Bertrand, Duflo &
+   Mullainathan 2004 and Burlig, Preonas & Woerman 2020 assign placebo policies to units in the
+   same way to measure a panel design's size and power);
+2. **injects** a known rate ratio by thinning: every emergency admission of the eligible
+   population in a placebo-adopting unit, in a month on or after its placebo adoption month, is
+   kept with probability equal to the target rate ratio (binomial thinning of the unit-month
+   counts, which multiplies a Poisson intensity by the target, as the programme would);
+3. **refits the same estimator** (:class:`~phm_eval.evaluate.population.PopulationITT` with the
+   run's settings; Honest DiD, which does not enter the rate ratio, is skipped).
+
+The target is the rate ratio of the placebo-adopting units' eligible population after adoption
+relative to the same cells without thinning, i.e. the ITT rate ratio the design estimates. The
+summary (bias of the log rate ratio, coverage, power, rejection rate, each with Monte Carlo
+standard errors) is :class:`~phm_eval.evaluate.plasmode.PlasmodeResult`'s. The same permutation
+and the same uniform draw per admission are used for every target (common random numbers).
+
+What it does not measure: bias from trends that differ between units that really adopted and
+units that did not (the permutation makes adoption random), and the variability of which
+people are eligible (the panel is fixed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, InputError
+from .plasmode import REPLICATE_COLUMNS, PlasmodeResult
+from .population import PopulationITT
+from .population_panel import PopulationPanel
+
+log = logging.getLogger(__name__)
+
+METHOD = ("plasmode simulation: adoption months permuted at random over the adopting units (or "
+          "PCNs), known rate ratios injected by thinning the eligible population's emergency "
+          "admissions in placebo-adopting units from their placebo adoption month, the "
+          "population difference in differences refitted")
+
+
+def population_plasmode(
+    panel: PopulationPanel | pd.DataFrame,
+    rate_ratios: float | Sequence[float] = (1.0, 0.93),
+    n_replicates: int = 200,
+    *,
+    seed: int = 1,
+    estimator: PopulationITT | None = None,
+) -> PlasmodeResult:
+    """Plasmode power of the population-level design (see the module notes).
+
+    Parameters
+    ----------
+    panel : PopulationPanel or pandas.DataFrame
+        The unit-month panel the ITT analysis used: ``unit``, ``t``, ``admissions``,
+        ``person_months``, ``g`` (adoption month as a value of ``t``, 0 never), ``weight`` and
+        optionally ``cluster``.
+    rate_ratios : float or sequence of float
+        Target ITT rate ratios, each in ``(0, 1]``. Include 1 for the size of the test.
+    n_replicates : int, default 200
+        Replicates per target.
+    seed : int
+    estimator : PopulationITT, optional
+        The run's estimator (its control group, base months, event window, alpha); default
+        ``PopulationITT(honest_m=())``. Honest DiD is never run inside the replicates.
+
+    Returns
+    -------
+    PlasmodeResult
+        ``n_treated`` and ``n_control`` count units adopting and never adopting; ``n_sets``
+        counts the blocks permuted (units, or PCNs).
+
+    Raises
+    ------
+    ConfigError
+        For a target outside ``(0, 1]`` or fewer than two replicates.
+    InputError
+        When the panel lacks a column, has no adopting or no never-adopting unit, or its
+        adoption month is not constant within a unit.
+    """
+    df = (panel.panel if isinstance(panel, PopulationPanel) else panel).copy()
+    targets = [float(rate_ratios)] if np.isscalar(rate_ratios) else [float(r) for r in
+                                                                      rate_ratios]
+    if not targets or any(not 0 < r <= 1 for r in targets):
+        raise ConfigError(f"plasmode rate ratios must be in (0, 1] (thinning removes "
+                          f"admissions); got {targets}")
+    if int(n_replicates) < 2:
+        raise ConfigError("plasmode needs at least 2 replicates")
+    missing = sorted({"unit", "t", "admissions", "person_months", "g", "weight"}
+                     - set(df.columns))
+    if missing:
+        raise InputError("population panel", f"columns {missing} not found")
+    if "cluster" not in df.columns:
+        df["cluster"] = df["unit"]
+    df = df.sort_values(["unit", "t"], kind="stable").reset_index(drop=True)
+    per_unit = df.groupby("unit", sort=True)["g"].nunique()
+    if (per_unit > 1).any():
+        raise InputError("population panel", "the adoption month g must be constant within a "
+                         "unit", column="g", rows=list(per_unit.index[per_unit > 1][:5]))
+    units = df.groupby("unit", sort=True)[["g", "cluster"]].first()
+    if not ((units["g"] > 0).any() and (units["g"] == 0).any()):
+        raise InputError("population panel", "a plasmode of the roll-out needs adopting and "
+                         "never-adopting units", column="g")
+    # Permute over PCNs when every PCN's units adopt together (and there are several PCNs),
+    # else over units.
+    by_cluster = units.groupby("cluster")["g"].nunique()
+    blocks_are_clusters = bool((by_cluster == 1).all() and len(by_cluster) > 1
+                               and len(by_cluster) < len(units))
+    block_of_unit = (pd.factorize(units["cluster"])[0] if blocks_are_clusters
+                     else np.arange(len(units)))
+    n_blocks = int(block_of_unit.max()) + 1
+    block_g = np.zeros(n_blocks, dtype=np.int64)
+    block_g[block_of_unit] = units["g"].to_numpy(dtype=np.int64)
+
+    unit_index = pd.Index(units.index).get_indexer(df["unit"])
+    t = df["t"].to_numpy(dtype=np.int64)
+    counts = df["admissions"].to_numpy()
+    if np.any(counts < 0) or np.any(np.floor(counts) != counts):
+        raise InputError("population panel", "admissions must be non-negative integers",
+                         column="admissions")
+    counts = counts.astype(np.int64)
+    owner = np.repeat(np.arange(len(df)), counts)     # one entry per admission: its row
+    estimator = estimator or PopulationITT(honest_m=())
+    refit = _without_honest(estimator)
+
+    seq = np.random.SeedSequence(int(seed))
+    rows: list[dict[str, Any]] = []
+    work = df.copy()
+    quiet = logging.getLogger("phm_eval")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for rep, child in enumerate(seq.spawn(int(n_replicates))):
+            rng = np.random.default_rng(child)
+            placebo_g = rng.permutation(block_g)[block_of_unit][unit_index]
+            exposed = (placebo_g > 0) & (t >= placebo_g)
+            uniform = rng.random(owner.size)          # shared by all targets
+            work["g"] = placebo_g
+            arm = (placebo_g > 0).astype(int)
+            for target in targets:
+                drop = (uniform >= target) & exposed[owner]
+                new_counts = counts - np.bincount(owner[drop], minlength=len(df))
+                work["admissions"] = new_counts
+                rows.append(_one(refit, work, target, rep, arm, new_counts, seed))
+    finally:
+        quiet.setLevel(level)
+    replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
+    failed = int(replicates["log_estimate"].isna().sum())
+    if failed:
+        log.warning("population plasmode: %d of %d replicates not estimable", failed,
+                    len(replicates))
+    n_adopting = int((units["g"] > 0).sum())
+    baseline = ("adoption months permuted at random over the "
+                + ("PCNs" if blocks_are_clusters else "adopting units")
+                + " (null in expectation), then the eligible population's emergency "
+                  "admissions in placebo-adopting units thinned to the target from adoption")
+    return PlasmodeResult(replicates, n_adopting, int(len(units) - n_adopting), n_blocks,
+                          int(seed), estimator.alpha, baseline,
+                          extra={"method": METHOD, "estimand": "ITT population",
+                                 "permuted": "PCNs" if blocks_are_clusters else "units"})
+
+
+def _without_honest(estimator: PopulationITT) -> PopulationITT:
+    """A copy of the run's estimator that skips Honest DiD (it does not enter the rate ratio)."""
+    return PopulationITT(control_group=estimator.control_group,
+                         base_months=estimator.base_months, min_e=estimator.min_e,
+                         max_e=estimator.max_e, honest_max_e=estimator.honest_max_e,
+                         honest_m=(), alpha=estimator.alpha,
+                         small_sample=estimator.small_sample)
+
+
+def _one(estimator: PopulationITT, work: pd.DataFrame, target: float, rep: int,
+         arm_of_row: np.ndarray, counts: np.ndarray, seed: int) -> dict[str, Any]:
+    """Fit one replicate; a failure is a row with NaN estimates and the reason."""
+    base = {"target_rate_ratio": target, "replicate": rep,
+            "events_treated": int(counts[arm_of_row == 1].sum()),
+            "events_control": int(counts[arm_of_row == 0].sum())}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = estimator.fit(work, seed=seed)
+        record = result.records[0]
+        est, lo, hi = (float(record[k]) if record[k] is not None else math.nan
+                       for k in ("estimate", "ci_low", "ci_high"))
+        if not (est > 0 and lo > 0 and hi > 0 and np.isfinite([est, lo, hi]).all()):
+            raise ValueError("estimate or interval not finite")
+    except (InputError, ConfigError):
+        raise
+    except Exception as exc:  # one replicate that cannot be estimated is recorded, not fatal
+        return base | {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                       "log_estimate": math.nan, "se_log": math.nan, "covered": math.nan,
+                       "significant_reduction": math.nan, "rejected": math.nan,
+                       "fallback": None, "note": f"{type(exc).__name__}: {exc}"}
+    return base | {
+        "estimate": est, "ci_low": lo, "ci_high": hi, "log_estimate": math.log(est),
+        "se_log": float(result.details["se_log_rr"]),
+        "covered": float(lo <= target <= hi), "significant_reduction": float(hi < 1),
+        "rejected": float(hi < 1 or lo > 1), "fallback": record.get("fallback"),
+        "note": None}
