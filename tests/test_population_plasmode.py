@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phm_eval.errors import ConfigError, InputError
+from phm_eval.errors import ConfigError, EstimationError, InputError
+from phm_eval.evaluate.population import PopulationITT
 from phm_eval.evaluate.population_plasmode import population_plasmode
 
 WAVES = {13: 6, 25: 6, 37: 4, 0: 8}   # adoption month (t) -> units; 0 never adopts
@@ -89,7 +90,13 @@ def test_bad_settings_and_panels_are_errors():
         population_plasmode(panel, 1.2, 5)
     with pytest.raises(ConfigError, match="at least 2"):
         population_plasmode(panel, 0.9, 1)
-    with pytest.raises(InputError, match="never-adopting"):
+    with pytest.raises(EstimationError, match="same month"):
         population_plasmode(panel.assign(g=13), 0.9, 5)
+    # every unit adopting, at different times (a not-yet-adopted comparison): still checked
+    staggered = panel.assign(g=np.where(panel["g"] == 0, 25, panel["g"]))
+    result = population_plasmode(staggered, 0.9, 2,
+                                 estimator=PopulationITT(control_group="notyettreated",
+                                                         honest_m=()))
+    assert result.n_control == 0 and len(result.replicates) == 2
     with pytest.raises(InputError, match="weight"):
         population_plasmode(panel.drop(columns="weight"), 0.9, 5)

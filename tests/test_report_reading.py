@@ -224,3 +224,32 @@ def test_small_rates_and_unestimable_analyses_read_plainly(tmp_path):
                     available=set(), policy=POLICY, synthetic=True)
     text = not_estimable_text(run)
     assert NOTE in text and "rate ratio = " not in text
+
+
+def test_each_estimate_is_shown_with_its_own_designs_check(tmp_path):
+    """design_check.json holds the matched design's check at its top level and the population
+    design's under ``itt``: the primary estimate gets its own design's check, the other
+    estimate its own power, never the other design's."""
+    import json
+
+    check = {"n_replicates": 50, "true_rate_ratio": 0.85, "estimand": "ATT enrolled",
+             "targets": [{"rate_ratio": 1.0, "power": 0.02, "coverage": 0.96},
+                         {"rate_ratio": 0.85, "power": 0.61, "coverage": 0.94}],
+             "itt": {"n_replicates": 50, "true_rate_ratio": 0.93, "estimand": "ITT population",
+                     "targets": [{"rate_ratio": 1.0, "power": 0.04, "coverage": 0.93},
+                                 {"rate_ratio": 0.93, "power": 0.27, "coverage": 0.95}]}}
+    itt = dict(ITT, estimate=0.93, ci_low=0.85, ci_high=1.02, note=None, primary=True,
+               n_units_treated=15, n_units_control=7)
+    enrolled = dict(PRIMARY, primary=False)
+    folder = _folder(tmp_path, {"evaluate/design_check.json": json.dumps(check)})
+    section, _ = headline_section(folder, read_effects([itt, enrolled]), {}, POLICY)
+    paragraphs = [blk.get("text", "") for blk in section["blocks"]]
+    design = next(t for t in paragraphs if t.startswith("The design was checked"))
+    assert "which units adopted when was re-drawn" in design
+    assert "(0.93), the evaluation detected the effect in 27% of simulations" in design
+    assert "61%" not in design
+    other = next(blk for blk in section["blocks"] if blk["kind"] == "callout")
+    assert "(0.85), the evaluation detected the effect in 61% of simulations" in other["text"]
+    table = next(blk for d in section["blocks"] if d["kind"] == "details"
+                 for blk in d["blocks"] if blk["kind"] == "table")
+    assert [row[0] for row in table["rows"]] == ["1.00", "0.93"]

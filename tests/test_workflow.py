@@ -119,6 +119,15 @@ def test_design_check_on_the_runs_own_data(smoke_run):
     assert [t["rate_ratio"] for t in check["targets"]][:2] == [1.0, 0.85]
     assert all(0 <= t["power"] <= 1 for t in check["targets"])
     assert check["n_replicates"] == 8
+    # Smoke's three practices in one PCN give the population-level estimate no interval, so
+    # its design is not checked, and the file says why.
+    itt = check["itt"]
+    assert itt["estimand"] == "ITT population" and itt["targets"] == []
+    assert itt["note"].startswith("not checked: the population-level estimate has no "
+                                  "confidence interval")
+    assert "population (ITT): not checked" in done.stdout
+    table = pd.read_csv(smoke_run / "evaluate" / "design_check.csv")
+    assert set(table["estimand"]) == {"ATT enrolled"}
 
 
 def test_the_real_report_speaks_to_people(smoke_run):

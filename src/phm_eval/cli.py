@@ -66,38 +66,34 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _design_check(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .config import load_config
-    from .evaluate.estimands import design_check_report
-    from .jsonio import read_json, write_json
+    from .jsonio import read_json
+    from .workflow_support import run_design_check
 
     config_path = _config_file(args.config)
     config = load_config(config_path)
     results = Path(config["results_dir"])
-    analysed = results / outputs.ANALYSED
-    if not analysed.exists():
-        raise PhmEvalError(f"{analysed} not found: run `phm-eval run --config {config_path}` "
-                           "first (the check re-analyses the run's matched design)")
-    frame = pd.read_parquet(analysed)
-    if frame.empty:
-        raise PhmEvalError("the run's matched design could not be estimated, so there is no "
-                           "power to check")
-    truth_file = results / outputs.TRUTH
-    truth = read_json(truth_file) if truth_file.exists() else {}
-    check = (config["evaluate"].get("design_check") or {})
-    replicates = args.replicates or int(check.get("replicates") or 200)
-    seed = args.seed if args.seed is not None else int(check.get("seed", 1))
-    report = design_check_report(frame, n_replicates=replicates, seed=seed,
-                                 true_rate_ratio=(truth.get("true_effect") or {})
-                                 .get("hazard_ratio"))
-    written = results / outputs.DESIGN_CHECK
-    written.parent.mkdir(parents=True, exist_ok=True)
-    report.summary.to_csv(results / outputs.DESIGN_CHECK_CSV, index=False)
-    write_json(written, report.to_dict())
-    for row in report.to_dict()["targets"]:
-        print(f"injected rate ratio {row['rate_ratio']:.3f}: power {row['power']:.2f}, "
-              f"coverage {row['coverage']:.2f} ({replicates} replicates)")
+    needed = [results / path for path in (outputs.ANALYSED, outputs.ITT_PANEL,
+                                          outputs.ITT_DESIGN)]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        raise PhmEvalError(f"{', '.join(missing)} not found: run `phm-eval run --config "
+                           f"{config_path}` first (the check re-analyses the run's designs)")
+    check = dict(config["evaluate"].get("design_check") or {})
+    check["replicates"] = args.replicates or int(check.get("replicates") or 200)
+    if args.seed is not None:
+        check["seed"] = args.seed
+    written = run_design_check(results, check)   # the workflow's own stage
+    summary = read_json(written)
+    for name, part in (("enrolled (matched)", summary), ("population (ITT)",
+                                                        summary.get("itt") or {})):
+        for row in part.get("targets") or []:
+            power, coverage = (("n/a" if row.get(k) is None else f"{row[k]:.2f}")
+                               for k in ("power", "coverage"))
+            print(f"{name}: injected rate ratio {row['rate_ratio']:.3f}: power {power}, "
+                  f"coverage {coverage} ({check['replicates']} replicates)")
+        if part.get("note"):
+            print(f"{name}: {part['note']}")
     print(f"Wrote {written}; `phm-eval run --config {config_path}` puts it "
           "in the report.")
     return 0
@@ -337,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dc = sub.add_parser("design-check",
                         help="power of a finished run's design on its own data (plasmode)",
-                        description="Re-analyse the run's matched design with known effects "
-                                    "injected into its own data: bias, coverage and power.")
+                        description="Re-analyse the run's two designs (matched enrolled and "
+                                    "population roll-out) with known effects injected into "
+                                    "its own data: bias, coverage and power.")
     dc.add_argument("--config", default=None, help="the run's configuration")
     dc.add_argument("--replicates", type=int, default=None,
                     help="re-analyses per injected effect (default: the configuration's)")

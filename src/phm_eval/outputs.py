@@ -154,6 +154,9 @@ ITT_EVENT_STUDY = _declare("evaluate/itt_event_study.csv", "evaluate")
 ITT_PRETREND = _declare("evaluate/itt_pretrend.json", "evaluate")
 ITT_HONEST = _declare("evaluate/itt_honest.csv", "evaluate")
 ANALYSED = _declare("evaluate/analysed.parquet", "evaluate", internal=True)
+#: The population-level design's unit-month panel and settings, for its plasmode check.
+ITT_PANEL = _declare("evaluate/itt_panel.parquet", "evaluate", internal=True)
+ITT_DESIGN = _declare("evaluate/itt_design.json", "evaluate", internal=True)
 DESIGN_CHECK = _declare("evaluate/design_check.json", "design_check", when=WHEN_DESIGN_CHECK)
 DESIGN_CHECK_CSV = _declare("evaluate/design_check.csv", "design_check",
                             when=WHEN_DESIGN_CHECK)

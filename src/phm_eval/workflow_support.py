@@ -260,3 +260,22 @@ def run_stage(smk: Any) -> None:
         _write_failure(smk, log_path, f"{type(exc).__name__}: {exc}", expected=False)
         raise
     log.info("stage %s finished in %.1f s", stage, time.time() - started)
+
+
+def run_design_check(results: Path, design_check: dict[str, Any]) -> Path:
+    """Run the workflow's ``design_check`` stage on a finished run's files (``phm-eval
+    design-check``): the same stage the rule runs, with its inputs and outputs where the
+    rule keeps them under ``results``. Returns the summary JSON it wrote."""
+    from . import outputs
+
+    truth = results / outputs.TRUTH
+    written = results / outputs.DESIGN_CHECK
+    written.parent.mkdir(parents=True, exist_ok=True)
+    stage_function("evaluate.design_check")(StageCall(
+        inputs={"analysed": results / outputs.ANALYSED,
+                "itt_panel": results / outputs.ITT_PANEL,
+                "itt_design": results / outputs.ITT_DESIGN,
+                "truth": [truth] if truth.exists() else []},
+        params={"design_check": dict(design_check)},
+        outputs=(written, results / outputs.DESIGN_CHECK_CSV)))
+    return written

@@ -33,10 +33,14 @@ rule evaluate:
 
 
 rule design_check:
-    """Power on this run's own data: the matched design re-analysed with known effects injected
-    (plasmode simulation); matching is reused, only the outcome model is refitted."""
+    """Power on this run's own data: both designs re-analysed with known effects injected
+    (plasmode simulation). Matched design: arms re-drawn within matched sets, matching reused,
+    only the outcome model refitted; population design: adoption permuted over units, the
+    staggered difference in differences refitted on the unit-month panel."""
     input:
         analysed=R(out.ANALYSED),
+        itt_panel=R(out.ITT_PANEL),
+        itt_design=R(out.ITT_DESIGN),
         truth=truth_inputs(),
     output:
         json=R(out.DESIGN_CHECK),

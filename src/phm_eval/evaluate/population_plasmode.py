@@ -38,12 +38,14 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, EstimationError, InputError
+from .estimands import DesignCheck
 from .plasmode import REPLICATE_COLUMNS, PlasmodeResult
 from .population import PopulationITT
 from .population_panel import PopulationPanel
@@ -92,8 +94,9 @@ def population_plasmode(
     ConfigError
         For a target outside ``(0, 1]`` or fewer than two replicates.
     InputError
-        When the panel lacks a column, has no adopting or no never-adopting unit, or its
-        adoption month is not constant within a unit.
+        When the panel lacks a column or its adoption month is not constant within a unit.
+    EstimationError
+        When no unit adopts, or all adopt in the same month (nothing to re-draw).
     """
     df = (panel.panel if isinstance(panel, PopulationPanel) else panel).copy()
     targets = [float(rate_ratios)] if np.isscalar(rate_ratios) else [float(r) for r in
@@ -115,9 +118,10 @@ def population_plasmode(
         raise InputError("population panel", "the adoption month g must be constant within a "
                          "unit", column="g", rows=list(per_unit.index[per_unit > 1][:5]))
     units = df.groupby("unit", sort=True)[["g", "cluster"]].first()
-    if not ((units["g"] > 0).any() and (units["g"] == 0).any()):
-        raise InputError("population panel", "a plasmode of the roll-out needs adopting and "
-                         "never-adopting units", column="g")
+    if not (units["g"] > 0).any() or units["g"].nunique() < 2:
+        raise EstimationError("a plasmode of the roll-out needs units that adopt at different "
+                              "times (or never): re-drawing who adopts when changes nothing "
+                              "when every unit adopts in the same month")
     # Permute over PCNs when every PCN's units adopt together (and there are several PCNs),
     # else over units.
     by_cluster = units.groupby("cluster")["g"].nunique()
@@ -214,3 +218,55 @@ def _one(estimator: PopulationITT, work: pd.DataFrame, target: float, rep: int,
         "covered": float(lo <= target <= hi), "significant_reduction": float(hi < 1),
         "rejected": float(hi < 1 or lo > 1), "fallback": record.get("fallback"),
         "note": None}
+
+
+@dataclass(frozen=True)
+class PopulationDesignCheck(DesignCheck):
+    """Plasmode power of the population-level design on a run's own panel (as
+    :class:`~phm_eval.evaluate.estimands.DesignCheck` for the matched design)."""
+
+    permuted: str = "units"
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {"method": METHOD, "estimand": "ITT population",
+                                    "permuted": self.permuted}
+
+
+def population_design_check(
+    panel: PopulationPanel | pd.DataFrame,
+    *,
+    n_replicates: int = 200,
+    seed: int = 1,
+    true_rate_ratio: float | None = None,
+    mde_rate_ratio: float | None = None,
+    estimator: PopulationITT | None = None,
+) -> PopulationDesignCheck:
+    """Plasmode power of the population-level design at no effect, at the synthetic truth
+    (real data: a 10 % reduction) and at the design's analytic minimum detectable effect.
+
+    Parameters
+    ----------
+    panel : PopulationPanel or pandas.DataFrame
+        The unit-month panel of the ITT analysis.
+    n_replicates : int
+        Re-analyses per injected rate ratio.
+    seed : int
+    true_rate_ratio : float, optional
+        The ITT rate ratio the synthetic generator implies.
+    mde_rate_ratio : float, optional
+        The analytic minimum detectable ITT rate ratio, injected as well.
+    estimator : PopulationITT, optional
+        The run's estimator (its comparison group); Honest DiD is skipped.
+    """
+    targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.9]
+    if (mde_rate_ratio is not None and np.isfinite(mde_rate_ratio)
+            and 0 < mde_rate_ratio < 1
+            and round(mde_rate_ratio, 3) not in [round(t, 3) for t in targets]):
+        targets.append(round(float(mde_rate_ratio), 3))
+    result = population_plasmode(panel, tuple(targets), n_replicates, seed=seed,
+                                 estimator=estimator)
+    return PopulationDesignCheck(summary=result.summary(), n_replicates=n_replicates,
+                                 true_rate_ratio=true_rate_ratio,
+                                 mde_rate_ratio=(None if mde_rate_ratio is None
+                                                 else float(mde_rate_ratio)),
+                                 permuted=result.extra["permuted"])

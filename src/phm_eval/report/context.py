@@ -176,8 +176,16 @@ def _design_check_power(targets: list[Mapping[str, Any]], true_rr: Any, mde_rr: 
     return "".join(parts)
 
 
+def _design_block(check: Any, effect: Effect) -> Any:
+    """The part of evaluate/design_check.json that checked ``effect``'s design: ``itt`` for the
+    population-level estimate, the top level for the matched (enrolled) one."""
+    if not isinstance(check, Mapping):
+        return None
+    return check.get("itt") if effect.is_population else check
+
+
 def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
-    """Plasmode power and coverage of the design, from evaluate/design_check.json."""
+    """Plasmode power and coverage of one design, from its part of design_check.json."""
     if not isinstance(check, Mapping):
         return []
     targets = [t for t in check.get("targets") or [] if isinstance(t, Mapping)
@@ -188,9 +196,13 @@ def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     reps = f"{int(n_rep):,} " if isinstance(n_rep, (int, float)) else ""
     true_rr = check.get("true_rate_ratio")
     blocks: list[dict[str, Any]] = []
+    how = (" (which units adopted when was re-drawn at random, then the effect written into "
+           "the eligible people's admissions after adoption)" if primary.is_population else
+           " (which member of each matched set was enrolled was re-drawn at random, then the "
+           "effect written into the enrolled patients' admissions)")
     text = (f"The design was checked by simulation: {reps}copies of these data with a known "
-            "effect written in (plasmode simulation) were analysed exactly as the real data "
-            "were.")
+            f"effect written in{how} (plasmode simulation) were analysed exactly as the real "
+            "data were.")
     text += _design_check_power(targets, true_rr, check.get("mde_rate_ratio"))
     null = next((t for t in targets if abs(float(t["rate_ratio"]) - 1.0) < 1e-9), None)
     if null is not None and null.get("power") is not None:
@@ -265,7 +277,7 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
             "A result like this does not prove the programme has no effect: this evaluation "
             f"cannot tell any effect apart from chance.{span} Other benefits the programme may "
             "bring (patient experience, care planning) are not measured here."))
-    blocks.extend(_design_check(check, effect))
+    blocks.extend(_design_check(_design_block(check, effect), effect))
     other = other_estimand(effects, effect)
     if other is not None:
         other_head = describe_headline(other, unit_cost=unit_cost, policy=policy)
@@ -274,6 +286,13 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
             text += " " + other_head.power
         if other.estimable:
             text += f" ({_estimate_line(other)}.)"
+        other_check = _design_block(check, other)
+        if isinstance(other_check, Mapping):
+            power = _design_check_power(
+                [t for t in other_check.get("targets") or [] if isinstance(t, Mapping)
+                 and t.get("rate_ratio") is not None],
+                other_check.get("true_rate_ratio"), other_check.get("mde_rate_ratio"))
+            text += power
         blocks.append(b.callout(
             text, tone="note",
             title=f"The other question: {other.estimand_label.lower()}"))

@@ -4,6 +4,7 @@ effects.json, disclosure-controlled tables and figures."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,7 +28,8 @@ from ..evaluate.estimands import (
 )
 from ..evaluate.pipeline import ADJUSTMENT, CLUSTER, evaluate_programme
 from ..evaluate.plots import forest_plot, rtm_plot
-from ..evaluate.population import population_itt
+from ..evaluate.population import PopulationITT, population_itt
+from ..evaluate.population_plasmode import population_design_check
 from ..jsonio import read_json
 from ..matching.balance import distinct_covariates
 from ..matching.plots import love_plot
@@ -141,6 +143,7 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
     except Exception as exc:  # noqa: BLE001 - one design failing must not sink the run
         reason = not_estimable_text(str(exc) or type(exc).__name__)
         log.warning("population-level (ITT) analysis %s", reason)
+        _write_itt_design(call, None, None, reason)
         write_json(output(call, "itt_pretrend.json"), {"statistic": None, "df": None,
                                                       "p_value": None, "note": reason})
         output(call, "itt_event_study.csv").write_text("event_time,att,se,ci_low,ci_high\n")
@@ -157,6 +160,13 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
             record["fallback"] = "; ".join(x for x in (fallback, record.get("fallback")) if x)
     mde, reason = population_mde(itt)
     attach_mde(records, ITT_POPULATION, mde, reason)
+    if records[0].get("ci_low") is None:
+        # No interval (too few units to cluster on): there is no power to check either.
+        _write_itt_design(call, None, None, "not checked: the population-level estimate has "
+                          "no confidence interval on these data (too few units to cluster on)")
+    else:
+        _write_itt_design(call, itt, _itt_control_group(fallback, control), None,
+                          None if mde is None else mde.mde_rate_ratio)
     pretrend = dict(itt.pretrend)
     pretrend["informative"] = True
     write_json(output(call, "itt_pretrend.json"), pretrend)
@@ -171,6 +181,28 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
               "Event study of emergency admissions in the eligible population by month "
               "since the unit adopted the programme.")
     return records
+
+
+def _itt_control_group(fallback: str | None, requested: str) -> str:
+    """The comparison group the population-level analysis used (the fallback is not-yet)."""
+    return "notyettreated" if fallback else requested
+
+
+def _write_itt_design(call: StageCall, itt: Any, control_group: str | None,
+                      reason: str | None, mde_rate_ratio: float | None = None) -> None:
+    """The unit-month panel and the estimator's settings, which the design check re-analyses
+    (internal: the panel holds small unit-month counts). Without an estimate, an empty panel
+    and the reason."""
+    if itt is None or itt.panel is None:
+        pd.DataFrame(columns=["unit", "t", "admissions", "person_months", "g", "weight",
+                              "cluster"]).to_parquet(output(call, "itt_panel.parquet"))
+        write_json(output(call, "itt_design.json"), {"estimable": False, "note": reason})
+        return
+    cols = ["unit", "t", "admissions", "person_months", "g", "weight", "cluster"]
+    itt.panel.panel[cols].to_parquet(output(call, "itt_panel.parquet"), index=False)
+    write_json(output(call, "itt_design.json"), {
+        "estimable": True, "control_group": control_group,
+        "mde_rate_ratio": mde_rate_ratio, "alpha": 0.05})
 
 
 def _not_estimable(call: StageCall, reason: str) -> list[dict]:
@@ -279,25 +311,59 @@ def _figures(call: StageCall, result, rtm) -> None:
 
 
 def design_check(call: StageCall) -> None:
-    """Plasmode power of the matched design on this run's own data: known rate ratios
-    injected (no effect, the synthetic truth or a 15 % reduction, and the design's analytic
-    minimum detectable effect), the outcome model refitted, matching reused (params
-    ``design_check``; inputs ``analysed`` and ``truth``, a list: the synthetic truth or
-    nothing)."""
+    """Plasmode power of both designs on this run's own data: known rate ratios injected (no
+    effect, the synthetic truth or an assumed reduction, and the design's analytic minimum
+    detectable effect) and the design refitted (params ``design_check``; inputs ``analysed``,
+    ``itt_panel``, ``itt_design`` and ``truth``, a list: the synthetic truth or nothing).
+    ``design_check.json`` holds the matched design's check at its top level (``estimand``
+    "ATT enrolled") and the population design's under ``itt``."""
     cfg = call.params["design_check"]
     analysed = pd.read_parquet(call.inputs["analysed"])
     csv, summary_json = output(call, "design_check.csv"), output(call, "design_check.json")
-    if analysed.empty or "treated" not in analysed.columns:
-        # The matched design could not be estimated: there is no design to check.
-        pd.DataFrame(columns=["target_rate_ratio", "power", "coverage"]).to_csv(
-            csv, index=False)
-        write_json(summary_json, {"targets": [], "n_replicates": 0, "note": (
-            "not estimable: the matched design could not be estimated on these data")})
-        return
     truth_files = list(call.inputs.get("truth") or [])
     truth = read_json(truth_files[0]) if truth_files else None
     true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
-    report = design_check_report(analysed, n_replicates=int(cfg.get("replicates", 200)),
-                                 seed=int(cfg.get("seed", 1)), true_rate_ratio=true_rr)
-    report.summary.to_csv(csv, index=False)
-    write_json(summary_json, report.to_dict())
+    n_replicates, seed = int(cfg.get("replicates", 200)), int(cfg.get("seed", 1))
+    tables = []
+    if analysed.empty or "treated" not in analysed.columns:
+        # The matched design could not be estimated: there is no design to check.
+        summary = {"estimand": ATT_ENROLLED, "targets": [], "n_replicates": 0, "note": (
+            "not estimable: the matched design could not be estimated on these data")}
+    else:
+        report = design_check_report(analysed, n_replicates=n_replicates, seed=seed,
+                                     true_rate_ratio=true_rr)
+        tables.append(report.summary.assign(estimand=ATT_ENROLLED))
+        summary = report.to_dict() | {"estimand": ATT_ENROLLED}
+    population = _population_design_check(call, truth, n_replicates, seed)
+    if population is not None:
+        tables.append(population.summary.assign(estimand=ITT_POPULATION))
+        summary["itt"] = population.to_dict()
+    else:
+        design = read_json(call.inputs["itt_design"])
+        summary["itt"] = {"estimand": ITT_POPULATION, "targets": [], "n_replicates": 0,
+                          "note": design.get("note") or (
+                              "not checked: every adopting unit adopted in the same month, so "
+                              "re-drawing who adopts when changes nothing")}
+    table = (pd.concat(tables, ignore_index=True) if tables else
+             pd.DataFrame(columns=["target_rate_ratio", "power", "coverage", "estimand"]))
+    table.to_csv(csv, index=False)
+    write_json(summary_json, summary)
+
+
+def _population_design_check(call: StageCall, truth: dict | None, n_replicates: int,
+                             seed: int) -> Any:
+    """The population-level design's plasmode check (None when that design had no estimate):
+    no effect, the synthetic truth (or a 7 % reduction) and its analytic MDE."""
+    design = read_json(call.inputs["itt_design"])
+    if not design.get("estimable"):
+        return None
+    panel = pd.read_parquet(call.inputs["itt_panel"])
+    true_itt = ((truth or {}).get("itt_population") or {}).get("rate_ratio")
+    try:
+        return population_design_check(
+            panel, n_replicates=n_replicates, seed=seed, true_rate_ratio=true_itt,
+            mde_rate_ratio=design.get("mde_rate_ratio"),
+            estimator=PopulationITT(control_group=design["control_group"], honest_m=()))
+    except EstimationError as exc:
+        log.warning("population-level design check not run: %s", exc)
+        return None
