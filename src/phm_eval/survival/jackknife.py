@@ -29,9 +29,9 @@ from phm_eval.errors import EstimationError
 
 #: Clusters refitted together (columns of the coefficient block).
 BLOCK = 128
-#: Iterations with the information held at the full-sample fit (cheap) before switching to
-#: full Newton steps (the information recomputed at each refit's current estimate).
-CHORD_ITER = 8
+#: Steps with the information held at the full-sample fit (the first is the one-step
+#: estimate) before full Newton steps with the observed information at each refit's estimate.
+CHORD_ITER = 1
 #: Newton iterations allowed per block before the refits are declared not converged.
 MAX_ITER = 50
 #: Convergence: largest change of any refitted coefficient in one iteration.
@@ -148,6 +148,9 @@ class _Fit:
     def __init__(self, X, y, offset, dispersion, order, starts, left_inverse) -> None:
         self.X, self.y, self.offset, self.dispersion = X, y, offset, dispersion
         self.order, self.starts, self.left_inverse = order, starts, left_inverse
+        n, k = X.shape
+        # x x' of every row, flattened: information matrices become matrix products
+        self.outer = (X[:, :, None] * X[:, None, :]).reshape(n, k * k)
 
     def exact(self, ids: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Exact refits without each cluster in ``ids`` from ``start`` (len(ids), k)."""
@@ -171,10 +174,12 @@ class _Fit:
                     # the information without the cluster at the full-sample fit
                     step = np.einsum("bij,jb->ib", self.left_inverse[block], score)
                 else:
-                    # full Newton: the information at each refit's current estimate
-                    w_b = mu_b / (1.0 + dispersion * mu_b)
+                    # full Newton: the observed information at each refit's current
+                    # estimate (the NB2 log link is not canonical: the expected information
+                    # would make these Fisher-scoring steps, which converge only linearly)
+                    w_b = mu_b * (1.0 + dispersion * y[:, None]) / (1.0 + dispersion * mu_b) ** 2
                     w_b[own_rows, own_cols] = 0.0
-                    info = np.einsum("ni,nb,nj->bij", X, w_b, X)
+                    info = (self.outer.T @ w_b).T.reshape(block.size, X.shape[1], -1)
                     try:
                         step = np.linalg.solve(info, score.T[:, :, None])[:, :, 0].T
                     except np.linalg.LinAlgError:
@@ -216,7 +221,7 @@ class _Fit:
         n, k = X.shape
         eta = X @ params + self.offset
         r0, r1, r2, r3 = self._derivatives(eta)
-        outer = (X[:, :, None] * X[:, None, :]).reshape(n, k * k)
+        outer = self.outer
         score0 = X.T @ r0
         hess1 = X.T @ (r1[:, None] * X)
         hess2 = ((outer * r2[:, None]).T @ X).reshape(k, k, k)
@@ -233,11 +238,14 @@ class _Fit:
             own_score = np.add.reduceat(Xs * own0[:, None], heads, axis=0)
             own_hess = np.add.reduceat(outer[order] * own1[:, None], heads,
                                        axis=0).reshape(n_groups, k, k)
-            rest = (score0 + shift @ hess1
-                    + 0.5 * np.einsum("ijk,gj,gk->gi", hess2, shift, shift)
-                    + np.einsum("ijkl,gj,gk,gl->gi", hess3, shift, shift, shift) / 6.0)
-            rest_hess = (hess1 + np.einsum("ijk,gk->gij", hess2, shift)
-                         + 0.5 * np.einsum("ijkl,gk,gl->gij", hess3, shift, shift))
+            pair = (shift[:, :, None] * shift[:, None, :]).reshape(n_groups, k * k)
+            h2 = hess2.reshape(k * k, k)            # [(i, j), l]: symmetric in all three
+            h3 = hess3.reshape(k * k, k * k)        # [(i, j), (l, m)]
+            rest = (score0 + shift @ hess1 + 0.5 * pair @ h2
+                    + ((pair @ h3.T).reshape(n_groups, k, k) @ shift[:, :, None])[:, :, 0]
+                    / 6.0)
+            rest_hess = (hess1 + (shift @ h2.T).reshape(n_groups, k, k)
+                         + 0.5 * (pair @ h3.T).reshape(n_groups, k, k))
             with np.errstate(invalid="ignore"):
                 step = -np.linalg.solve(rest_hess - own_hess,
                                         (rest - own_score)[:, :, None])[:, :, 0]
