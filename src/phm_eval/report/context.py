@@ -196,13 +196,12 @@ def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     reps = f"{int(n_rep):,} " if isinstance(n_rep, (int, float)) else ""
     true_rr = check.get("true_rate_ratio")
     blocks: list[dict[str, Any]] = []
-    how = (" (which units adopted when was re-drawn at random, then the effect written into "
-           "the eligible people's admissions after adoption)" if primary.is_population else
-           " (which member of each matched set was enrolled was re-drawn at random, then the "
-           "effect written into the enrolled patients' admissions)")
-    text = (f"The design was checked by simulation: {reps}copies of these data with a known "
-            f"effect written in{how} (plasmode simulation) were analysed exactly as the real "
-            "data were.")
+    how = ("which units adopted when was re-drawn at random and a known effect was written "
+           "into the eligible people's admissions after adoption" if primary.is_population else
+           "which member of each matched set was enrolled was re-drawn at random and a known "
+           "effect was written into the enrolled patients' admissions")
+    text = (f"The design was checked by simulation (plasmode): in {reps}copies of these data, "
+            f"{how}, and each copy was analysed exactly as the real data were.")
     text += _design_check_power(targets, true_rr, check.get("mde_rate_ratio"))
     null = next((t for t in targets if abs(float(t["rate_ratio"]) - 1.0) < 1e-9), None)
     if null is not None and null.get("power") is not None:
