@@ -334,14 +334,24 @@ def markdown_table(paths: list[Path]) -> str:
     return "\n\n".join(tables)
 
 
-def merge(paths: list[Path], out: Path) -> None:
-    """Merge result files of one study (same estimand, settings and code) run in parts."""
+def merge(paths: list[Path], out: Path, same_results: list[int] | None = None) -> None:
+    """Merge result files of one study (same estimand, settings and code) run in parts.
+
+    Parts run on different commits merge only with ``same_results``: replications of the
+    first part that were rerun on the later code and gave the same rows (checked here, not
+    taken on trust: each is rerun and compared, estimate and interval to 1e-12).
+    """
     docs = [json.loads(Path(p).read_text()) for p in paths]
     first = docs[0]
     for doc in docs[1:]:
-        for key in ("estimand", "settings", "code"):
+        for key in ("estimand", "settings"):
             if doc[key] != first[key]:
                 sys.exit(f"cannot merge: {key} differs")
+        if doc["code"] != first["code"]:
+            if not same_results:
+                sys.exit("cannot merge: the parts ran on different code; rerun some of the "
+                         "first part's replications on the later code (--same-results)")
+            _check_same_results(first, same_results)
     rows = {r["replication"]: r for doc in docs for r in doc["replications"]}
     merged = {k: v for k, v in first.items() if k not in ("summary", "replications")}
     merged["replications"] = [rows[r] for r in sorted(rows)]
@@ -349,9 +359,13 @@ def merge(paths: list[Path], out: Path) -> None:
         {"replications": [min(r["replication"] for r in d["replications"]),
                           max(r["replication"] for r in d["replications"])],
          "n": len(d["replications"]), "started_utc": d.get("started_utc"),
-         "wall_seconds": d.get("wall_seconds_total")}
+         "wall_seconds": d.get("wall_seconds_total"), "code": d["code"]}
         for d in docs
     ]
+    if same_results:
+        merged["same_results_checked"] = {
+            "replications": sorted(same_results),
+            "note": "rerun on the later parts' code and identical to the first part's rows"}
     # the parts overlap in time: the study's wall time is from the first start to the last save
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     start = min(datetime.strptime(d["started_utc"], stamp) for d in docs)
@@ -360,6 +374,18 @@ def merge(paths: list[Path], out: Path) -> None:
     merged.pop("wall_seconds_this_session", None)
     merged.pop("wall_seconds_previous_sessions", None)
     _write(out, merged)
+
+
+def _check_same_results(doc: dict, replications: list[int]) -> None:
+    """Rerun ``replications`` of ``doc`` on the code imported now; stop unless identical."""
+    stored = {r["replication"]: r for r in doc["replications"]}
+    for r in replications:
+        again = replicate(doc["estimand"], doc["settings"], r)
+        for key in ("estimate", "ci_low", "ci_high", "truth"):
+            if not math.isclose(again[key], stored[r][key], rel_tol=1e-12, abs_tol=0):
+                sys.exit(f"cannot merge: replication {r} differs on the later code ({key}: "
+                         f"{stored[r][key]!r} then, {again[key]!r} now)")
+        print(f"replication {r}: same result on the later code", flush=True)
 
 
 def _elapsed(doc: dict, t0: float) -> None:
@@ -384,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="first replication to run (to split a study over processes)")
     ap.add_argument("--merge", type=Path, nargs="+",
                     help="merge these result files of one study into --out and stop")
+    ap.add_argument("--same-results", type=int, nargs="+", default=None,
+                    help="with --merge of parts run on different commits: replications of "
+                         "the first part to rerun on the code imported now (must be identical)")
     ap.add_argument("--n-patients", type=int, default=None,
                     help="override the population size (default: the study's setting)")
     args = ap.parse_args(argv)
@@ -393,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         if not args.out:
             ap.error("--merge needs --out")
-        merge(args.merge, args.out)
+        merge(args.merge, args.out, args.same_results)
         return 0
     if not args.estimand or not args.out:
         ap.error("--estimand and --out are required")
