@@ -179,7 +179,7 @@ def followed(tmp_path_factory):
                                        None, None]),
     })
     out = follow_up(rows, str(tables["patients"]), str(tables["admissions"]),
-                    "2024-03-31", 365, 365)
+                    "2024-03-31", follow_up_days=365, lookback_days=365)
     return out.set_index("patient_id")
 
 
@@ -265,7 +265,7 @@ def test_readmissions_do_not_depend_on_the_order_of_same_day_spells(tmp_path, re
                            "index_date": pd.to_datetime([INDEX]), "treated": [1],
                            "censor_date": pd.to_datetime([None])})
     out = follow_up(cohort, str(tables["patients"]), str(tables["admissions"]),
-                    "2024-03-31", 365, 365).iloc[0]
+                    "2024-03-31", follow_up_days=365, lookback_days=365).iloc[0]
     # 1 Feb (same-day spell after the day case), 1 Mar (23 days after the 6 Feb discharge)
     assert out["emergency_admissions"] == 3 and out["readmissions_30d"] == 2
 
@@ -450,7 +450,7 @@ def test_matched_sets_are_exact_on_month_recent_admissions_and_frailty():
 
 
 def test_ratio_two_gives_sets_of_three():
-    _, _, matched = match_cohort(_candidates(), {"ratio": 2, "caliper": None})
+    _, _, matched = match_cohort(_candidates(), matching={"ratio": 2, "caliper": None})
     sizes = matched.groupby("matched_set").size()
     assert sizes.max() == 3 and (matched.groupby("matched_set")["treated"].sum() == 1).all()
 

@@ -75,6 +75,7 @@ def practice_adoption(rollout: pd.DataFrame, practices: pd.DataFrame, programme:
 def build_cohort(
     tables: dict[str, str | Path],
     programme: str,
+    *,
     eligibility: Eligibility = Eligibility(),
     codelist_dir: str | Path | None = None,
     study_end: str | None = None,

@@ -76,6 +76,7 @@ def choose_primary(records: list[dict[str, Any]], primary: str) -> list[dict[str
 
 
 def attach_mde(records: list[dict[str, Any]], estimand: str, mde: MDEResult | None,
+               *,
                reason: str | None = None) -> None:
     """Put a design's minimum detectable effect on its overall rate-ratio records."""
     for record in records:
@@ -91,6 +92,7 @@ def attach_mde(records: list[dict[str, Any]], estimand: str, mde: MDEResult | No
 
 
 def enrolled_mde(analysed: pd.DataFrame, adjust: list[str],
+                 *,
                  cluster_col: str = "patient_id") -> tuple[MDEResult | None, str | None]:
     """The analytic minimum detectable rate ratio of the matched design on its own data, with
     the design effect of the clustering the headline uses (never below 1).
@@ -99,7 +101,7 @@ def enrolled_mde(analysed: pd.DataFrame, adjust: list[str],
     """
     try:
         cluster = cluster_col if cluster_col in analysed.columns else "patient_id"
-        deff, _ = design_effect_from_fit(analysed, cluster, adjust)
+        deff, _ = design_effect_from_fit(analysed, cluster, adjust=adjust)
         deff = max(float(deff), 1.0) if np.isfinite(deff) else 1.0
         return mde_from_frame(analysed, adjust=adjust, design_effect=deff), None
     except Exception as exc:  # noqa: BLE001 - power is reported, never allowed to stop the run
@@ -205,7 +207,7 @@ class DesignCheck:
                 .to_dict(orient="records")}
 
 
-def design_check_report(analysed: pd.DataFrame, n_replicates: int = 200, seed: int = 1,
+def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200, seed: int = 1,
                         true_rate_ratio: float | None = None) -> DesignCheck:
     """Plasmode power of the matched design at no effect, at the true (or a 15 %) reduction and
     at the analytic minimum detectable effect.
@@ -224,13 +226,13 @@ def design_check_report(analysed: pd.DataFrame, n_replicates: int = 200, seed: i
     from .pipeline import ADJUSTMENT, CLUSTER
     from .plasmode import headline_estimator, plasmode
 
-    mde, _ = enrolled_mde(analysed, ADJUSTMENT, CLUSTER)
+    mde, _ = enrolled_mde(analysed, ADJUSTMENT, cluster_col=CLUSTER)
     mde_rr = (float(mde.mde_rate_ratio) if mde is not None and np.isfinite(mde.mde_rate_ratio)
               else None)
     targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.85]
     if mde_rr is not None and round(mde_rr, 3) not in [round(t, 3) for t in targets]:
         targets.append(round(mde_rr, 3))
     result = plasmode(analysed, tuple(targets), n_replicates=n_replicates, seed=seed,
-                      estimator=headline_estimator(ADJUSTMENT, cluster=CLUSTER))
+                      estimator=headline_estimator(adjust=ADJUSTMENT, cluster=CLUSTER))
     return DesignCheck(summary=result.summary(), n_replicates=n_replicates,
                        true_rate_ratio=true_rate_ratio, mde_rate_ratio=mde_rr)

@@ -56,6 +56,7 @@ PRETREND_NOT_INFORMATIVE = (
 
 def monthly_panel(analysed: pd.DataFrame, admissions: str | None = None,
                   spells: pd.DataFrame | None = None,
+                  *,
                   cluster_col: str = "patient_id") -> pd.DataFrame:
     """Person-month panel around each analysed row's index date.
 
@@ -154,8 +155,9 @@ def clustered_pretest(res: AttGtResult, anticipation: int) -> dict:
     return {"statistic": W, "df": int(len(pre)), "pvalue": float(chi2.sf(W, len(pre)))}
 
 
-def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int = 1,
-                spells: pd.DataFrame | None = None, cluster_col: str | None = None) -> dict:
+def event_study(analysed: pd.DataFrame, admissions: str | None = None,
+                spells: pd.DataFrame | None = None, *, seed: int = 1,
+                cluster_col: str | None = None) -> dict:
     """Event-study ATTs, pre-trend test and the overall post-index effect record.
 
     Parameters

@@ -79,7 +79,7 @@ class EvaluationResult:
         return pd.DataFrame(self.records).reindex(columns=cols)
 
 
-def match_cohort(rows: pd.DataFrame, matching: dict[str, Any] | None = None, seed: int = 1
+def match_cohort(rows: pd.DataFrame, *, matching: dict[str, Any] | None = None, seed: int = 1
                  ) -> tuple[pd.DataFrame, MatchResult, pd.DataFrame]:
     """Match enrolled rows to comparators: the matched sets every estimate is built on.
 
@@ -132,6 +132,7 @@ def evaluate_programme(
     tables: dict[str, str | Path],
     programme: str,
     study_end: str,
+    *,
     eligibility: Eligibility | None = None,
     matching: dict[str, Any] | None = None,
     follow_up_days: int = 365,
@@ -168,14 +169,14 @@ def evaluate_programme(
         unlike a Cox hazard ratio of first admission, which unobserved frailty attenuates).
     """
     matching = dict(matching or {})
-    cohort = build_cohort(tables, programme, eligibility or Eligibility(),
+    cohort = build_cohort(tables, programme, eligibility=eligibility or Eligibility(),
                           codelist_dir=codelist_dir, study_end=study_end)
-    rows, result, matched = match_cohort(cohort.rows, matching, seed)
+    rows, result, matched = match_cohort(cohort.rows, matching=matching, seed=seed)
     # Both arms start follow-up on the index date of their matched set (exact on the month).
     matched["index_date"] = matched["index_month"]
     matched["row_id"] = np.arange(len(matched))
     analysed = follow_up(matched, tables["patients"], tables["admissions"], study_end,
-                         follow_up_days, lookback_days)
+                         follow_up_days=follow_up_days, lookback_days=lookback_days)
 
     records: list[dict] = []
     rr_method = "negative binomial rate ratio (matched, adjusted)"

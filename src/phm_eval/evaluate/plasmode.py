@@ -172,6 +172,7 @@ class PlasmodeResult:
 
 # --------------------------------------------------------------------------------------------
 def headline_estimator(
+    *,
     adjust: Sequence[str] | None = None,
     count_col: str = "emergency_admissions",
     cluster: str = "patient_id",
@@ -216,6 +217,7 @@ def _redraw_arms(sets: np.ndarray, n_sets: int, treated_per_set: np.ndarray,
 def plasmode(
     source: Any,
     rate_ratios: float | Sequence[float] = (1.0, 0.85, 0.75),
+    *,
     n_replicates: int = 200,
     seed: int = 1,
     estimator: Callable[[pd.DataFrame], Any] | None = None,

@@ -129,7 +129,7 @@ class PopulationITTResult:
         """The rate-difference record (per 1,000 person-months)."""
         return self.records[1]
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, *, ax: Any = None) -> Any:
         """Event study: ATT per 1,000 person-months by month since adoption, 95% intervals."""
         import matplotlib.pyplot as plt
 
@@ -187,7 +187,7 @@ class PopulationITT:
     >>> result.plot()
     """
 
-    def __init__(self, control_group: str = "nevertreated", base_months: int = 12,
+    def __init__(self, *, control_group: str = "nevertreated", base_months: int = 12,
                  min_e: int = -12, max_e: int = 23, honest_max_e: int = 5,
                  honest_m: Sequence[float] = (0.5, 1.0, 1.5, 2.0), alpha: float = 0.05,
                  small_sample: bool = True):
@@ -205,7 +205,7 @@ class PopulationITT:
         self.honest_m = [float(m) for m in honest_m]
         self.alpha = float(alpha)
 
-    def fit(self, panel: PopulationPanel | pd.DataFrame, seed: int = 1) -> PopulationITTResult:
+    def fit(self, panel: PopulationPanel | pd.DataFrame, *, seed: int = 1) -> PopulationITTResult:
         """Estimate the ITT from a unit-month panel.
 
         Parameters

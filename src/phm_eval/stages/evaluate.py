@@ -79,8 +79,8 @@ def _enrolled(call: StageCall, tables: dict) -> list[dict]:
         return _not_estimable(call, str(exc))
     pol = policy(call)
     records = label_enrolled_records(result.records)
-    mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, CLUSTER)
-    attach_mde(records, ATT_ENROLLED, mde, reason)
+    mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, cluster_col=CLUSTER)
+    attach_mde(records, ATT_ENROLLED, mde, reason=reason)
     # The matched sets and outcomes the plasmode power check re-analyses (patient-level).
     result.analysed.to_parquet(output(call, "analysed.parquet"), index=False)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
@@ -156,7 +156,7 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
         for record in records:
             record["fallback"] = "; ".join(x for x in (fallback, record.get("fallback")) if x)
     mde, reason = population_mde(itt)
-    attach_mde(records, ITT_POPULATION, mde, reason)
+    attach_mde(records, ITT_POPULATION, mde, reason=reason)
     pretrend = dict(itt.pretrend)
     pretrend["informative"] = True
     write_json(output(call, "itt_pretrend.json"), pretrend)
