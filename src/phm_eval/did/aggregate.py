@@ -34,6 +34,10 @@ def aggregate(res: GroupTimeEstimates, type: str = "group", min_e=None, max_e=No
               balance_e=None, cband=None, alp=None, na_rm: bool = False) -> AggteResult:
     """Aggregate ATT(g,t) into overall, event-time, cohort or calendar effects.
 
+    The signature mirrors R's ``did::aggte`` and keeps R's argument names (``alp``,
+    ``balance_e``, ``na_rm`` for ``na.rm``), as :func:`~phm_eval.did.att_gt` does; it is
+    therefore an exception to the package's conventions (``alpha``, options keyword-only).
+
     Parameters
     ----------
     res : AttGtResult
@@ -246,7 +250,7 @@ class AggteResult:
             "crit_val_egt": _f(self.crit_val_egt),
         }
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Event-study plot (dynamic) or estimates by cohort/period with intervals."""
         from .plots import plot_aggte
 

@@ -103,6 +103,11 @@ def att_gt(
 ) -> AttGtResult:
     """Group-time average treatment effects with staggered adoption.
 
+    The signature mirrors R's ``did::att_gt`` and keeps R's argument names (``xformla``,
+    ``bstrap``, ``biters``, ``alp``...) and positions after the data, so R code translates
+    argument for argument; it is therefore the exception to the package's conventions
+    (``seed``, ``alpha`` and ``n_bootstrap`` elsewhere, options keyword-only).
+
     Parameters
     ----------
     data : DataFrame

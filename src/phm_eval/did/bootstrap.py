@@ -42,6 +42,7 @@ def multiplier_sums(
     n_cols: int,
     biters: int,
     rng: np.random.Generator,
+    *,
     kind: str = "rademacher",
     tile_rows: int = 4096,
     n_threads: int | None = None,
@@ -159,7 +160,7 @@ def multiplier_sums(
     return out
 
 
-def type1_quantile(x: np.ndarray, p: float, axis: int = 0) -> np.ndarray:
+def type1_quantile(x: np.ndarray, p: float, *, axis: int = 0) -> np.ndarray:
     """R's ``quantile(type = 1)``: the ``ceil(m p)``-th order statistic."""
     xs = np.sort(x, axis=axis)
     m = xs.shape[axis]

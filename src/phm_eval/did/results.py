@@ -22,7 +22,7 @@ __all__ = ["AggteResult", "AttGtResult", "wald_pretest"]
 logger = logging.getLogger(__name__)
 
 
-def wald_pretest(res: AttGtResult, zero_se: np.ndarray, anticipation: int = 0):
+def wald_pretest(res: AttGtResult, zero_se: np.ndarray, *, anticipation: int = 0):
     """R's pre-test: ``n b' V^-1 b`` over cells with ``time < group - anticipation`` (R:
     ``anticipation = 0``, all cells before the group's first treated period), chi-squared.
 
@@ -118,7 +118,7 @@ class AttGtResult:
             "ci_low": self.att - half, "ci_high": self.att + half, "post": self.post,
         })
 
-    def pretest(self, exclude_anticipation: bool = False) -> dict:
+    def pretest(self, *, exclude_anticipation: bool = False) -> dict:
         """Wald pre-test of parallel trends (statistic, degrees of freedom, p-value).
 
         Parameters
@@ -150,7 +150,7 @@ class AttGtResult:
             "config": {k: v for k, v in self.config.items()},
         }
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """ATT(g,t) with confidence intervals by period, one series per cohort."""
         from .plots import plot_att_gt
 
@@ -160,7 +160,10 @@ class AttGtResult:
                   max_e: float | None = None, balance_e: int | None = None,
                   cband: bool | None = None, alp: float | None = None,
                   na_rm: bool = False):
-        """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``)."""
+        """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``).
+
+        Mirrors R's signature and names, as :func:`~phm_eval.did.aggregate.aggregate`.
+        """
         return aggregate(self, type=type, min_e=min_e, max_e=max_e, balance_e=balance_e,
                          cband=cband, alp=alp, na_rm=na_rm)
 

@@ -9,6 +9,10 @@ cluster-robust (CR1), by default by unit, with the small-sample factor
 ``G/(G-1) * (N-1)/(N-K)`` where ``K`` counts the slope coefficients, the period
 effects, and the unit effects unless units are nested in clusters (R
 ``fixest``'s default).
+
+They take :func:`att_gt`'s column arguments and R names (``xformla``, ``clustervars``,
+``weightsname``, ``alp``) so the comparison is written as the primary estimate is; their
+options are keyword-only.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class RegressionResult:
         return {"kind": self.kind, "n_obs": self.n_obs, "n_clusters": self.n_clusters,
                 "coefficients": self.summary().to_dict(orient="records")}
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Event-study coefficients (reference period drawn at zero) or the estimate."""
         if ax is None:
             import matplotlib.pyplot as plt
@@ -163,6 +167,7 @@ def _prepare(data, yname, tname, idname, gname, xformla, clustervars, weightsnam
 
 @single_threaded_blas
 def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
+         *,
          xformla: str | None = None, clustervars=None, weightsname: str | None = None,
          alp: float = 0.05) -> RegressionResult:
     """Static TWFE regression ``y_it = a_i + l_t + b D_it + x_it'c + e_it``.
@@ -188,6 +193,7 @@ def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
 
 @single_threaded_blas
 def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
+                     *,
                      xformla: str | None = None, clustervars=None,
                      weightsname: str | None = None, min_e: int | None = None,
                      max_e: int | None = None, alp: float = 0.05) -> RegressionResult:
@@ -221,7 +227,7 @@ def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gn
 
 @single_threaded_blas
 def did_2x2(data: pd.DataFrame, yname: str, tname: str, idname: str, treatname: str,
-            pre, post, xformla: str | None = None, est_method: str = "reg",
+            pre, post, *, xformla: str | None = None, est_method: str = "reg",
             weightsname: str | None = None, alp: float = 0.05) -> RegressionResult:
     """Two-group, two-period DiD on a balanced panel (``pre`` and ``post`` periods).
 

@@ -60,7 +60,7 @@ class HonestDiDResult:
         return pd.DataFrame({self.m_label: self.m, "lb": self.lb, "ub": self.ub,
                              "method": self.ci_method, "delta": self.delta})
 
-    def breakdown(self, null: float = 0.0) -> float:
+    def breakdown(self, *, null: float = 0.0) -> float:
         """Largest M/Mbar of the grid up to which every robust interval excludes ``null``.
 
         NaN if the smallest value's interval already contains it (the grid says nothing
@@ -81,7 +81,7 @@ class HonestDiDResult:
                 "estimate": float(self.estimate), "se": float(self.se),
                 "rows": self.summary().replace({np.nan: None}).to_dict(orient="records")}
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Robust intervals against M/Mbar, with the original interval at the left.
 
         As R's ``createSensitivityPlot``: the original interval is drawn one grid step
