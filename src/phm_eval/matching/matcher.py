@@ -182,10 +182,10 @@ class NearestNeighborMatcher:
         require_fitted(self, "result_")
         return self.result_.summary
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings, the sample sizes and the balance table."""
         require_fitted(self, "result_")
-        self.result_.print_summary(decimals)
+        self.result_.print_summary(decimals=decimals)
 
     def _check_params(self) -> None:
         if self.link not in _LINKS:

@@ -271,7 +271,7 @@ class MatchResult:
         """
         return SummaryFrame(self.balance())
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings, the sample sizes and the balance table."""
         with pd.option_context("display.max_columns", None, "display.width", 200):
             fmt = {"float_format": lambda v: f"{v:.{decimals}f}"}
@@ -280,7 +280,7 @@ class MatchResult:
                 "balance:", self.balance().to_string(**fmt),
             ]))
 
-    def plot(self, ax: Axes | None = None, threshold: float = 0.1) -> Axes:
+    def plot(self, *, ax: Axes | None = None, threshold: float = 0.1) -> Axes:
         """Love plot of absolute standardised mean differences before and after matching.
 
         Parameters

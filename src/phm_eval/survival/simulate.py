@@ -11,6 +11,7 @@ import pandas as pd
 
 def simulate_fine_gray(
     n: int,
+    *,
     beta: tuple[float, float] = (float(np.log(0.8)), 0.5),
     beta_competing: tuple[float, float] = (0.3, 0.2),
     p: float = 0.4,
