@@ -28,6 +28,7 @@ class RiskModelReport(RiskModelResults):
     def write(
         self,
         output_dir: str | Path,
+        *,
         report_json_dir: str | Path | None = None,
         **card_kwargs: Any,
     ) -> dict[str, Path]:

@@ -105,7 +105,7 @@ class DecisionCurve:
             "table": self.table.to_dict(orient="list"),
         }
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """Plot net benefit against threshold; returns the matplotlib Axes."""
         from phm_eval.risk.plots import plot_decision_curve
 
@@ -115,8 +115,8 @@ class DecisionCurve:
 def decision_curve(
     y_true: Any,
     y_prob: Any,
-    thresholds: Sequence[float] | np.ndarray | None = None,
     *,
+    thresholds: Sequence[float] | np.ndarray | None = None,
     label: str = "model",
 ) -> DecisionCurve:
     """Decision-curve analysis (Vickers & Elkin 2006).
@@ -161,6 +161,7 @@ def decision_curve(
 def risk_tier_metrics(
     y_true: Any,
     y_prob: Any,
+    *,
     top_fractions: Sequence[float] = DEFAULT_TIERS,
 ) -> pd.DataFrame:
     """Sensitivity, PPV and flag rate when the top fraction of patients by risk is flagged.

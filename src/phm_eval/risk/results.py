@@ -77,7 +77,7 @@ class ValidationResult:
             "subgroups": records(self.subgroups),
         }
 
-    def plot_calibration(self, ax: Any = None, by: str | None = None) -> Any:
+    def plot_calibration(self, *, ax: Any = None, by: str | None = None) -> Any:
         """Calibration curve, overall or by a subgroup column; returns the Axes."""
         from phm_eval.risk.plots import plot_calibration
 
@@ -88,13 +88,13 @@ class ValidationResult:
             groups = self.groups[by].to_numpy()
         return plot_calibration(self.y, self.p, groups=groups, ax=ax, label=self.label)
 
-    def plot_roc(self, ax: Any = None) -> Any:
+    def plot_roc(self, *, ax: Any = None) -> Any:
         """ROC curve; returns the Axes."""
         from phm_eval.risk.plots import plot_roc
 
         return plot_roc(self.y, self.p, ax=ax, label=self.label)
 
-    def plot_decision_curve(self, ax: Any = None) -> Any:
+    def plot_decision_curve(self, *, ax: Any = None) -> Any:
         """Decision curve; returns the Axes."""
         return self.decision.plot(ax=ax)
 

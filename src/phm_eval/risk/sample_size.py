@@ -168,10 +168,10 @@ def _shrinkage_n(n_parameters: int, r2_cs: float, shrinkage: float) -> int:
 def riley_minimum(
     n_parameters: int,
     prevalence: float,
+    *,
     r2_cs: float | None = None,
     shrinkage: float = 0.9,
     c_statistic: float | None = None,
-    *,
     r2_optimism: float = 0.05,
     margin_of_error: float = 0.05,
 ) -> SampleSizeResult:

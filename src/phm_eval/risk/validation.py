@@ -209,7 +209,7 @@ def _binned_c(y: np.ndarray, p: np.ndarray, n_bins: int = 5000) -> float:
     return _auc(y, np.floor(n_bins * prob + 1.0))
 
 
-def delong_ci(y_true: Any, y_prob: Any, alpha: float = 0.05) -> dict[str, float]:
+def delong_ci(y_true: Any, y_prob: Any, *, alpha: float = 0.05) -> dict[str, float]:
     """c-statistic with DeLong's standard error and a normal-theory confidence interval.
 
     Uses the structural components of DeLong, DeLong & Clarke-Pearson (Biometrics 1988),
@@ -308,7 +308,7 @@ def _local_fit(
 
 
 def lowess_r(
-    x: Any, y: Any, f: float = 2.0 / 3.0, delta: float | None = None
+    x: Any, y: Any, *, f: float = 2.0 / 3.0, delta: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Locally weighted linear regression exactly as R's ``lowess(x, y, f, iter = 0)``.
 

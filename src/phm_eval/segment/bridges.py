@@ -88,7 +88,7 @@ class BridgesResult:
     def summary(self) -> pd.DataFrame:
         return self.table.copy()
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> DisclosedTable:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> DisclosedTable:
         """The segment table after disclosure control (person-time columns left out)."""
         return disclose(self.table, self.disclosure_spec, policy)
 

@@ -79,7 +79,7 @@ class Core20Plus5Result:
     def summary(self) -> pd.DataFrame:
         return self.breakdown.copy()
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> dict[str, DisclosedTable]:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> dict[str, DisclosedTable]:
         """Both tables after disclosure control: ``{"breakdown": ..., "by_core20": ...}``."""
         return {
             "breakdown": disclose(self.breakdown, self.breakdown_disclosure_spec, policy),
@@ -230,6 +230,7 @@ def reach_table(
     flags: pd.DataFrame,
     eligible: Any,
     enrolled: Any,
+    *,
     policy: DisclosurePolicy | None = None,
 ) -> DisclosedTable:
     """Who the programme reached: each Core20PLUS5 group among the eligible and the enrolled.

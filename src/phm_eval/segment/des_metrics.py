@@ -197,6 +197,7 @@ def des_metrics(
     practices: TableSource,
     start: object,
     end: object,
+    *,
     codelist_dir: str | Path | None = None,
     list_size: str | None = None,
     config: Mapping[str, Any] | None = None,

@@ -39,7 +39,7 @@ NEED_LABELS: dict[str, str] = {
 COMPLEX_CRITERIA: tuple[str, ...] = ("frailty", "multimorbidity", "condition", "top_risk")
 
 
-def age_group_labels(children_max_age: int = 17, older_min_age: int = 65) -> dict[str, str]:
+def age_group_labels(*, children_max_age: int = 17, older_min_age: int = 65) -> dict[str, str]:
     """Readable row labels, e.g. ``"Children and young people (0-17)"``."""
     return {
         "children_young_people": f"Children and young people (0-{children_max_age})",
@@ -94,7 +94,7 @@ class GridResult:
             list(AGE_GROUPS), list(NEED_GROUPS)
         ]
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> DisclosedTable:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> DisclosedTable:
         """The cell table after disclosure control (person-time columns left out)."""
         return disclose(self.table, self.disclosure_spec, policy)
 
