@@ -87,7 +87,7 @@ class DisclosedTable:
     stat_cols: dict[str, str] = field(default_factory=dict)
     kind: str = "table"
 
-    def formatted(self, marker: str | None = None, decimals: int | None = None) -> pd.DataFrame:
+    def formatted(self, *, marker: str | None = None, decimals: int | None = None) -> pd.DataFrame:
         """The table as text for humans: suppressed cells show ``marker``.
 
         Parameters
@@ -146,7 +146,7 @@ class DisclosedTable:
             **self.column_roles(),
         }
 
-    def to_csv(self, path: str | Path, marker: bool = True, sidecar: bool = True) -> Path:
+    def to_csv(self, path: str | Path, *, marker: bool = True, sidecar: bool = True) -> Path:
         """Write the table as CSV (and a ``.sdc.json`` file naming the column roles).
 
         Parameters
@@ -190,6 +190,7 @@ def _ordered_unique(items: Iterable[str]) -> list[str]:
 def apply_disclosure(
     df: pd.DataFrame,
     policy: DisclosurePolicy | None = None,
+    *,
     count_cols: Sequence[str] = (),
     denominator_cols: Sequence[str] = (),
     rate_cols: Mapping[str, tuple[str, str, float]] | None = None,
