@@ -25,7 +25,7 @@ from ..risk.features_at_dates import risk_features_at_dates
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Eligibility:
     """Who a proactive-care programme is for (applied identically to both arms).
 

@@ -149,7 +149,7 @@ _ALCOHOL_TEXT = {
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Efi2Settings:
     """The configurable (and partly unverified) rules of eFI2, with their defaults."""
 

@@ -264,7 +264,8 @@ class RobustCoxPHFitter:
     def check_proportional_hazards(self, transform: str = "km") -> pd.DataFrame:
         """Score test of proportional hazards, as R ``survival::cox.zph`` (survival >= 3.0).
 
-        ``transform`` may be given by position, as in R's ``cox.zph(fit, transform)``.
+        The signature mirrors R's ``cox.zph(fit, transform)``: ``transform`` may be given by
+        position.
 
         For each covariate, the score test of adding ``x * g(t)`` to the model at the
         fitted coefficients, using the full information matrix; ``GLOBAL`` tests all
