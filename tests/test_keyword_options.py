@@ -5,7 +5,9 @@ disclosure and provenance utilities) takes its data by position and its options 
 so ``match_cohort(rows, matching, 3)`` cannot read a seed as data. What may follow the data
 by position is listed here with the reason: more data (an optional table, array or column
 of the data), the specification object of the analysis (``config``, ``policy``), or a
-signature that mirrors R's. ``seed`` is keyword-only everywhere in the package.
+signature that mirrors R's. ``seed`` is keyword-only everywhere in the package, and a count
+of replicates goes by one name: ``n_bootstrap`` for bootstrap draws, ``n_replicates`` for
+simulation replicates.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SPECIFICATION = {"config", "policy"}
 DATA = {
     "did.honest.event_study.event_study_covariance": {"agg"},
     "did.honest.event_study.honest_did_from_event_study": {"agg"},
+    # required; None only while the former name biters is accepted by keyword
+    "did.bootstrap.multiplier_sums": {"n_bootstrap", "rng"},
     "did.influence.BlockInfluence.set_factor": {"MtM"},       # a precomputed product
     "did.influence.BlockInfluence.gram": {"cells"},
     "did.results.AttGtResult.covariance": {"cells"},
@@ -88,6 +92,14 @@ KNOWN_EXCEPTIONS = {
     "survival.rates.NegativeBinomialRateModel.plot",
 }
 KNOWN_SEED_EXCEPTIONS = {"synth.generate.simulate"}
+
+#: Counts of replicates: bootstrap draws or resamples are ``n_bootstrap`` (the risk model's
+#: optimism correction, beside its intervals' ``n_bootstrap``, is ``n_optimism_bootstrap``);
+#: simulation replicates (plasmode, design check) are ``n_replicates``.
+REPLICATE_NAMES = {"n_bootstrap", "n_optimism_bootstrap", "n_replicates"}
+OTHER_REPLICATE_NAMES = {"biters", "n_boot", "n_boots", "n_bootstraps", "bootstrap_replicates",
+                         "ci_bootstrap_replicates", "replicates", "n_reps", "reps", "n_draws",
+                         "n_sims", "n_simulations", "n_resamples", "n_iterations"}
 
 #: Settings objects: built by name only.
 SETTINGS = [RiskModelConfig, Eligibility, Efi2Settings, DisclosurePolicy]
@@ -195,3 +207,25 @@ def test_settings_are_built_by_name(cls):
     assert all(f.kw_only for f in dataclasses.fields(cls) if f.init)
     with pytest.raises(TypeError):
         cls(1)
+
+
+def _former_name(func: Callable, param: inspect.Parameter) -> bool:
+    """A former name still accepted with a warning: keyword-only, default None, passed to
+    :func:`~phm_eval.errors.renamed_argument`."""
+    source = inspect.getsource(func)
+    return (param.kind is param.KEYWORD_ONLY and param.default is None
+            and "renamed_argument(" in source and f'"{param.name}"' in source)
+
+
+def test_one_name_for_replicate_counts():
+    wrong = []
+    for name, func in _public_callables(None):
+        if name in R_COMPATIBLE:
+            continue
+        for param in inspect.signature(func).parameters.values():
+            if param.name in OTHER_REPLICATE_NAMES and not _former_name(func, param):
+                wrong.append(f"{name}({param.name})")
+    for cls in SETTINGS:
+        wrong += [f"{cls.__name__}.{f.name}" for f in dataclasses.fields(cls)
+                  if f.name in OTHER_REPLICATE_NAMES]
+    assert not wrong, f"use {sorted(REPLICATE_NAMES)}: {wrong}"
