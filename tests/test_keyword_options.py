@@ -18,13 +18,22 @@ import inspect
 import pkgutil
 from collections.abc import Callable, Iterator
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 import phm_eval
+from phm_eval import DEFAULT_SEED
 from phm_eval.disclosure import DisclosurePolicy
 from phm_eval.evaluate.design import Eligibility
 from phm_eval.frailty.efi2 import Efi2Settings
+from phm_eval.matching import NearestNeighborMatcher
+from phm_eval.paths import DEFAULT_CONFIG
 from phm_eval.risk.config import RiskModelConfig
+from phm_eval.risk.examples import example_risk_features
+from phm_eval.risk.models import feature_importance, make_model
+from phm_eval.risk.validation import bootstrap_metrics
 
 PACKAGES = ("did", "survival", "matching", "frailty", "evaluate", "risk", "segment",
             "describe", "disclosure", "provenance")
@@ -92,6 +101,11 @@ KNOWN_EXCEPTIONS = {
     "survival.rates.NegativeBinomialRateModel.plot",
 }
 KNOWN_SEED_EXCEPTIONS = {"synth.generate.simulate"}
+#: Seeds that are not the package's default: R's (att_gt has none, honest_did R's 0), the
+#: synthetic data's (the scenario's seed), and the one a manifest records (required).
+OTHER_DEFAULT_SEEDS = {"did.att_gt.att_gt", "did.honest.intervals.honest_did",
+                       "synth.generate.simulate", "synth.warehouse.write_warehouse_export",
+                       "provenance.build_manifest", "provenance.write_manifest"}
 
 #: Counts of replicates: bootstrap draws or resamples are ``n_bootstrap`` (the risk model's
 #: optimism correction, beside its intervals' ``n_bootstrap``, is ``n_optimism_bootstrap``);
@@ -229,3 +243,50 @@ def test_one_name_for_replicate_counts():
         wrong += [f"{cls.__name__}.{f.name}" for f in dataclasses.fields(cls)
                   if f.name in OTHER_REPLICATE_NAMES]
     assert not wrong, f"use {sorted(REPLICATE_NAMES)}: {wrong}"
+
+
+def test_one_default_seed():
+    """Every seed defaults to ``phm_eval.DEFAULT_SEED``; ``None`` is allowed only where a
+    former name is still taken (so that giving both can be told apart), and means it too."""
+    wrong = []
+    for name, func in _public_callables(None):
+        params = inspect.signature(func).parameters
+        if "seed" not in params or name in OTHER_DEFAULT_SEEDS:
+            continue
+        default = params["seed"].default
+        if default is None and "random_state" in params:
+            continue  # checked by behaviour below
+        if default is not DEFAULT_SEED:
+            wrong.append(f"{name}(seed={default!r})")
+    assert not wrong, f"default seeds other than phm_eval.DEFAULT_SEED: {wrong}"
+    assert RiskModelConfig().seed == DEFAULT_SEED
+
+
+def test_seed_not_given_is_the_default_seed():
+    frame = example_risk_features(2000, n_practices=6, practices_per_pcn=3)
+    pd.testing.assert_frame_equal(
+        frame, example_risk_features(2000, seed=DEFAULT_SEED, n_practices=6, practices_per_pcn=3))
+    y = frame["emergency_admission_12m"].to_numpy()
+    p = frame["true_risk"].to_numpy()
+    pd.testing.assert_frame_equal(bootstrap_metrics(y, p, n_bootstrap=20),
+                                  bootstrap_metrics(y, p, n_bootstrap=20, seed=DEFAULT_SEED))
+    numeric, categorical = ["age", "efi_score"], ["sex"]
+    model = make_model("gradient_boosting", numeric, categorical, max_iter=20)
+    assert model.named_steps["model"].random_state == DEFAULT_SEED
+    model.fit(frame, y)
+    pd.testing.assert_frame_equal(
+        feature_importance(model, frame, y, n_repeats=2),
+        feature_importance(model, frame, y, n_repeats=2, seed=DEFAULT_SEED))
+    # the matcher's random order: the same without a seed as with the default seed
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"treated": rng.integers(0, 2, 300), "x": rng.normal(size=300)})
+    pairs = [NearestNeighborMatcher(m_order="random", caliper=None, **seed).fit(
+        df, "treated", ["x"]).result_.match_matrix for seed in ({}, {"seed": DEFAULT_SEED})]
+    pd.testing.assert_frame_equal(*pairs)
+
+
+def test_the_workflow_seeds_default_to_the_package_seed():
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    assert config["risk"]["seed"] == DEFAULT_SEED
+    assert config["evaluate"]["seed"] == DEFAULT_SEED
+    assert config["evaluate"]["design_check"]["seed"] == DEFAULT_SEED

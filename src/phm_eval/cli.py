@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, outputs
+from . import DEFAULT_SEED, __version__, outputs
 from .errors import PhmEvalError
 from .paths import CONFIG_DIR, DEFAULT_CONFIG, WORKFLOW_DIR
 
@@ -87,7 +87,7 @@ def _design_check(args: argparse.Namespace) -> int:
     truth = read_json(truth_file) if truth_file.exists() else {}
     check = (config["evaluate"].get("design_check") or {})
     replicates = args.replicates or int(check.get("replicates") or 200)
-    seed = args.seed if args.seed is not None else int(check.get("seed", 1))
+    seed = args.seed if args.seed is not None else int(check.get("seed", DEFAULT_SEED))
     report = design_check_report(frame, n_replicates=replicates, seed=seed,
                                  true_rate_ratio=(truth.get("true_effect") or {})
                                  .get("hazard_ratio"))

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+
 from ..errors import ConfigError
 from .power import MDEResult, design_effect_from_fit, mde_from_frame
 
@@ -207,7 +209,8 @@ class DesignCheck:
                 .to_dict(orient="records")}
 
 
-def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200, seed: int = 1,
+def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200,
+                        seed: int = DEFAULT_SEED,
                         true_rate_ratio: float | None = None) -> DesignCheck:
     """Plasmode power of the matched design at no effect, at the true (or a 15 %) reduction and
     at the analytic minimum detectable effect.
@@ -219,7 +222,7 @@ def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200, seed
         ``subclass``, clusters in ``match_cluster``, outcomes and the adjustment columns).
     n_replicates : int
         Re-analyses per injected rate ratio.
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     true_rate_ratio : float, optional
         The synthetic truth, injected as one of the targets.
     """

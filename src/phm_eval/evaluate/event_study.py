@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+
 from ..db import connect
 from ..definitions import emergency_sql
 from ..did import att_gt
@@ -156,7 +158,7 @@ def clustered_pretest(res: AttGtResult, anticipation: int) -> dict:
 
 
 def event_study(analysed: pd.DataFrame, admissions: str | None = None,
-                spells: pd.DataFrame | None = None, *, seed: int = 1,
+                spells: pd.DataFrame | None = None, *, seed: int = DEFAULT_SEED,
                 cluster_col: str | None = None) -> dict:
     """Event-study ATTs, pre-trend test and the overall post-index effect record.
 
@@ -166,7 +168,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None,
         The analysed matched rows (see :func:`monthly_panel`).
     admissions, spells
         The admissions (Parquet path or frame).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
         Seed of the multiplier bootstrap.
     cluster_col : str, optional
         Cluster of the standard errors; default ``match_cluster`` when ``analysed`` has it

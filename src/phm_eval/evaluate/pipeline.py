@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+
 from ..errors import ConfigError, EstimationError, InputError
 from ..matching import MatchResult, NearestNeighborMatcher
 from . import effects as fx
@@ -79,7 +81,8 @@ class EvaluationResult:
         return pd.DataFrame(self.records).reindex(columns=cols)
 
 
-def match_cohort(rows: pd.DataFrame, *, matching: dict[str, Any] | None = None, seed: int = 1
+def match_cohort(rows: pd.DataFrame, *, matching: dict[str, Any] | None = None,
+                 seed: int = DEFAULT_SEED
                  ) -> tuple[pd.DataFrame, MatchResult, pd.DataFrame]:
     """Match enrolled rows to comparators: the matched sets every estimate is built on.
 
@@ -94,7 +97,7 @@ def match_cohort(rows: pd.DataFrame, *, matching: dict[str, Any] | None = None, 
         ``index_month_code``, ``efi_group``, ``sex``, ``imd_decile`` and the covariates.
     matching : dict, optional
         ``ratio``, ``caliper``, ``exact`` (see :func:`evaluate_programme`).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
 
     Returns
     -------
@@ -138,7 +141,7 @@ def evaluate_programme(
     follow_up_days: int = 365,
     lookback_days: int = 365,
     codelist_dir: str | Path | None = None,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     subgroups: bool = True,
     event_study_panel: bool = True,
 ) -> EvaluationResult:
@@ -157,7 +160,7 @@ def evaluate_programme(
         (extra columns to match exactly on; the index month is always exact).
     follow_up_days, lookback_days : int
     codelist_dir : path, optional
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     subgroups, event_study_panel : bool
         Whether to estimate subgroup effects and the monthly event study.
 

@@ -65,6 +65,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from phm_eval import DEFAULT_SEED
+
 from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -219,7 +221,7 @@ def plasmode(
     rate_ratios: float | Sequence[float] = (1.0, 0.85, 0.75),
     *,
     n_replicates: int = 200,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     estimator: Callable[[pd.DataFrame], Any] | None = None,
     set_col: str | None = "subclass",
     treated_col: str = "treated",
@@ -240,7 +242,7 @@ def plasmode(
         programme is expected to have (e.g. the MDE, or 0.85).
     n_replicates : int, default 200
         Replicates per target (Monte Carlo SE of a power of 0.8 is 0.028 at 200).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     estimator : callable, optional
         ``frame -> Effect`` (anything with ``estimate``, ``ci_low``, ``ci_high`` and optionally
         ``fallback``); an exception is recorded as a failed replicate. Default

@@ -60,6 +60,8 @@ from scipy.stats import chi2, norm
 from scipy.stats import f as f_dist
 from scipy.stats import t as t_dist
 
+from phm_eval import DEFAULT_SEED
+
 from ..did import AggteResult, AttGtResult, att_gt, honest_did_from_event_study
 from ..errors import ConfigError, EstimationError
 from .design import Eligibility
@@ -205,7 +207,8 @@ class PopulationITT:
         self.honest_m = [float(m) for m in honest_m]
         self.alpha = float(alpha)
 
-    def fit(self, panel: PopulationPanel | pd.DataFrame, *, seed: int = 1) -> PopulationITTResult:
+    def fit(self, panel: PopulationPanel | pd.DataFrame, *,
+            seed: int = DEFAULT_SEED) -> PopulationITTResult:
         """Estimate the ITT from a unit-month panel.
 
         Parameters
@@ -215,7 +218,7 @@ class PopulationITT:
             ``admissions``, ``person_months``, ``g`` (adoption month as a value of ``t``; 0
             never treated), ``weight`` (constant within unit) and optionally ``cluster``
             (constant within unit; default the unit).
-        seed : int
+        seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
             Seed passed to the engine (no bootstrap is drawn: SEs are analytic).
 
         Returns
@@ -534,7 +537,7 @@ def population_itt(
     control_group: str = "nevertreated",
     codelist_dir: str | Path | None = None,
     exclude_methods: tuple[str, ...] = (),
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     **options: Any,
 ) -> PopulationITTResult:
     """The programme's effect on emergency admissions in its eligible population (ITT).
@@ -558,7 +561,7 @@ def population_itt(
     codelist_dir : path, optional
     exclude_methods : tuple of str
         Emergency admission methods not counted.
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     **options
         ``min_e``, ``max_e``, ``honest_max_e``, ``honest_m``, ``alpha`` of
         :class:`PopulationITT`.

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import EstimationError, InputError, ParameterError, renamed_argument
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
@@ -79,7 +80,8 @@ class NearestNeighborMatcher:
         data order, or at random (``seed``; R's random order cannot be
         reproduced). Irrelevant with replacement.
     seed : int or numpy.random.Generator, optional
-        Seed of the random matching order (``m_order="random"``).
+        Seed of the random matching order (``m_order="random"``); ``None`` (not given) is
+        ``phm_eval.DEFAULT_SEED``, so a random order is the same from run to run.
     prognostic_outcome : str, optional
         Outcome column for ``distance="prognostic"``; use a pre-period outcome.
     prognostic_family : {"gaussian", "binomial", "poisson"}, default "gaussian"
@@ -331,7 +333,8 @@ class NearestNeighborMatcher:
         if self.m_order == "smallest":
             return np.argsort(treated_score, kind="stable")
         if self.m_order == "random":
-            return np.random.default_rng(self.seed).permutation(len(treated_score))
+            seed = DEFAULT_SEED if self.seed is None else self.seed
+            return np.random.default_rng(seed).permutation(len(treated_score))
         return np.arange(len(treated_score))
 
 

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .. import DEFAULT_SEED
 from ..did.plots import EVENT_STUDY_YLABEL, plot_aggte
 from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
@@ -71,7 +72,7 @@ def _enrolled(call: StageCall, tables: dict) -> list[dict]:
             eligibility=Eligibility(**elig) if elig else None,
             matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
             lookback_days=int(ev.get("lookback_days", 365)),
-            codelist_dir=call.params["codelists"], seed=int(ev.get("seed", 1)),
+            codelist_dir=call.params["codelists"], seed=int(ev.get("seed", DEFAULT_SEED)),
         )
     except EstimationError as exc:
         # The design itself cannot be run on these data (too few enrolled or comparators):
@@ -121,7 +122,7 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
             eligibility=Eligibility(**elig) if elig else None,
             eligibility_date=options.get("eligibility_date"), unit=options.get("unit"),
             control_group=control_group, codelist_dir=call.params["codelists"],
-            seed=int(ev.get("seed", 1)))
+            seed=int(ev.get("seed", DEFAULT_SEED)))
 
     fallback = None
     try:
@@ -298,6 +299,6 @@ def design_check(call: StageCall) -> None:
     truth = read_json(truth_files[0]) if truth_files else None
     true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
     report = design_check_report(analysed, n_replicates=int(cfg.get("replicates", 200)),
-                                 seed=int(cfg.get("seed", 1)), true_rate_ratio=true_rr)
+                                 seed=int(cfg.get("seed", DEFAULT_SEED)), true_rate_ratio=true_rr)
     report.summary.to_csv(csv, index=False)
     write_json(summary_json, report.to_dict())
