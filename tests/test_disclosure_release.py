@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import pandas as pd
 import pytest
+from conftest import make_patients
 
 from phm_eval.cli import main
 from phm_eval.disclosure import DisclosurePolicy, apply_disclosure
@@ -25,7 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 @pytest.fixture
 def patients(tmp_path):
     path = tmp_path / "patients.csv"
-    pd.DataFrame({"patient_id": PATIENT_IDS, "sex": ["F", "M", "F"]}).to_csv(path, index=False)
+    make_patients(PATIENT_IDS, sex=["F", "M", "F"]).to_csv(path, index=False)
     return path
 
 
