@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from phm_eval import DEFAULT_SEED
+from phm_eval.convention import require_fitted, short_repr
 from phm_eval.errors import EstimationError, InputError, ParameterError, renamed_argument
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
 from phm_eval.matching.scores import Family, GLMFit, prognostic_score, propensity_score
-from phm_eval.survival._summary import require_fitted, short_repr
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from phm_eval.convention import SummaryFrame
 from phm_eval.errors import ParameterError
 from phm_eval.matching.balance import balance_table, balance_terms
 from phm_eval.matching.nearest import (
@@ -18,7 +19,6 @@ from phm_eval.matching.nearest import (
     OUTSIDE_CALIPER,
 )
 from phm_eval.matching.plots import love_plot
-from phm_eval.survival._summary import SummaryFrame
 
 _REASON_LABELS = {
     NO_CONTROL_IN_STRATUM: "no comparator in the same exact-matching stratum",
