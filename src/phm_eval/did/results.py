@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+
+from phm_eval.convention import ResultConvention
 
 from .aggregate import AggteResult, aggregate
 from .bootstrap import multiplier_sums
@@ -44,9 +47,12 @@ def wald_pretest(res: AttGtResult, zero_se: np.ndarray, *, anticipation: int = 0
     return W, q, float(chi2.sf(W, q))
 
 
-@dataclass
-class AttGtResult:
-    """Group-time ATTs with standard errors, uniform band and pre-test.
+@dataclass(frozen=True, repr=False)
+class AttGtResult(ResultConvention):
+    """Group-time ATTs with standard errors, uniform band and pre-test (read-only).
+
+    ``summary`` is the table of cells (a DataFrame property; ``summary()`` also works),
+    ``print_summary()`` prints it; the bootstrap draws are computed once, when first asked.
 
     Attributes
     ----------
@@ -110,7 +116,12 @@ class AttGtResult:
     def cohort_list(self) -> np.ndarray:
         return np.asarray(self.data.glist, dtype=float)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"cells": len(self.cells), "n": int(self.n),
+                "est_method": self.config.get("est_method"),
+                "control_group": self.config.get("control_group"), "bstrap": self.bstrap}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per cell: group, time, att, se, ci_low, ci_high, post."""
         half = self.crit_val * self.se
         return pd.DataFrame({
@@ -176,7 +187,7 @@ class AttGtResult:
         terms that account for estimating the cohort shares in aggregations.
         """
         if self._draws is None:
-            self._draws = _draws(self)
+            object.__setattr__(self, "_draws", _draws(self))  # a cache, not a change
         return self._draws
 
 

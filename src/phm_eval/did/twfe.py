@@ -17,12 +17,14 @@ options are keyword-only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from phm_eval.convention import ResultConvention
 from phm_eval.errors import EstimationError, InputError
 
 from ._prep import _design, parse_xformla
@@ -32,9 +34,9 @@ from .estimators import panel_2x2
 _TABLE = "twfe data"
 
 
-@dataclass
-class RegressionResult:
-    """Coefficients of a fixed-effects regression with cluster-robust errors."""
+@dataclass(frozen=True, repr=False)
+class RegressionResult(ResultConvention):
+    """Coefficients of a fixed-effects regression with cluster-robust errors (read-only)."""
 
     terms: list
     coef: np.ndarray
@@ -47,7 +49,11 @@ class RegressionResult:
     kind: str = "twfe"
     extra: dict = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "terms": list(self.terms), "n_obs": int(self.n_obs),
+                "n_clusters": int(self.n_clusters)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """term, estimate, se, z, p, ci_low, ci_high (normal reference, as ``fixest``'s
         large-sample default is t with G-1 df; we report normal quantiles)."""
         z = self.coef / self.se
@@ -187,8 +193,7 @@ def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
     X = D[:, None] if Xc is None else np.column_stack([D, Xc])
     res = _fit(d[yname].to_numpy(float), X, unit, tcode, w, cluster, ["treated", *names],
                alp, nested)
-    res.kind = "twfe"
-    return res
+    return replace(res, kind="twfe")
 
 
 @single_threaded_blas
@@ -220,9 +225,7 @@ def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gn
     X = E if Xc is None else np.column_stack([E, Xc])
     terms = [f"e={int(k)}" for k in levels] + list(names)
     res = _fit(d[yname].to_numpy(float), X, unit, tcode, w, cluster, terms, alp, nested)
-    res.event_times = levels
-    res.kind = "event_study_twfe"
-    return res
+    return replace(res, event_times=levels, kind="event_study_twfe")
 
 
 @single_threaded_blas

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 
-@dataclass
-class HonestDiDResult:
-    """Robust confidence intervals over a grid of M (or Mbar).
+
+@dataclass(frozen=True, repr=False)
+class HonestDiDResult(ResultConvention):
+    """Robust confidence intervals over a grid of M (or Mbar) (read-only).
 
     Attributes
     ----------
@@ -55,7 +58,11 @@ class HonestDiDResult:
     def m_label(self) -> str:
         return "M" if self.method == "smoothness" else "Mbar"
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"method": self.method, "ci_method": self.ci_method,
+                self.m_label: [float(x) for x in self.m], "estimate": round(float(self.estimate), 6)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per value of M/Mbar: ``M`` (or ``Mbar``), lb, ub, method, delta."""
         return pd.DataFrame({self.m_label: self.m, "lb": self.lb, "ub": self.ub,
                              "method": self.ci_method, "delta": self.delta})
