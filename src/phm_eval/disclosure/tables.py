@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
+
 from .policy import DisclosurePolicy
 from .rounding import primary_suppression_mask, round_counts
 
@@ -56,9 +58,11 @@ LOG_COLUMNS = ["row", "column", "action", "rule"]
 SIDECAR_SUFFIX = ".sdc.json"
 
 
-@dataclass
-class DisclosedTable:
-    """A table after disclosure control, with a record of what was done.
+@dataclass(frozen=True, repr=False)
+class DisclosedTable(ResultConvention):
+    """A table after disclosure control, with a record of what was done (read-only).
+
+    ``summary`` (a DataFrame property) counts the actions by column and rule.
 
     Attributes
     ----------
@@ -114,7 +118,11 @@ class DisclosedTable:
         """Number of suppressed cells."""
         return int(self.suppressed.to_numpy().sum())
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rows": len(self.table), "columns": len(self.table.columns),
+                "suppressed": self.n_suppressed}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Counts of actions by column and rule."""
         if self.log.empty:
             return pd.DataFrame(columns=["column", "action", "rule", "cells"])

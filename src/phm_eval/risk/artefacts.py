@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True, repr=False)
 class RiskModelReport(RiskModelResults):
     """Everything the model card reports (:class:`~phm_eval.risk.results.RiskModelResults`),
     and writing it out (:meth:`write`): what :func:`~phm_eval.risk.develop.develop_risk_model`
