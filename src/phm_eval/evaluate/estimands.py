@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
 
 from ..errors import ConfigError
 from .power import MDEResult, design_effect_from_fit, mde_from_frame
@@ -174,15 +175,17 @@ def population_mde(itt: Any) -> tuple[MDEResult | None, str | None]:
         return None, f"not computed: {exc}"
 
 
-@dataclass(frozen=True)
-class DesignCheck:
-    """Plasmode power of the matched design on a run's own data (see :func:`design_check_report`).
+@dataclass(frozen=True, repr=False)
+class DesignCheck(ResultConvention):
+    """Plasmode power of the matched design on a run's own data (see :func:`design_check_report`;
+    read-only).
 
     Attributes
     ----------
-    summary : pandas.DataFrame
+    targets : pandas.DataFrame
         One row per injected rate ratio: ``target_rate_ratio``, ``power`` (interval wholly
-        below 1), ``coverage``, ``bias_log`` and their Monte Carlo standard errors.
+        below 1), ``coverage``, ``bias_log`` and their Monte Carlo standard errors; also
+        ``summary`` (a DataFrame property, as every result's).
     n_replicates : int
     true_rate_ratio : float or None
         The synthetic truth when known (real data: None).
@@ -190,10 +193,17 @@ class DesignCheck:
         The analytic minimum detectable rate ratio also injected.
     """
 
-    summary: pd.DataFrame
+    targets: pd.DataFrame
     n_replicates: int
     true_rate_ratio: float | None
     mde_rate_ratio: float | None
+
+    def _summary_table(self) -> pd.DataFrame:
+        return self.targets.copy()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"targets": [float(t) for t in self.targets.get("target_rate_ratio", [])],
+                "n_replicates": self.n_replicates, "true_rate_ratio": self.true_rate_ratio}
 
     def to_dict(self) -> dict[str, Any]:
         keep = ["target_rate_ratio", "n_replicates", "n_failed", "mean_estimate", "bias_log",
@@ -237,5 +247,5 @@ def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200,
         targets.append(round(mde_rr, 3))
     result = plasmode(analysed, tuple(targets), n_replicates=n_replicates, seed=seed,
                       estimator=headline_estimator(adjust=ADJUSTMENT, cluster=CLUSTER))
-    return DesignCheck(summary=result.summary(), n_replicates=n_replicates,
+    return DesignCheck(targets=result.summary(), n_replicates=n_replicates,
                        true_rate_ratio=true_rate_ratio, mde_rate_ratio=mde_rr)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
 
 from ..errors import ConfigError, EstimationError, InputError
 from ..matching import MatchResult, NearestNeighborMatcher
@@ -56,9 +57,10 @@ def _estimate(fit: Callable[[], fx.Effect], outcome: str, method: str, scale: st
         return fx.not_estimable(outcome, method, scale, _reason(exc), data, label, subgroup)
 
 
-@dataclass
-class EvaluationResult:
-    """Estimates and the data behind the tables and figures (patient-level: keep inside)."""
+@dataclass(frozen=True, repr=False)
+class EvaluationResult(ResultConvention):
+    """Estimates and the data behind the tables and figures (patient-level: keep inside;
+    read-only). ``summary`` is one row per estimate."""
 
     records: list[dict]
     cohort: Cohort
@@ -74,7 +76,13 @@ class EvaluationResult:
     def headline(self) -> dict:
         return next(r for r in self.records if r.get("headline"))
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        headline = next((r for r in self.records if r.get("headline")), {})
+        estimate = headline.get("estimate")
+        return {"estimates": len(self.records), "analysed": len(self.analysed),
+                "headline": None if estimate is None else round(float(estimate), 4)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per estimate."""
         cols = ["outcome", "method", "subgroup", "estimate", "ci_low", "ci_high", "scale",
                 "n_treated", "n_control"]

@@ -66,6 +66,7 @@ import pandas as pd
 from scipy import stats
 
 from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
 
 from ..errors import ConfigError, InputError
 
@@ -77,9 +78,9 @@ REPLICATE_COLUMNS = ["target_rate_ratio", "replicate", "estimate", "ci_low", "ci
                      "events_treated", "events_control", "fallback", "note"]
 
 
-@dataclass
-class PlasmodeResult:
-    """Replicates of a plasmode simulation and their summary.
+@dataclass(frozen=True, repr=False)
+class PlasmodeResult(ResultConvention):
+    """Replicates of a plasmode simulation and their summary (read-only).
 
     Attributes
     ----------
@@ -107,7 +108,12 @@ class PlasmodeResult:
     baseline: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        targets = self.replicates["target_rate_ratio"].drop_duplicates().tolist()
+        return {"targets": [float(t) for t in targets],
+                "replicates": len(self.replicates), "seed": self.seed}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per target rate ratio.
 
         Columns: ``target_rate_ratio``, ``n_replicates`` (estimable), ``n_failed``,

@@ -79,6 +79,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from phm_eval.convention import ResultConvention
+
 log = logging.getLogger(__name__)
 
 #: the largest reduction searched for (a rate ratio of 0.01)
@@ -88,9 +90,9 @@ _MIN_LOG_RR = math.log(0.01)
 # --------------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------------
-@dataclass
-class MDEResult:
-    """A minimum detectable effect and what it was computed from.
+@dataclass(frozen=True, repr=False)
+class MDEResult(ResultConvention):
+    """A minimum detectable effect and what it was computed from (read-only).
 
     ``mde_rate_ratio`` is the largest rate ratio below 1 (the smallest reduction) detected with
     probability ``power`` by a two-sided test at level ``alpha``; ``NaN`` when the design cannot
@@ -117,7 +119,11 @@ class MDEResult:
         """Plain words for the report (see :func:`detectable_reduction_sentence`)."""
         return detectable_reduction_sentence(self.mde_rate_ratio, power=self.power)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"design": self.design, "mde_rate_ratio": round(float(self.mde_rate_ratio), 4),
+                "power": self.power, "alpha": self.alpha}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row: design, MDE, reduction, alpha, power, SE, design effect, and the inputs."""
         row = {"design": self.design, "mde_rate_ratio": self.mde_rate_ratio,
                "reduction_percent": self.reduction_percent, "alpha": self.alpha,
