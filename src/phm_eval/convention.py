@@ -94,6 +94,28 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+class AnswersForResult:
+    """Base of fitters that keep their read-only result in ``result_`` once fitted and answer
+    for the result's attributes named in ``_result_api`` (so code that used ``fit``'s return
+    value as the result keeps working), and for its ``summary``."""
+
+    __slots__ = ()
+    _result_api: frozenset[str] = frozenset()
+
+    def __getattr__(self, name: str) -> Any:
+        # reached only when normal lookup fails: answer for the result's API once fitted
+        if name in type(self)._result_api:
+            require_fitted(self, "result_")
+            return getattr(self.__dict__["result_"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The result's table (``result_.summary``)."""
+        require_fitted(self, "result_")
+        return self.__dict__["result_"].summary
+
+
 class ResultConvention:
     """Base of the result classes: ``summary`` property, ``print_summary()``, short ``repr``.
 

@@ -62,8 +62,8 @@ from scipy.stats import t as t_dist
 
 from phm_eval import DEFAULT_SEED
 from phm_eval.convention import (
+    AnswersForResult,
     ResultConvention,
-    SummaryFrame,
     check_alpha,
     format_table,
     require_fitted,
@@ -183,7 +183,7 @@ class PopulationITTResult(ResultConvention):
         return ax
 
 
-class PopulationITT:
+class PopulationITT(AnswersForResult):
     """Staggered difference in differences of a unit-month rate panel (intention to treat).
 
     Parameters
@@ -218,6 +218,8 @@ class PopulationITT:
     >>> fitted.summary
     >>> fitted.plot()
     """
+
+    _result_api = _RESULT_API
 
     def __init__(self, *, control_group: str = "nevertreated", base_months: int = 12,
                  min_e: int = -12, max_e: int = 23, honest_max_e: int = 5,
@@ -254,19 +256,6 @@ class PopulationITT:
         return short_repr(self, {"control_group": self.control_group,
                                  "base_months": self.base_months, "alpha": self.alpha},
                           fitted)
-
-    def __getattr__(self, name: str) -> Any:
-        # reached only when normal lookup fails: answer for the result's API once fitted
-        if name in _RESULT_API:
-            require_fitted(self, "result_")
-            return getattr(self.__dict__["result_"], name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    @property
-    def summary(self) -> SummaryFrame:
-        """One row per estimate (``result_.summary``)."""
-        require_fitted(self, "result_")
-        return self.result_.summary
 
     def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings and the estimates."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from phm_eval import DEFAULT_SEED
-from phm_eval.convention import require_fitted, short_repr
+from phm_eval.convention import AnswersForResult, require_fitted, short_repr
 from phm_eval.errors import EstimationError, InputError, ParameterError, renamed_argument
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
@@ -28,7 +28,7 @@ _RESULT_API = frozenset({
 })
 
 
-class NearestNeighborMatcher:
+class NearestNeighborMatcher(AnswersForResult):
     """Greedy k:1 nearest-neighbour matching on a score, choosing the same pairs as R MatchIt.
 
     The matching is MatchIt's ``matchit(method = "nearest")`` (version 4.5.4 or
@@ -118,6 +118,8 @@ class NearestNeighborMatcher:
     True
     """
 
+    _result_api = _RESULT_API
+
     def __init__(
         self,
         *,
@@ -165,24 +167,11 @@ class NearestNeighborMatcher:
             settings["exact"] = list(self.exact)
         return short_repr(self, settings, fitted)
 
-    def __getattr__(self, name: str) -> Any:
-        # reached only when normal lookup fails: answer for the result's API once fitted
-        if name in _RESULT_API:
-            require_fitted(self, "result_")
-            return getattr(self.__dict__["result_"], name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     @property
     def distance_(self) -> pd.Series:
         """The score matched on, per unit (``distance`` is the setting that chose it)."""
         require_fitted(self, "result_")
         return self.result_.distance
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        """Balance table before and after matching (``result_.summary``)."""
-        require_fitted(self, "result_")
-        return self.result_.summary
 
     def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings, the sample sizes and the balance table."""
