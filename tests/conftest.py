@@ -6,7 +6,8 @@ declaring its own builder. Every factory returns a pandas DataFrame with the con
 columns in the contract's order, dates written as ISO text (``YYYY-MM-DD``), as a CSV
 extract holds them. ``write_tables`` saves any of them as Parquet (or CSV) files named as
 the contract expects. ``small_extract`` is one consistent set of all six tables that passes
-the contract's rules.
+the contract's rules. ``as_dates`` turns the ISO text of the date columns into dates, as a
+validated (staged) table holds them.
 
 Rows are given as tuples in the documented column order; trailing optional columns may be
 left out and take the factory's defaults.
@@ -21,6 +22,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from phm_eval.contract import TABLES
+
 PATIENT_COLUMNS = ["patient_id", "practice_id", "sex", "date_of_birth", "ethnicity",
                    "imd_decile", "registration_start", "registration_end", "date_of_death"]
 EVENT_COLUMNS = ["patient_id", "date", "snomed_code", "value"]
@@ -29,6 +32,8 @@ ADMISSION_COLUMNS = ["patient_id", "spell_id", "admission_date", "discharge_date
 PRACTICE_COLUMNS = ["practice_id", "pcn_id", "icb_id"]
 INTERVENTION_COLUMNS = ["patient_id", "programme", "enrolment_date", "end_date"]
 ROLLOUT_COLUMNS = ["pcn_id", "practice_id", "programme", "start_date"]
+#: The contract's date columns, of every table (no two tables use a name differently).
+DATE_COLUMNS = frozenset(c for spec in TABLES.values() for c in spec.date_columns)
 
 
 def _pad(rows: Iterable[Sequence[Any]], columns: list[str], defaults: dict[str, Any],
@@ -120,6 +125,23 @@ def make_rollout(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
     return _pad(rows, ROLLOUT_COLUMNS, {}, "rollout")
 
 
+def as_dates(frame: pd.DataFrame, *, kind: str = "date") -> pd.DataFrame:
+    """A copy of ``frame`` with each of the contract's date columns it has as dates.
+
+    ``kind="date"`` gives ``datetime.date`` objects (``None`` where missing), which Parquet
+    stores as ``date32``, as a validated table from ``ingest`` holds them; ``"datetime64"``
+    gives pandas timestamps (``NaT`` where missing).
+    """
+    if kind not in ("date", "datetime64"):
+        raise ValueError(f"kind must be 'date' or 'datetime64', not {kind!r}")
+    out = frame.copy()
+    for column in out.columns.intersection(list(DATE_COLUMNS)):
+        stamps = pd.to_datetime(out[column])
+        out[column] = (stamps if kind == "datetime64"
+                       else [None if pd.isna(t) else t.date() for t in stamps])
+    return out
+
+
 def write_tables(folder: str | Path, *, fmt: str = "parquet",
                  **tables: pd.DataFrame) -> dict[str, Path]:
     """Write each table as ``<folder>/<name>.<fmt>`` (``parquet`` or ``csv``).
@@ -194,6 +216,11 @@ def _make_interventions_fixture():
 @pytest.fixture(name="make_rollout")
 def _make_rollout_fixture():
     return make_rollout
+
+
+@pytest.fixture(name="as_dates")
+def _as_dates_fixture():
+    return as_dates
 
 
 @pytest.fixture(name="write_tables")

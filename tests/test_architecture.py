@@ -28,7 +28,8 @@ LAYERS: dict[str, set[str]] = {
     "estimators": {"did", "survival", "matching", "frailty"},
     "data contract": {"contract", "ingest", "definitions", "codelists"},
     "utilities": {"phm_eval", "disclosure", "jsonio", "db", "paths", "config", "errors",
-                  "labels", "outputs", "plotting", "progress", "provenance", "run_lock"},
+                  "labels", "outputs", "plotting", "progress", "provenance", "run_lock",
+                  "convention"},
 }
 RANK = {name: rank for rank, members in enumerate(reversed(LAYERS.values())) for name in members}
 
@@ -46,11 +47,8 @@ KNOWN_PRIVATE = {
     ("phm_eval.risk.features", "phm_eval.frailty._tables"),
     ("phm_eval.risk.features_at_dates", "phm_eval.frailty._tables"),
     ("phm_eval.stages.segment", "phm_eval.segment._summary"),
-    # the results convention shared by the fitters of survival and matching
-    ("phm_eval.matching.matcher", "phm_eval.survival._summary"),
-    ("phm_eval.matching.result", "phm_eval.survival._summary"),
 }
-KNOWN_ESTIMATOR_PEERS = {("matching", "survival")}  # the same shared results convention
+KNOWN_ESTIMATOR_PEERS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

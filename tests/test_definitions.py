@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import as_dates, make_patients
 
 from phm_eval import definitions as d
 
@@ -32,11 +33,10 @@ def _patients() -> pd.DataFrame:
         ("born_today", DAY, DAY, None, None),
         ("same_day_registration", "1950-01-01", DAY, DAY, None),
     ]
-    frame = pd.DataFrame(rows, columns=["patient_id", "date_of_birth", "registration_start",
-                                        "registration_end", "date_of_death"])
-    for column in frame.columns[1:]:
-        frame[column] = pd.to_datetime(frame[column])
-    return frame
+    ids, dob, start, end, death = (list(c) for c in zip(*rows, strict=True))
+    frame = make_patients(ids, date_of_birth=dob, registration_start=start,
+                          registration_end=end, date_of_death=death)
+    return as_dates(frame, kind="datetime64")
 
 
 REGISTERED = {"starts_today", "ends_tomorrow", "dies_tomorrow", "born_today"}

@@ -218,7 +218,7 @@ def test_identified_sets_match_diffdiff(name, lname):
     b, npre, npost, lv = np.array(c["betahat"]), c["num_pre"], c["num_post"], c["l_vec"][lname]
     for method, key in (("smoothness", "M"), ("relative_magnitude", "Mbar")):
         ref = c[method][lname]
-        got = np.array([H.identified_set(b, npre, npost, method, m, lv) for m in ref[key]])
+        got = np.array([H.identified_set(b, npre, npost, method=method, m=m, l_vec=lv) for m in ref[key]])
         exp = np.column_stack([ref["id_lb"], ref["id_ub"]]).astype(float)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(exp))  # empty when beta_pre
         np.testing.assert_allclose(got, exp, rtol=0, atol=1e-12)     # breaks Delta^SD(M)
@@ -268,7 +268,7 @@ def test_relative_magnitude_intervals_widen_with_mbar():
     assert np.all(np.diff(res.ub) >= -step[1:] - 1e-12)
     assert np.all(np.diff(res.ub - res.lb) > 0)
     # identified sets are nested exactly
-    ids = np.array([H.identified_set(b, npre, npost, "relative_magnitude", m) for m in res.m])
+    ids = np.array([H.identified_set(b, npre, npost, method="relative_magnitude", m=m) for m in res.m])
     assert np.all(np.diff(ids[:, 0]) <= 1e-15) and np.all(np.diff(ids[:, 1]) >= -1e-15)
     # the published README reading: significant up to Mbar = 1.5, not at 2
     assert res.breakdown() == 1.5
@@ -279,7 +279,8 @@ def test_mbar_zero_identifies_theta_under_parallel_trends(lv):
     """Delta^RM(0) forces delta_post = 0 (R: no post-period change of the trend), so the
     identified set is the point l' beta_post."""
     b, S, npre, npost = _case("ehec_twfe")
-    lo, hi = H.identified_set(b, npre, npost, "relative_magnitude", 0.0, lv)
+    lo, hi = H.identified_set(b, npre, npost, method="relative_magnitude", m=0.0,
+                                l_vec=lv)
     assert lo == pytest.approx(np.dot(lv, b[npre:]), abs=1e-15)
     assert hi == pytest.approx(lo, abs=1e-15)
 

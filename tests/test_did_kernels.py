@@ -81,6 +81,22 @@ def test_multiplier_sums_factored_block_and_columns():
     assert np.all(S[:, [1, 3]] == 0)
 
 
+def test_multiplier_sums_former_name_of_n_bootstrap():
+    """``biters`` (R's name, kept by att_gt only) still works here, with a warning."""
+    from phm_eval.errors import ParameterError
+
+    block = [(np.arange(40), np.arange(3), np.random.default_rng(2).normal(size=(40, 3)), None)]
+    named = multiplier_sums(block, 40, 3, n_bootstrap=9, rng=np.random.default_rng(7))
+    with pytest.deprecated_call(match="'biters' is the former name of 'n_bootstrap'"):
+        former = multiplier_sums(block, 40, 3, rng=np.random.default_rng(7), biters=9)
+    np.testing.assert_array_equal(named, former)
+    assert named.shape == (9, 3)
+    with pytest.deprecated_call(), pytest.raises(ParameterError, match="n_bootstrap, biters"):
+        multiplier_sums(block, 40, 3, 9, np.random.default_rng(7), biters=10)
+    with pytest.raises(TypeError, match="n_bootstrap and rng"):
+        multiplier_sums(block, 40, 3, rng=np.random.default_rng(7))
+
+
 def _layout_ok(ids, t):
     T = K.leading_run(ids)
     if T == 0 or len(ids) % T:

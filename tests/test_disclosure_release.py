@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import pandas as pd
 import pytest
+from conftest import make_patients
 
 from phm_eval.cli import main
 from phm_eval.disclosure import DisclosurePolicy, apply_disclosure
@@ -25,7 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 @pytest.fixture
 def patients(tmp_path):
     path = tmp_path / "patients.csv"
-    pd.DataFrame({"patient_id": PATIENT_IDS, "sex": ["F", "M", "F"]}).to_csv(path, index=False)
+    make_patients(PATIENT_IDS, sex=["F", "M", "F"]).to_csv(path, index=False)
     return path
 
 
@@ -249,11 +250,11 @@ def test_model_card_counts_are_disclosed(risk_outputs):
 def test_model_card_html_embeds_figures_and_stays_disclosed(risk_outputs, tmp_path):
     root, _ = risk_outputs
     card = (root / "risk" / "model_card.md").read_text()
-    page = model_card_html(card, root / "risk")
+    page = model_card_html(card, image_dir=root / "risk")
     assert page.count('<img src="data:image/png;base64,') == card.count("![")
     assert "<table>" in page and "<h2>" in page and "<h3>Intended use</h3>" in page
     assert not re.search(r"!\[|\]\(|^#|\| ---", page, re.MULTILINE)  # no Markdown left
     (tmp_path / "index.html").write_text(f"<html><body>{page}</body></html>")
     assert check_release(tmp_path) == []
-    linked = model_card_html(card, "risk", embed=False)
+    linked = model_card_html(card, image_dir="risk", embed=False)
     assert '<img src="risk/roc.png" alt="ROC curve">' in linked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_practices, make_rollout
 
 from phm_eval.evaluate.design import Eligibility, practice_adoption
 from phm_eval.evaluate.pipeline import evaluate_programme
@@ -121,10 +122,9 @@ def test_comparators_come_only_from_practices_not_yet_adopting(effect_run):
 
 
 def test_practice_adoption_uses_practice_rows_then_pcn_rows():
-    practices = pd.DataFrame({"practice_id": ["A", "B", "C"], "pcn_id": ["P1", "P1", "P2"]})
-    rollout = pd.DataFrame({"pcn_id": ["P1", "P1", "P2"], "practice_id": ["A", None, None],
-                            "programme": ["x", "x", "y"],
-                            "start_date": ["2021-01-01", "2022-01-01", "2020-01-01"]})
+    practices = make_practices([("A", "P1"), ("B", "P1"), ("C", "P2")])
+    rollout = make_rollout([("P1", "A", "x", "2021-01-01"), ("P1", None, "x", "2022-01-01"),
+                            ("P2", None, "y", "2020-01-01")])
     got = practice_adoption(rollout, practices, "x")
     assert got["A"] == pd.Timestamp("2021-01-01")
     assert got["B"] == pd.Timestamp("2022-01-01")

@@ -14,6 +14,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import (
+    as_dates,
+    make_admissions,
+    make_events,
+    make_patients,
+    make_practices,
+    make_rollout,
+    write_tables,
+)
 
 from phm_eval.errors import ConfigError
 from phm_eval.evaluate.design import Eligibility
@@ -55,9 +64,8 @@ def test_default_eligibility_date_and_months():
 def _tiny(root):
     """Four practices in three PCNs; PCN A adopts on 15 October 2020 (adoption month November
     2020), C on 1 January 2021, B never. Study April 2019 to March 2021."""
-    d = pd.Timestamp
-    practices = pd.DataFrame({"practice_id": ["P1", "P2", "P3", "P4"],
-                              "pcn_id": ["A", "A", "B", "C"], "icb_id": "I"})
+    practices = make_practices([("P1", "A", "I"), ("P2", "A", "I"), ("P3", "B", "I"),
+                                ("P4", "C", "I")])
     pat = [  # id, practice, dob, registration start, registration end, death
         ("X1", "P1", "1940-01-01", "2000-01-01", None, None),
         ("X2", "P2", "1950-01-01", "2000-01-01", None, "2020-01-15"),
@@ -68,36 +76,23 @@ def _tiny(root):
         ("X7", "P4", "1935-01-01", "1990-01-01", None, None),
         ("X8", "P1", "1944-01-01", "1990-01-01", None, None),   # admitted only after it
     ]
-    patients = pd.DataFrame(pat, columns=["patient_id", "practice_id", "date_of_birth",
-                                          "registration_start", "registration_end",
-                                          "date_of_death"])
-    for c in ("date_of_birth", "registration_start", "registration_end", "date_of_death"):
-        patients[c] = pd.to_datetime(patients[c]).dt.date
-    patients["sex"] = "F"
-    patients["ethnicity"] = "White"
-    patients["imd_decile"] = 5.0
+    ids, practice, dob, start, end, death = (list(c) for c in zip(*pat, strict=True))
+    patients = make_patients(ids, practice_id=practice, date_of_birth=dob, imd_decile=5.0,
+                             registration_start=start, registration_end=end,
+                             date_of_death=death)
     adm = [("X1", "2019-06-10", "21"), ("X1", "2019-11-05", "21"), ("X1", "2020-11-30", "11"),
            ("X1", "2021-02-01", "2A"), ("X2", "2019-10-31", "21"), ("X2", "2020-01-15", "22"),
            ("X3", "2019-09-01", "21"), ("X4", "2020-02-01", "21"), ("X5", "2018-10-01", "21"),
            ("X6", "2019-05-01", "21"), ("X7", "2019-10-01", "2B"), ("X7", "2021-01-20", "21"),
            ("X8", "2019-11-02", "21"), ("X8", "2020-03-02", "21")]
-    admissions = pd.DataFrame(adm, columns=["patient_id", "admission_date", "admission_method"])
-    admissions["admission_date"] = pd.to_datetime(admissions["admission_date"]).dt.date
-    admissions["discharge_date"] = admissions["admission_date"]
-    admissions["spell_id"] = [f"S{i}" for i in range(len(admissions))]
-    admissions["primary_diagnosis"] = "R69"
-    admissions["secondary_diagnoses"] = None
-    events = pd.DataFrame({"patient_id": ["X1"], "date": [d("2015-01-01").date()],
-                           "snomed_code": ["00000000"], "value": [np.nan]})
-    rollout = pd.DataFrame({"pcn_id": ["A", "C"], "practice_id": [None, None],
-                            "programme": PROGRAMME,
-                            "start_date": [d("2020-10-15").date(), d("2021-01-01").date()]})
-    paths = {}
-    for name, frame in (("practices", practices), ("patients", patients),
-                        ("admissions", admissions), ("events", events), ("rollout", rollout)):
-        paths[name] = root / f"{name}.parquet"
-        frame.to_parquet(paths[name], index=False)
-    return paths
+    admissions = make_admissions([(p, day, day, method) for p, day, method in adm])  # day cases
+    events = make_events([("X1", "2015-01-01", "00000000", np.nan)])
+    rollout = make_rollout([("A", None, PROGRAMME, "2020-10-15"),
+                            ("C", None, PROGRAMME, "2021-01-01")])
+    tables = {"practices": practices, "patients": patients, "admissions": admissions,
+              "events": events, "rollout": rollout}
+    # as a validated extract holds them: dates as dates
+    return write_tables(root, **{name: as_dates(frame) for name, frame in tables.items()})
 
 
 RECENT_ONLY = Eligibility(min_age=65, min_efi_deficits=None, min_recent_emergency_admissions=1)

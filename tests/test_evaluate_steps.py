@@ -12,12 +12,21 @@ of them fail (docs/validation/mutation-check.md).
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import (
+    as_dates,
+    make_admissions,
+    make_events,
+    make_interventions,
+    make_patients,
+    make_practices,
+    make_rollout,
+    write_tables,
+)
 
 from phm_eval.did import att_gt
 from phm_eval.evaluate import effects as fx
@@ -26,33 +35,22 @@ from phm_eval.evaluate.event_study import MONTH_DAYS, clustered_pretest, monthly
 from phm_eval.evaluate.outcomes import DAYS_PER_YEAR, follow_up
 from phm_eval.evaluate.pipeline import COVARIATES, match_cohort
 
-D = dt.date.fromisoformat
-
 
 def _write(root: Path, **tables: pd.DataFrame) -> dict[str, Path]:
-    paths = {}
-    for name, frame in tables.items():
-        frame.to_parquet(root / f"{name}.parquet")
-        paths[name] = root / f"{name}.parquet"
-    return paths
+    """The tables as a validated extract holds them (dates as dates), written as Parquet."""
+    return write_tables(root, **{name: as_dates(frame) for name, frame in tables.items()})
 
 
 def _patients(rows: list[tuple]) -> pd.DataFrame:
     """(patient_id, practice_id, date_of_birth, registration_start, registration_end, death)."""
-    return pd.DataFrame([
-        {"patient_id": p, "practice_id": pr, "sex": "F", "date_of_birth": D(dob),
-         "ethnicity": "White", "imd_decile": 5.0, "registration_start": D(start),
-         "registration_end": D(end) if end else None, "date_of_death": D(death) if death else None}
-        for p, pr, dob, start, end, death in rows])
+    p, practice, dob, start, end, death = (list(c) for c in zip(*rows, strict=True))
+    return make_patients(p, practice_id=practice, date_of_birth=dob, imd_decile=5.0,
+                         registration_start=start, registration_end=end, date_of_death=death)
 
 
 def _spells(rows: list[tuple]) -> pd.DataFrame:
-    """(patient_id, admission_date, discharge_date, admission_method)."""
-    return pd.DataFrame([
-        {"patient_id": p, "spell_id": f"SP{i:04d}", "admission_date": D(a),
-         "discharge_date": D(d), "admission_method": m, "primary_diagnosis": "R69",
-         "secondary_diagnoses": None}
-        for i, (p, a, d, m) in enumerate(rows)])
+    """(patient_id, admission_date, discharge_date, admission_method): emergency or not."""
+    return as_dates(make_admissions(rows))
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,17 +77,11 @@ def cohort(tmp_path_factory):
     spells = _spells([(p, "2020-10-15", "2020-10-15", "21") for p in patients["patient_id"]]
                      + [("B2", "2021-12-01", "2021-12-01", "22"),
                         ("C1", "2021-11-01", "2021-11-01", "21")])
-    events = pd.DataFrame({"patient_id": ["T1"], "date": [D("2019-01-01")],
-                           "snomed_code": ["40379007"], "value": [np.nan]})
-    practices = pd.DataFrame({"practice_id": ["PA", "PB", "PC", "PD"], "pcn_id": ["N1"] * 4,
-                              "icb_id": ["I1"] * 4})
-    interventions = pd.DataFrame({
-        "patient_id": ["T1", "B2", "D1"], "programme": ["pc"] * 3,
-        "enrolment_date": [D("2020-12-10"), D("2022-02-15"), D("2021-06-10")],
-        "end_date": [None] * 3})
-    rollout = pd.DataFrame({"pcn_id": ["N1", "N1"], "practice_id": ["PA", "PB"],
-                            "programme": ["pc", "pc"],
-                            "start_date": [D("2021-01-01"), D("2022-01-01")]})
+    events = make_events([("T1", "2019-01-01", "40379007", np.nan)])
+    practices = make_practices([(p, "N1", "I1") for p in ("PA", "PB", "PC", "PD")])
+    interventions = make_interventions([("T1", "pc", "2020-12-10"), ("B2", "pc", "2022-02-15"),
+                                        ("D1", "pc", "2021-06-10")])
+    rollout = make_rollout([("N1", "PA", "pc", "2021-01-01"), ("N1", "PB", "pc", "2022-01-01")])
     tables = _write(root, patients=patients, admissions=spells, events=events,
                     practices=practices, interventions=interventions, rollout=rollout)
     return build_cohort(tables, "pc", study_end="2024-03-31").rows
@@ -179,7 +171,7 @@ def followed(tmp_path_factory):
                                        None, None]),
     })
     out = follow_up(rows, str(tables["patients"]), str(tables["admissions"]),
-                    "2024-03-31", 365, 365)
+                    "2024-03-31", follow_up_days=365, lookback_days=365)
     return out.set_index("patient_id")
 
 
@@ -265,7 +257,7 @@ def test_readmissions_do_not_depend_on_the_order_of_same_day_spells(tmp_path, re
                            "index_date": pd.to_datetime([INDEX]), "treated": [1],
                            "censor_date": pd.to_datetime([None])})
     out = follow_up(cohort, str(tables["patients"]), str(tables["admissions"]),
-                    "2024-03-31", 365, 365).iloc[0]
+                    "2024-03-31", follow_up_days=365, lookback_days=365).iloc[0]
     # 1 Feb (same-day spell after the day case), 1 Mar (23 days after the 6 Feb discharge)
     assert out["emergency_admissions"] == 3 and out["readmissions_30d"] == 2
 
@@ -482,7 +474,7 @@ def test_matched_sets_are_exact_on_month_recent_admissions_and_frailty():
 
 
 def test_ratio_two_gives_sets_of_three():
-    _, _, matched = match_cohort(_candidates(), {"ratio": 2, "caliper": None})
+    _, _, matched = match_cohort(_candidates(), matching={"ratio": 2, "caliper": None})
     sizes = matched.groupby("matched_set").size()
     assert sizes.max() == 3 and (matched.groupby("matched_set")["treated"].sum() == 1).all()
 

@@ -7,10 +7,12 @@ OHDSI OmopIndices and NCL ICB's rulesets, see docs/frailty.md), not read from th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_events, make_patients
 
 from phm_eval.errors import ConfigError
 from phm_eval.frailty import UNVERIFIED_ITEMS, Efi2Settings, efi2, efi2_category
@@ -69,20 +71,10 @@ def day(n: int) -> str:
     return (INDEX - dt.timedelta(days=n)).isoformat()
 
 
-def patients(ids, dob="1940-06-15") -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "patient_id": list(ids),
-            "practice_id": "P1",
-            "sex": "M",
-            "date_of_birth": dob,
-            "ethnicity": "White",
-            "imd_decile": 3,
-            "registration_start": "1980-01-01",
-            "registration_end": None,
-            "date_of_death": None,
-        }
-    )
+#: The people of these cases (the shared factory's otherwise): men registered since 1980,
+#: born on 15 June 1940 unless ``date_of_birth`` says.
+patients = functools.partial(make_patients, sex="M", imd_decile=3,
+                             registration_start="1980-01-01")
 
 
 # (patient, events as (date, code, value), expected linear predictor)
@@ -168,7 +160,7 @@ CASES = [
 
 def run(cases=CASES, settings=None, **kwargs) -> pd.DataFrame:
     rows = [(pid, d, c, v) for pid, evs, _ in cases for d, c, v in evs]
-    ev = pd.DataFrame(rows, columns=["patient_id", "date", "snomed_code", "value"])
+    ev = make_events(rows)
     ids = [pid for pid, _, _ in cases]
     out = efi2(ev, patients(ids), INDEX, medications=MEDS, settings=settings, **kwargs)
     return out.set_index("patient_id")
@@ -224,10 +216,10 @@ def test_falls_age_rule_with_code_list_windows():
         ("fall_at_56", [("2011-06-01", FALL, None)], BASE + FALLS),
     ]
     rows = [(pid, d, c, v) for pid, evs, _ in cases for d, c, v in evs]
-    ev = pd.DataFrame(rows, columns=["patient_id", "date", "snomed_code", "value"])
+    ev = make_events(rows)
     out = efi2(
         ev,
-        patients(["fall_at_53", "fall_at_56"], dob="1955-01-01"),
+        patients(["fall_at_53", "fall_at_56"], date_of_birth="1955-01-01"),
         INDEX,
         medications=MEDS,
         settings=Efi2Settings(falls_window_years=None),
@@ -237,7 +229,7 @@ def test_falls_age_rule_with_code_list_windows():
     assert lp["fall_at_56"] == pytest.approx(BASE + FALLS)
     # The default (Appendix 1) limits all falls codes to 5 years: neither counts.
     default = efi2(
-        ev, patients(["fall_at_53", "fall_at_56"], dob="1955-01-01"), INDEX, medications=MEDS
+        ev, patients(["fall_at_53", "fall_at_56"], date_of_birth="1955-01-01"), INDEX, medications=MEDS
     )
     assert default["efi2_falls"].sum() == 0
 
@@ -287,9 +279,9 @@ def test_divisor_is_the_largest_attainable_sum():
 
 
 def test_age_restriction_and_exclusions():
-    pts = patients(["old", "young"], dob=["1940-01-01", "1960-01-01"])
+    pts = patients(["old", "young"], date_of_birth=["1940-01-01", "1960-01-01"])
     out = efi2(
-        pd.DataFrame(columns=["patient_id", "date", "snomed_code", "value"]),
+        make_events([]),
         pts,
         INDEX,
         medications=MEDS,

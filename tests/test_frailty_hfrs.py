@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pandas as pd
 import pytest
+from conftest import make_admissions, make_patients
 
 from phm_eval.frailty import hfrs, hfrs_category, normalise_icd10
 
@@ -27,36 +29,18 @@ POINTS = {
 }
 
 
-def patients(ids) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "patient_id": list(ids),
-            "practice_id": "P1",
-            "sex": "F",
-            "date_of_birth": "1938-02-01",
-            "ethnicity": "Asian",
-            "imd_decile": 1,
-            "registration_start": "1990-01-01",
-            "registration_end": None,
-            "date_of_death": None,
-        }
-    )
+#: The people of these cases (the shared factory's otherwise): women born on 1 February 1938.
+patients = functools.partial(make_patients, date_of_birth="1938-02-01", ethnicity="Asian",
+                             imd_decile=1)
 
 
 def spell(pid, primary, secondary=None, admitted="2023-06-01", discharged="2023-06-05"):
-    return {
-        "patient_id": pid,
-        "spell_id": f"{pid}-{admitted}-{primary}",
-        "admission_date": admitted,
-        "discharge_date": discharged,
-        "admission_method": "21",
-        "primary_diagnosis": primary,
-        "secondary_diagnoses": secondary,
-    }
+    """An emergency spell as a row of :func:`conftest.make_admissions`."""
+    return (pid, admitted, discharged, "21", primary, secondary)
 
 
 def score(spells, ids=None, **kwargs) -> pd.DataFrame:
-    adm = pd.DataFrame(spells)
+    adm = make_admissions(spells)
     ids = ids or sorted(adm["patient_id"].unique())
     return hfrs(adm, patients(ids), INDEX, **kwargs).set_index("patient_id")
 
@@ -155,7 +139,7 @@ def test_non_scoring_codes_and_missing_secondaries():
 
 
 def test_dead_patients_not_scored():
-    adm = pd.DataFrame([spell("dead", "R26"), spell("alive", "R26")])
+    adm = make_admissions([spell("dead", "R26"), spell("alive", "R26")])
     pts = patients(["alive", "dead"])
     pts.loc[pts["patient_id"] == "dead", "date_of_death"] = "2024-01-01"
     out = hfrs(adm, pts, INDEX)

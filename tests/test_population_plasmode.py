@@ -42,7 +42,7 @@ def _summary(result) -> pd.DataFrame:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_known_injected_rate_ratio_is_recovered_with_honest_intervals(seed):
-    result = population_plasmode(_panel(seed), (1.0, 0.8), 60, seed=seed)
+    result = population_plasmode(_panel(seed), (1.0, 0.8), n_replicates=60, seed=seed)
     table = _summary(result)
     assert (table["n_failed"] == 0).all()
     for target, row in table.iterrows():
@@ -61,7 +61,8 @@ def test_known_injected_rate_ratio_is_recovered_with_honest_intervals(seed):
 
 def test_a_real_effect_in_the_panel_is_neutralised_by_the_permutation():
     # the adopting units really have a rate ratio of 0.7: the placebo baseline is still null
-    result = population_plasmode(_panel(3, real_rate_ratio=0.7), (1.0, 0.8), 60, seed=4)
+    result = population_plasmode(_panel(3, real_rate_ratio=0.7), (1.0, 0.8), n_replicates=60,
+                                 seed=4)
     table = _summary(result)
     assert abs(table.loc[1.0, "bias_log"]) < 3 * table.loc[1.0, "bias_log_mcse"] + 0.02
     assert abs(table.loc[0.8, "bias_log"]) < 3 * table.loc[0.8, "bias_log_mcse"] + 0.02
@@ -71,7 +72,7 @@ def test_pcns_adopting_together_are_permuted_as_blocks():
     panel = _panel(5, pcn_of_unit=True)
     # two practices per PCN with the same adoption month
     assert (panel.groupby("cluster")["g"].nunique() == 1).all()
-    result = population_plasmode(panel, 0.8, 4, seed=1)
+    result = population_plasmode(panel, 0.8, n_replicates=4, seed=1)
     assert result.extra["permuted"] == "PCNs" and result.n_sets == 12
     assert (result.n_treated, result.n_control) == (16, 8)
     assert result.to_dict()["estimand"] == "ITT population"
@@ -79,24 +80,24 @@ def test_pcns_adopting_together_are_permuted_as_blocks():
 
 def test_same_seed_same_replicates():
     panel = _panel(6)
-    a = population_plasmode(panel, (1.0, 0.9), 5, seed=11).replicates
-    b = population_plasmode(panel, (1.0, 0.9), 5, seed=11).replicates
+    a = population_plasmode(panel, (1.0, 0.9), n_replicates=5, seed=11).replicates
+    b = population_plasmode(panel, (1.0, 0.9), n_replicates=5, seed=11).replicates
     pd.testing.assert_frame_equal(a, b)
 
 
 def test_bad_settings_and_panels_are_errors():
     panel = _panel(7)
     with pytest.raises(ConfigError, match=r"\(0, 1\]"):
-        population_plasmode(panel, 1.2, 5)
+        population_plasmode(panel, 1.2, n_replicates=5)
     with pytest.raises(ConfigError, match="at least 2"):
-        population_plasmode(panel, 0.9, 1)
+        population_plasmode(panel, 0.9, n_replicates=1)
     with pytest.raises(EstimationError, match="same month"):
-        population_plasmode(panel.assign(g=13), 0.9, 5)
+        population_plasmode(panel.assign(g=13), 0.9, n_replicates=5)
     # every unit adopting, at different times (a not-yet-adopted comparison): still checked
     staggered = panel.assign(g=np.where(panel["g"] == 0, 25, panel["g"]))
-    result = population_plasmode(staggered, 0.9, 2,
+    result = population_plasmode(staggered, 0.9, n_replicates=2,
                                  estimator=PopulationITT(control_group="notyettreated",
                                                          honest_m=()))
     assert result.n_control == 0 and len(result.replicates) == 2
     with pytest.raises(InputError, match="weight"):
-        population_plasmode(panel.drop(columns="weight"), 0.9, 5)
+        population_plasmode(panel.drop(columns="weight"), 0.9, n_replicates=5)

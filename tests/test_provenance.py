@@ -76,8 +76,8 @@ def test_write_manifest(tmp_path):
 
 def test_naive_times_are_utc_and_finished_defaults_to_now(tmp_path):
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    manifest = provenance.build_manifest({}, [], None, dt.datetime(2024, 1, 1, 0, 0),
-                                         repo_dir=tmp_path)
+    manifest = provenance.build_manifest({}, [], seed=None,
+                                         started_at=dt.datetime(2024, 1, 1, 0, 0), repo_dir=tmp_path)
     assert manifest["started_at"] == "2024-01-01T00:00:00Z"
     finished = dt.datetime.fromisoformat(manifest["finished_at"].replace("Z", "+00:00"))
     assert before <= finished <= dt.datetime.now(dt.UTC)

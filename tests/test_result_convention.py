@@ -1,4 +1,7 @@
-"""One results convention for every public fitter and result class of survival/ and matching/.
+"""One results convention for every public fitter and result class (issue 17).
+
+The estimators (survival, matching, did), the analyses (evaluate, risk, segment) and
+disclosure's DisclosedTable share :mod:`phm_eval.convention`.
 
 As lifelines (issue 17): ``fit`` returns the fitter, fitted attributes end in ``_`` and the
 settings given to ``__init__`` are left as they were; ``summary`` is a DataFrame property;
@@ -11,10 +14,13 @@ confidence level; bad arguments raise :class:`~phm_eval.errors.ParameterError` (
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import pickle
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import matplotlib
@@ -24,14 +30,58 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from test_evaluate_plasmode import ESTIMATOR, matched_frame
+from test_evaluate_population import sim_panel
+from test_segment_des_metrics import _tables as des_tables
+from test_segment_grid import GRID_ROWS, RULES, make_population
 
-import phm_eval.matching as matching
+import phm_eval
 import phm_eval.survival as survival
+from phm_eval.did import (
+    AggteResult,
+    AttGtResult,
+    HonestDiDResult,
+    RegressionResult,
+    att_gt,
+    honest_did,
+    twfe,
+)
+from phm_eval.disclosure import DisclosedTable, apply_disclosure
+from phm_eval.disclosure.release import ReleaseCheck
 from phm_eval.errors import ParameterError
+from phm_eval.evaluate.estimands import DesignCheck
+from phm_eval.evaluate.pipeline import EvaluationResult
+from phm_eval.evaluate.plasmode import PlasmodeResult, plasmode
+from phm_eval.evaluate.population import PopulationITT, PopulationITTResult
+from phm_eval.evaluate.population_plasmode import PopulationDesignCheck, population_design_check
+from phm_eval.evaluate.power import MDEResult, mde_rate_ratio
 from phm_eval.matching import NearestNeighborMatcher, fit_glm, greedy_nearest
 from phm_eval.matching.nearest import GreedyMatch
 from phm_eval.matching.result import MatchResult
 from phm_eval.matching.scores import GLMFit
+from phm_eval.risk import (
+    DecisionCurve,
+    IECVResult,
+    RiskModelConfig,
+    RiskModelReport,
+    SampleSizeResult,
+    TemporalValidationResult,
+    ValidationResult,
+)
+from phm_eval.risk.develop import develop_risk_model
+from phm_eval.risk.examples import example_risk_features
+from phm_eval.risk.results import RiskModelResults
+from phm_eval.risk.sample_size import riley_minimum
+from phm_eval.segment import (
+    BridgesResult,
+    Core20Plus5Result,
+    DesMetrics,
+    GridResult,
+    bridges_to_health,
+    core20plus5,
+    des_metrics,
+    grid_3x3,
+)
 from phm_eval.survival import (
     CumulativeIncidenceFitter,
     FineGrayFitter,
@@ -55,6 +105,7 @@ def _cohort() -> pd.DataFrame:
 
 
 COHORT = _cohort()
+ITT_PANEL = sim_panel(0, n_units=16, n_never=6, T=36, waves=(13, 25))[0]
 
 
 @dataclass(frozen=True)
@@ -66,10 +117,19 @@ class Fitter:
     data_args: tuple[str, ...]
     missing_column: Callable[[Any], Any] | None  # a fit naming a column that is not there
     argument: str = ""  # the argument that call gets wrong
+    cls: type | None = None  # when ``make`` is not the class itself
+
+    @property
+    def fitter_class(self) -> type:
+        return self.cls or self.make
 
     @property
     def name(self) -> str:
-        return self.make.__name__
+        return self.fitter_class.__name__
+
+
+def _itt(**settings: Any) -> PopulationITT:
+    return PopulationITT(**{"honest_m": (), **settings})  # Honest DiD has tests of its own
 
 
 FITTERS = [
@@ -102,6 +162,8 @@ FITTERS = [
            lambda f: f.fit(COHORT, "treated", ["x", "admissions"]),
            ("df", "treatment_col", "covariates"),
            lambda f: f.fit(COHORT, "treated", ["x", "age"]), "covariates"),
+    Fitter(_itt, lambda f: f.fit(ITT_PANEL), ("panel",),
+           lambda f: f.fit(ITT_PANEL.drop(columns="weight")), "panel", cls=PopulationITT),
 ]
 
 
@@ -119,18 +181,116 @@ def _greedy_match() -> GreedyMatch:
     return greedy_nearest(COHORT["x"].to_numpy(), COHORT["treated"].to_numpy() == 1, ratio=1)
 
 
-RESULTS = {MatchResult: _match_result, GLMFit: _glm_fit, GreedyMatch: _greedy_match}
+def _did_panel() -> pd.DataFrame:
+    """120 units over 4 periods, cohorts first treated in periods 3 and 4 and never."""
+    rng = np.random.default_rng(3)
+    n, periods = 120, 4
+    g = np.repeat(rng.choice([0, 3, 4], n), periods)
+    t = np.tile(np.arange(1, periods + 1), n)
+    y = rng.normal(size=n * periods) + 0.5 * ((g > 0) & (t >= g))
+    return pd.DataFrame({"id": np.repeat(np.arange(n), periods), "t": t, "g": g, "y": y})
 
 
-def _public_classes(module) -> set[type]:
-    objects = (getattr(module, name) for name in module.__all__)
-    return {o for o in objects if inspect.isclass(o) and not issubclass(o, BaseException)}
+@cache
+def _att_gt() -> AttGtResult:
+    return att_gt(_did_panel(), yname="y", tname="t", idname="id", gname="g", biters=99, seed=1)
+
+
+def _honest() -> HonestDiDResult:
+    return honest_did(np.array([0.02, -0.01, 0.30, 0.35]), np.diag([0.01, 0.01, 0.012, 0.012]),
+                      2, 2, method="smoothness", m=[0.0, 0.05])
+
+
+@cache
+def _risk_report() -> RiskModelReport:
+    kw = {"n_practices": 12, "practices_per_pcn": 3}
+    development = example_risk_features(4000, seed=5, **kw).drop(columns="true_risk")
+    later = example_risk_features(3000, seed=9, **kw).drop(columns="true_risk")
+    config = RiskModelConfig(n_bootstrap=0, n_optimism_bootstrap=0)
+    return develop_risk_model(development, config, validation_features=later)
+
+
+@cache
+def _plasmode() -> PlasmodeResult:
+    return plasmode(matched_frame(n_sets=80), (1.0, 0.8), n_replicates=3, seed=4,
+                    estimator=ESTIMATOR)
+
+
+def _evaluation() -> EvaluationResult:
+    """The container the evaluation returns (its own tests build real ones from data)."""
+    analysed = matched_frame(n_sets=20)
+    record = {"outcome": "emergency admissions", "method": "negative binomial rate ratio",
+              "subgroup": None, "estimate": 0.85, "ci_low": 0.7, "ci_high": 1.03,
+              "scale": "RR", "n_treated": 20, "n_control": 20, "headline": True}
+    return EvaluationResult(records=[record], cohort=None, matching=None, analysed=analysed,
+                            rtm=pd.DataFrame(), naive=None, did=None, study_panel=None)
+
+
+def _population() -> pd.DataFrame:
+    return make_population(GRID_ROWS)
+
+
+RESULTS = {
+    MatchResult: _match_result, GLMFit: _glm_fit, GreedyMatch: _greedy_match,
+    AttGtResult: _att_gt, AggteResult: lambda: _att_gt().aggregate("dynamic"),
+    RegressionResult: lambda: twfe(_did_panel(), "y", "t", "id", "g"),
+    HonestDiDResult: _honest,
+    RiskModelReport: _risk_report,
+    RiskModelResults: lambda: RiskModelResults(**{f.name: getattr(_risk_report(), f.name)
+                                                  for f in dataclasses.fields(RiskModelResults)}),
+    ValidationResult: lambda: _risk_report().apparent,
+    DecisionCurve: lambda: _risk_report().apparent.decision,
+    IECVResult: lambda: _risk_report().iecv,
+    TemporalValidationResult: lambda: _risk_report().temporal,
+    SampleSizeResult: lambda: riley_minimum(20, 0.1, c_statistic=0.75),
+    GridResult: lambda: grid_3x3(_population(), RULES),
+    BridgesResult: lambda: bridges_to_health(_population()),
+    Core20Plus5Result: lambda: core20plus5(_population()),
+    DesMetrics: lambda: des_metrics(*des_tables(), "2020-04-01", "2022-03-31"),
+    EvaluationResult: _evaluation,
+    PlasmodeResult: _plasmode,
+    DesignCheck: lambda: DesignCheck(targets=_plasmode().summary(), n_replicates=3,
+                                     true_rate_ratio=0.8, mde_rate_ratio=None),
+    PopulationDesignCheck: lambda: population_design_check(ITT_PANEL, n_replicates=2,
+                                                           true_rate_ratio=0.9),
+    MDEResult: lambda: mde_rate_ratio(500, 500, 0.4, 0.9, theta=1.2),
+    PopulationITTResult: lambda: _itt().fit(ITT_PANEL).result_,
+    DisclosedTable: lambda: apply_disclosure(pd.DataFrame({"n": [3, 120, 48]}),
+                                             count_cols=["n"]),
+}
+
+#: Public classes that are not results of an analysis, with the reason.
+NOT_RESULTS = {
+    ReleaseCheck: "the report of a release check, filled in as the scan goes; its summary "
+                  "is the text the command line prints",
+}
+PACKAGES = ("survival", "matching", "did", "frailty", "evaluate", "risk", "segment", "describe",
+            "disclosure")
+
+
+def _fitters_and_results() -> set[type]:
+    """Every public class of those packages that fits, summarises, or is named a result."""
+    found = set()
+    for info in pkgutil.walk_packages(phm_eval.__path__, "phm_eval."):
+        relative = info.name.removeprefix("phm_eval.")
+        if relative.split(".")[0] not in PACKAGES or any(
+                part.startswith("_") for part in relative.split(".")):
+            continue
+        for name, obj in vars(importlib.import_module(info.name)).items():
+            if (name.startswith("_") or not inspect.isclass(obj) or obj.__module__ != info.name
+                    or issubclass(obj, BaseException)):
+                continue
+            if (hasattr(obj, "fit") or hasattr(obj, "summary")
+                    or name.endswith(("Result", "Results"))):
+                found.add(obj)
+    return found
 
 
 def test_every_public_class_is_checked_here():
-    """A new public fitter or result class of survival/ or matching/ must join this test."""
-    covered = {f.make for f in FITTERS} | set(RESULTS)
-    public = _public_classes(survival) | _public_classes(matching)
+    """A new public fitter or result class must join this test."""
+    covered = {f.fitter_class for f in FITTERS} | set(RESULTS) | set(NOT_RESULTS)
+    public = _fitters_and_results()
+    assert survival.FineGrayFitter in public and AttGtResult in public  # the search works
     assert public <= covered, f"not checked: {sorted(c.__name__ for c in public - covered)}"
 
 
@@ -213,6 +373,8 @@ def _interval_width(fitted: Any) -> float:
         curves = fitted.cumulative_incidence_
         return float((curves["upper"] - curves["lower"]).sum())
     table = fitted.summary
+    if "ci_low" in table.columns:
+        return float((table["ci_high"] - table["ci_low"]).sum())
     level = f"{100 * (1 - fitted.alpha):g}%"
     return float((table[f"coef upper {level}"] - table[f"coef lower {level}"]).sum())
 

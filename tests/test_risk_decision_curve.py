@@ -21,7 +21,7 @@ def test_net_benefit_by_hand():
 
 
 def test_decision_curve_table():
-    dc = decision_curve(Y, P, [0.25, 0.5])
+    dc = decision_curve(Y, P, thresholds=[0.25, 0.5])
     t = dc.summary().set_index("threshold")
     assert t.loc[0.25, "net_benefit_treat_all"] == pytest.approx(0.3 - 0.7 / 3)
     assert t.loc[0.5, "net_benefit_treat_all"] == pytest.approx(0.3 - 0.7)
@@ -36,7 +36,7 @@ def test_decision_curve_table():
 def test_perfect_model_net_benefit_equals_prevalence():
     y = np.array([0, 0, 1, 1, 0, 1])
     p = np.where(y == 1, 0.99, 0.01)
-    dc = decision_curve(y, p, [0.1, 0.3, 0.7])
+    dc = decision_curve(y, p, thresholds=[0.1, 0.3, 0.7])
     np.testing.assert_allclose(dc.table["net_benefit_model"], 0.5)
 
 
@@ -53,4 +53,4 @@ def test_risk_tiers_by_hand():
 
 def test_thresholds_outside_unit_interval_rejected():
     with pytest.raises(ValueError):
-        decision_curve(Y, P, [0.0, 0.5])
+        decision_curve(Y, P, thresholds=[0.0, 0.5])

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 import phm_eval.stages.risk as risk_stage
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import ParameterError
 from phm_eval.matching import NearestNeighborMatcher
 from phm_eval.risk import develop_risk_model
@@ -64,7 +65,7 @@ def test_seed_is_keyword_only_and_random_state_its_deprecated_former_name():
     assert inspect.signature(make_model).parameters["spline_features"].kind is (
         inspect.Parameter.KEYWORD_ONLY)
     params = inspect.signature(RiskModelConfig).parameters
-    assert params["seed"].default == 2024
+    assert params["seed"].default == DEFAULT_SEED
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
 
 
@@ -128,7 +129,7 @@ def test_bootstrap_metrics_seed(frame):
 
 
 def test_config_seed_and_its_former_name():
-    assert RiskModelConfig().seed == 2024
+    assert RiskModelConfig().seed == DEFAULT_SEED == 1
     with pytest.deprecated_call(match="RiskModelConfig: 'random_state'"):
         former = RiskModelConfig(random_state=5, n_bootstrap=0)
     assert former == RiskModelConfig(seed=5, n_bootstrap=0)
@@ -139,7 +140,8 @@ def test_config_seed_and_its_former_name():
     with pytest.deprecated_call():
         assert RiskModelConfig(seed=5, random_state=5).seed == 5
     # a seed given equal to the default still conflicts with a different former name
-    _both_names_rejected(lambda: RiskModelConfig(seed=2024, random_state=7), "RiskModelConfig")
+    _both_names_rejected(lambda: RiskModelConfig(seed=DEFAULT_SEED, random_state=7),
+                         "RiskModelConfig")
     _both_names_rejected(lambda: RiskModelConfig.from_dict({"seed": 1, "random_state": 7}),
                          "RiskModelConfig")
     # the key written is seed; a config written before the rename reads back the same

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from conftest import make_events, make_patients, make_practices
 
 from phm_eval.errors import InputError
 from phm_eval.segment import des_metrics, financial_year, financial_years
@@ -16,23 +17,19 @@ SOCIAL_PRESCRIBING = "871731000000106"
 
 
 def _tables():
-    practices = pd.DataFrame({"practice_id": ["PR1", "PR2", "PR3"],
-                              "pcn_id": ["PCN1", "PCN1", "PCN2"]})
-    patients = pd.DataFrame(
-        [
-            ("a1", "PR1", "2015-01-01", None, None),
-            ("a2", "PR1", "2021-10-01", None, None),          # joins after mid-year
-            ("a3", "PR1", "2015-01-01", "2021-10-01", None),  # leaves the day after mid-year
-            ("b1", "PR2", "2015-01-01", None, None),
-            ("c1", "PR3", "2015-01-01", None, "2021-09-30"),  # dead on mid-year day
-        ],
-        columns=["patient_id", "practice_id", "registration_start", "registration_end",
-                 "date_of_death"],
-    )
-    patients["date_of_birth"] = "1950-01-01"
-    patients["sex"] = "F"
-    patients["ethnicity"] = "White"
-    events = pd.DataFrame(
+    practices = make_practices([("PR1", "PCN1"), ("PR2", "PCN1"), ("PR3", "PCN2")])
+    people = [
+        ("a1", "PR1", "2015-01-01", None, None),
+        ("a2", "PR1", "2021-10-01", None, None),          # joins after mid-year
+        ("a3", "PR1", "2015-01-01", "2021-10-01", None),  # leaves the day after mid-year
+        ("b1", "PR2", "2015-01-01", None, None),
+        ("c1", "PR3", "2015-01-01", None, "2021-09-30"),  # dead on mid-year day
+    ]
+    ids, practice, start, end, death = (list(c) for c in zip(*people, strict=True))
+    patients = make_patients(ids, practice_id=practice, date_of_birth="1950-01-01",
+                             registration_start=start, registration_end=end,
+                             date_of_death=death)
+    events = make_events(
         [
             ("a1", "2021-03-31", PCSP_AGREED),        # 2020/21 (last day)
             ("a1", "2021-04-01", PCSP_AGREED),        # 2021/22 (first day)
@@ -44,8 +41,7 @@ def _tables():
             ("a3", "2021-10-02", SOCIAL_PRESCRIBING),  # after leaving: not credited
             ("b1", "2021-06-01", PCSP_AGREED),
             ("b1", "2021-06-01", "22298006"),         # not a personalised-care code
-        ],
-        columns=["patient_id", "date", "snomed_code"],
+        ]
     )
     return events, patients, practices
 

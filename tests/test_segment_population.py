@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import make_admissions, make_events, make_patients
 
 from phm_eval.codelists import load_codelist
 from phm_eval.errors import ConfigError, InputError
@@ -29,13 +30,9 @@ def _patients() -> pd.DataFrame:
         ("G", "1935-01-01", "2000-01-01", None, "2022-10-01"),  # dies during follow-up
         ("H", "1990-01-01", "2000-01-01", None, None),
     ]
-    frame = pd.DataFrame(rows, columns=["patient_id", "date_of_birth", "registration_start",
-                                        "registration_end", "date_of_death"])
-    frame["practice_id"] = "PR1"
-    frame["sex"] = "F"
-    frame["ethnicity"] = "White"
-    frame["imd_decile"] = 5
-    return frame
+    ids, dob, start, end, death = (list(c) for c in zip(*rows, strict=True))
+    return make_patients(ids, practice_id="PR1", date_of_birth=dob, registration_start=start,
+                         registration_end=end, date_of_death=death)
 
 
 def _events() -> pd.DataFrame:
@@ -54,9 +51,7 @@ def _events() -> pd.DataFrame:
         ("H", "2021-03-31", "cancer"),        # not recent, but within 5 years
         ("B", "2020-01-01", "copd"),          # B is not registered at the index date
     ]
-    return pd.DataFrame(
-        [(p, d, _code(c)) for p, d, c in rows], columns=["patient_id", "date", "snomed_code"]
-    )
+    return make_events([(p, d, _code(c)) for p, d, c in rows])
 
 
 def _admissions() -> pd.DataFrame:
@@ -71,10 +66,7 @@ def _admissions() -> pd.DataFrame:
         ("C", "2022-05-01", "2022-05-02", "21"),  # after C left the practice
         ("G", "2022-10-01", "2022-10-01", "21"),  # on the day of death: counts
     ]
-    frame = pd.DataFrame(rows, columns=["patient_id", "admission_date", "discharge_date",
-                                        "admission_method"])
-    frame["spell_id"] = [f"S{i}" for i in range(len(frame))]
-    return frame
+    return make_admissions(rows)
 
 
 def test_registered_population_edges():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+from test_population_plasmode import _panel
 
 from phm_eval import outputs
 from phm_eval.stages import evaluate
 from phm_eval.stages.call import StageCall
-from test_population_plasmode import _panel
 
 
 def _call(results, replicates=4, truth=None):

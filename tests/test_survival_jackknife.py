@@ -113,11 +113,11 @@ def test_many_clusters_expanded_refits_equal_exact_refits(dispersion):
     family = (sm.families.Poisson() if dispersion == 0
               else sm.families.NegativeBinomial(alpha=dispersion))
     params = sm.GLM(y, X, family=family, offset=offset).fit(tol=1e-13).params
-    exact, loo_exact = cluster_jackknife(X, y, offset, params, groups, dispersion,
+    exact, loo_exact = cluster_jackknife(X, y, offset, params, groups, dispersion=dispersion,
                                          exact_max=10_000)
     for exact_max in (0, 50):
-        expanded, loo = cluster_jackknife(X, y, offset, params, groups, dispersion,
-                                          exact_max=exact_max)
+        expanded, loo = cluster_jackknife(X, y, offset, params, groups,
+                                          dispersion=dispersion, exact_max=exact_max)
         np.testing.assert_allclose(loo, loo_exact, atol=1e-7, rtol=0)
         np.testing.assert_allclose(np.sqrt(np.diag(expanded)), np.sqrt(np.diag(exact)),
                                    rtol=1e-5)

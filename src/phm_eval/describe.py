@@ -60,7 +60,7 @@ def population_pyramid(patients, day: str) -> pd.DataFrame:
     ).df()
 
 
-def ltc_prevalence(patients, events, day: str, codelist_dir=None) -> pd.DataFrame:
+def ltc_prevalence(patients, events, day: str, *, codelist_dir=None) -> pd.DataFrame:
     """Recorded prevalence of each long-term condition on ``day`` by broad age band and IMD
     quintile (1 = most deprived); a condition counts if any of its codes is dated on or before
     ``day``.

@@ -41,7 +41,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
 )
 
 
-def hash_file(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+def hash_file(path: str | Path, *, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
     """Hex digest of a file, read in chunks so that large inputs need little memory.
 
     Parameters
@@ -151,6 +151,7 @@ def describe_inputs(inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
 def build_manifest(
     config: Mapping[str, Any],
     inputs: Sequence[str | Path],
+    *,
     seed: int | None,
     started_at: dt.datetime | str,
     finished_at: dt.datetime | str | None = None,
@@ -184,6 +185,7 @@ def write_manifest(
     path: str | Path,
     config: Mapping[str, Any],
     inputs: Sequence[str | Path],
+    *,
     seed: int | None,
     started_at: dt.datetime | str,
     finished_at: dt.datetime | str | None = None,
@@ -218,7 +220,8 @@ def write_manifest(
     dict
         The manifest written.
     """
-    manifest = build_manifest(config, inputs, seed, started_at, finished_at, extra, repo_dir)
+    manifest = build_manifest(config, inputs, seed=seed, started_at=started_at,
+                              finished_at=finished_at, extra=extra, repo_dir=repo_dir)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

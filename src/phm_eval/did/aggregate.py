@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from phm_eval.convention import ResultConvention
 from phm_eval.errors import ConfigError, EstimationError
 
 from ._linalg import (
@@ -33,6 +35,10 @@ from .bootstrap import boot_summary
 def aggregate(res: GroupTimeEstimates, type: str = "group", min_e=None, max_e=None,
               balance_e=None, cband=None, alp=None, na_rm: bool = False) -> AggteResult:
     """Aggregate ATT(g,t) into overall, event-time, cohort or calendar effects.
+
+    The signature mirrors R's ``did::aggte`` and keeps R's argument names (``alp``,
+    ``balance_e``, ``na_rm`` for ``na.rm``), as :func:`~phm_eval.did.att_gt` does; it is
+    therefore an exception to the package's conventions (``alpha``, options keyword-only).
 
     Parameters
     ----------
@@ -155,8 +161,9 @@ def aggregate(res: GroupTimeEstimates, type: str = "group", min_e=None, max_e=No
     boot = res.bootstrap_draws() if (res.bstrap or (cband and parts is not None)) else None
     psi_overall = influence(res, lin)
     overall_se = standard_errors(res, lin, None if not res.bstrap else boot, psi=psi_overall)[0]
-    out = AggteResult(type=type, overall_att=float(overall[0]), overall_se=float(overall_se),
-                      alp=alp, min_e=min_e, max_e=max_e, balance_e=balance_e)
+    found = {"type": type, "overall_att": float(overall[0]), "overall_se": float(overall_se),
+             "alp": alp, "min_e": min_e, "max_e": max_e, "balance_e": balance_e,
+             "influence": psi_overall[:, 0]}
     if parts is not None:
         se_parts = standard_errors(res, parts, boot if res.bstrap else None)
         crit = norm.ppf(1 - alp / 2)
@@ -170,15 +177,14 @@ def aggregate(res: GroupTimeEstimates, type: str = "group", min_e=None, max_e=No
                               "pointwise intervals", stacklevel=2)
             else:
                 crit = c_boot
-        out.egt, out.att_egt, out.se_egt, out.crit_val_egt = egt, part_att, se_parts, crit
-        out._source, out._parts = res, parts
-    out.influence = psi_overall[:, 0]
-    return out
+        found.update(egt=egt, att_egt=part_att, se_egt=se_parts, crit_val_egt=crit,
+                     _source=res, _parts=parts)
+    return AggteResult(**found)
 
 
-@dataclass
-class AggteResult:
-    """Aggregated treatment effects (R's ``aggte``).
+@dataclass(frozen=True, repr=False)
+class AggteResult(ResultConvention):
+    """Aggregated treatment effects (R's ``aggte``; read-only).
 
     Attributes
     ----------
@@ -225,7 +231,12 @@ class AggteResult:
         z = norm.ppf(1 - self.alp / 2)
         return (self.overall_att - z * self.overall_se, self.overall_att + z * self.overall_se)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"type": self.type, "overall_att": round(self.overall_att, 6),
+                "overall_se": round(self.overall_se, 6),
+                "terms": 0 if self.egt is None else len(self.egt)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Overall row then one row per event time / cohort / period."""
         lo, hi = self.overall_ci
         rows = [{"term": "overall", "value": np.nan, "att": self.overall_att,
@@ -246,7 +257,7 @@ class AggteResult:
             "crit_val_egt": _f(self.crit_val_egt),
         }
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Event-study plot (dynamic) or estimates by cohort/period with intervals."""
         from .plots import plot_aggte
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,11 @@ def att_gt(
 ) -> AttGtResult:
     """Group-time average treatment effects with staggered adoption.
 
+    The signature mirrors R's ``did::att_gt`` and keeps R's argument names (``xformla``,
+    ``bstrap``, ``biters``, ``alp``...) and positions after the data, so R code translates
+    argument for argument; it is therefore the exception to the package's conventions
+    (``seed``, ``alpha`` and ``n_bootstrap`` elsewhere, options keyword-only).
+
     Parameters
     ----------
     data : DataFrame
@@ -185,7 +190,7 @@ def att_gt(
         se = se.copy()
         se[~zero_na] = bse
         se[se <= _TINY] = np.nan
-        res.se = se
+        res = replace(res, se=se)
         if cband and len(dd.tlist) > 2:
             if not np.isfinite(crit):
                 warnings.warn("uniform critical value is not finite; using pointwise "
@@ -195,10 +200,10 @@ def att_gt(
                     warnings.warn("the uniform critical value is very large (>= 7); the "
                                   "band may be unreliable with so few units per cohort",
                                   stacklevel=2)
-                res.crit_val = crit
-    res.zero_se = zero_na
-    res.wald_stat, res.wald_df, res.wald_pvalue = wald_pretest(res, zero_na)
-    return res
+                res = replace(res, crit_val=crit)
+    res = replace(res, zero_se=zero_na)
+    stat, df, pvalue = wald_pretest(res, zero_na)
+    return replace(res, wald_stat=stat, wald_df=df, wald_pvalue=pvalue)
 
 
 def _validate_args(control_group, est_method, base_period, anticipation, biters, alp,

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy.stats import norm
 
+from phm_eval.errors import renamed_argument
+
 from ._threads import default_threads
 
 _TINY = np.sqrt(np.finfo(float).eps) * 10
@@ -40,11 +42,13 @@ def multiplier_sums(
     blocks: list,
     n_rows: int,
     n_cols: int,
-    biters: int,
-    rng: np.random.Generator,
+    n_bootstrap: int | None = None,
+    rng: np.random.Generator | None = None,
+    *,
     kind: str = "rademacher",
     tile_rows: int = 4096,
     n_threads: int | None = None,
+    biters: int | None = None,
 ) -> np.ndarray:
     """Bootstrap sums ``S[b, j] = sum_i v[b, i] * M[i, j]``.
 
@@ -61,9 +65,11 @@ def multiplier_sums(
         Total number of rows (units or clusters).
     n_cols : int
         Total number of columns of ``S``.
-    biters : int
-        Number of bootstrap draws.
+    n_bootstrap : int
+        Number of bootstrap draws (required; :func:`~phm_eval.did.att_gt` passes its
+        ``biters``).
     rng : numpy.random.Generator
+        Required.
     kind : {"rademacher", "mammen"}
         Mammen's points are used with probabilities rounded to 1/65536 and
         re-solved so the multipliers keep mean 0 and variance 1 exactly.
@@ -72,12 +78,20 @@ def multiplier_sums(
         tile are drawn in order, so the draws depend on it but not on threads.
     n_threads : int, optional
         Worker threads (default :func:`default_threads`); the sums do not depend on it.
+    biters : int, optional
+        Former name of ``n_bootstrap`` (R's name, which only :func:`att_gt` keeps); still
+        accepted with a ``DeprecationWarning``.
 
     Returns
     -------
-    (biters x n_cols) float64 array.
+    (n_bootstrap x n_cols) float64 array.
     """
     from ._kernels import binary_multiplier_sums
+
+    n_bootstrap = renamed_argument("multiplier_sums", "n_bootstrap", n_bootstrap, "biters",
+                                   biters)
+    if n_bootstrap is None or rng is None:
+        raise TypeError("multiplier_sums() needs n_bootstrap and rng")
 
     if kind == "rademacher":
         # v = 2u - 1 with u a fair bit: S = 2 (U @ M) - colsum(M)
@@ -139,11 +153,12 @@ def multiplier_sums(
         bi, a, size = tiles[i]
         padded = prepared[bi][2]
         state = np.random.SFC64(seeds[i]).state["state"]["state"].copy()
-        out = np.zeros((biters, padded.shape[1]), dtype=np.float32)
-        binary_multiplier_sums(padded[a: a + -(-size // 16) * 16], state, biters, threshold, out)
+        out = np.zeros((n_bootstrap, padded.shape[1]), dtype=np.float32)
+        binary_multiplier_sums(padded[a: a + -(-size // 16) * 16], state, n_bootstrap, threshold,
+                               out)
         return out
 
-    acc = [np.zeros((biters, p[2].shape[1])) for p in prepared]
+    acc = [np.zeros((n_bootstrap, p[2].shape[1])) for p in prepared]
     if n_threads == 1:
         for i, (bi, _, _) in enumerate(tiles):
             acc[bi] += run(i)
@@ -152,14 +167,14 @@ def multiplier_sums(
         with ThreadPoolExecutor(n_threads) as pool:
             for (bi, _, _), part in zip(tiles, pool.map(run, range(len(tiles))), strict=True):
                 acc[bi] += part
-    out = np.tile(low * colsum, (biters, 1))
+    out = np.tile(low * colsum, (n_bootstrap, 1))
     for (cols, A, _, r, mean, count), part in zip(prepared, acc, strict=True):
         part = (high - low) * (part[:, :r] + part[:, count:count + 1] * mean)
         out[:, cols] += part if A is None else part @ A
     return out
 
 
-def type1_quantile(x: np.ndarray, p: float, axis: int = 0) -> np.ndarray:
+def type1_quantile(x: np.ndarray, p: float, *, axis: int = 0) -> np.ndarray:
     """R's ``quantile(type = 1)``: the ``ceil(m p)``-th order statistic."""
     xs = np.sort(x, axis=axis)
     m = xs.shape[axis]

@@ -178,6 +178,7 @@ def check_overlap(ps: np.ndarray, where: str) -> None:
 
 # ----------------------------------------------------------------------------- panel
 def panel_2x2(dY: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray, method: str,
+              *,
               where: str = "this cell", trim_level: float = TRIM_LEVEL):
     """ATT and influence functions for each column of ``dY`` (panel data).
 
@@ -315,7 +316,7 @@ def _panel_dr_imp(dY, D, X, w, n, where, trim_level):
 
 # ----------------------------------------------------------------------------- cross-sections
 def rc_2x2(y: np.ndarray, post: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray,
-           method: str, where: str = "this cell", trim_level: float = TRIM_LEVEL):
+           method: str, *, where: str = "this cell", trim_level: float = TRIM_LEVEL):
     """ATT and influence function for repeated cross-section data (one cell).
 
     ``y`` is the outcome of each observation, ``post`` marks the later period.

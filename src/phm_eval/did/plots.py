@@ -16,7 +16,7 @@ def _axes(ax):
     return ax
 
 
-def plot_att_gt(res, ax=None):
+def plot_att_gt(res, *, ax=None):
     """ATT(g,t) against period with intervals, cohorts side by side.
 
     Pre-treatment cells (placebo estimates) are grey, post-treatment cells blue;
@@ -51,7 +51,7 @@ def plot_att_gt(res, ax=None):
 EVENT_STUDY_YLABEL = "Change in emergency admissions per 1,000 person-months"
 
 
-def plot_aggte(agg, ax=None, *, ylabel: str | None = None, scale: float = 1.0,
+def plot_aggte(agg, *, ax=None, ylabel: str | None = None, scale: float = 1.0,
                period: str = "month"):
     """Event study (dynamic) or effects by cohort/period with their band.
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+
+from phm_eval.convention import ResultConvention
 
 from .aggregate import AggteResult, aggregate
 from .bootstrap import multiplier_sums
@@ -22,7 +25,7 @@ __all__ = ["AggteResult", "AttGtResult", "wald_pretest"]
 logger = logging.getLogger(__name__)
 
 
-def wald_pretest(res: AttGtResult, zero_se: np.ndarray, anticipation: int = 0):
+def wald_pretest(res: AttGtResult, zero_se: np.ndarray, *, anticipation: int = 0):
     """R's pre-test: ``n b' V^-1 b`` over cells with ``time < group - anticipation`` (R:
     ``anticipation = 0``, all cells before the group's first treated period), chi-squared.
 
@@ -44,9 +47,12 @@ def wald_pretest(res: AttGtResult, zero_se: np.ndarray, anticipation: int = 0):
     return W, q, float(chi2.sf(W, q))
 
 
-@dataclass
-class AttGtResult:
-    """Group-time ATTs with standard errors, uniform band and pre-test.
+@dataclass(frozen=True, repr=False)
+class AttGtResult(ResultConvention):
+    """Group-time ATTs with standard errors, uniform band and pre-test (read-only).
+
+    ``summary`` is the table of cells (a DataFrame property; ``summary()`` also works),
+    ``print_summary()`` prints it; the bootstrap draws are computed once, when first asked.
 
     Attributes
     ----------
@@ -110,7 +116,12 @@ class AttGtResult:
     def cohort_list(self) -> np.ndarray:
         return np.asarray(self.data.glist, dtype=float)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"cells": len(self.cells), "n": int(self.n),
+                "est_method": self.config.get("est_method"),
+                "control_group": self.config.get("control_group"), "bstrap": self.bstrap}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per cell: group, time, att, se, ci_low, ci_high, post."""
         half = self.crit_val * self.se
         return pd.DataFrame({
@@ -118,7 +129,7 @@ class AttGtResult:
             "ci_low": self.att - half, "ci_high": self.att + half, "post": self.post,
         })
 
-    def pretest(self, exclude_anticipation: bool = False) -> dict:
+    def pretest(self, *, exclude_anticipation: bool = False) -> dict:
         """Wald pre-test of parallel trends (statistic, degrees of freedom, p-value).
 
         Parameters
@@ -150,7 +161,7 @@ class AttGtResult:
             "config": {k: v for k, v in self.config.items()},
         }
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """ATT(g,t) with confidence intervals by period, one series per cohort."""
         from .plots import plot_att_gt
 
@@ -160,7 +171,10 @@ class AttGtResult:
                   max_e: float | None = None, balance_e: int | None = None,
                   cband: bool | None = None, alp: float | None = None,
                   na_rm: bool = False):
-        """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``)."""
+        """Aggregate cells as R's ``aggte`` (``simple``, ``dynamic``, ``group``, ``calendar``).
+
+        Mirrors R's signature and names, as :func:`~phm_eval.did.aggregate.aggregate`.
+        """
         return aggregate(self, type=type, min_e=min_e, max_e=max_e, balance_e=balance_e,
                          cband=cband, alp=alp, na_rm=na_rm)
 
@@ -173,7 +187,7 @@ class AttGtResult:
         terms that account for estimating the cohort shares in aggregations.
         """
         if self._draws is None:
-            self._draws = _draws(self)
+            object.__setattr__(self, "_draws", _draws(self))  # a cache, not a change
         return self._draws
 
 

@@ -9,16 +9,22 @@ cluster-robust (CR1), by default by unit, with the small-sample factor
 ``G/(G-1) * (N-1)/(N-K)`` where ``K`` counts the slope coefficients, the period
 effects, and the unit effects unless units are nested in clusters (R
 ``fixest``'s default).
+
+They take :func:`att_gt`'s column arguments and R names (``xformla``, ``clustervars``,
+``weightsname``, ``alp``) so the comparison is written as the primary estimate is; their
+options are keyword-only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from phm_eval.convention import ResultConvention
 from phm_eval.errors import EstimationError, InputError
 
 from ._prep import _design, parse_xformla
@@ -28,9 +34,9 @@ from .estimators import panel_2x2
 _TABLE = "twfe data"
 
 
-@dataclass
-class RegressionResult:
-    """Coefficients of a fixed-effects regression with cluster-robust errors."""
+@dataclass(frozen=True, repr=False)
+class RegressionResult(ResultConvention):
+    """Coefficients of a fixed-effects regression with cluster-robust errors (read-only)."""
 
     terms: list
     coef: np.ndarray
@@ -43,7 +49,11 @@ class RegressionResult:
     kind: str = "twfe"
     extra: dict = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "terms": list(self.terms), "n_obs": int(self.n_obs),
+                "n_clusters": int(self.n_clusters)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """term, estimate, se, z, p, ci_low, ci_high (normal reference, as ``fixest``'s
         large-sample default is t with G-1 df; we report normal quantiles)."""
         z = self.coef / self.se
@@ -57,7 +67,7 @@ class RegressionResult:
         return {"kind": self.kind, "n_obs": self.n_obs, "n_clusters": self.n_clusters,
                 "coefficients": self.summary().to_dict(orient="records")}
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Event-study coefficients (reference period drawn at zero) or the estimate."""
         if ax is None:
             import matplotlib.pyplot as plt
@@ -163,6 +173,7 @@ def _prepare(data, yname, tname, idname, gname, xformla, clustervars, weightsnam
 
 @single_threaded_blas
 def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
+         *,
          xformla: str | None = None, clustervars=None, weightsname: str | None = None,
          alp: float = 0.05) -> RegressionResult:
     """Static TWFE regression ``y_it = a_i + l_t + b D_it + x_it'c + e_it``.
@@ -182,12 +193,12 @@ def twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
     X = D[:, None] if Xc is None else np.column_stack([D, Xc])
     res = _fit(d[yname].to_numpy(float), X, unit, tcode, w, cluster, ["treated", *names],
                alp, nested)
-    res.kind = "twfe"
-    return res
+    return replace(res, kind="twfe")
 
 
 @single_threaded_blas
 def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gname: str,
+                     *,
                      xformla: str | None = None, clustervars=None,
                      weightsname: str | None = None, min_e: int | None = None,
                      max_e: int | None = None, alp: float = 0.05) -> RegressionResult:
@@ -214,14 +225,12 @@ def event_study_twfe(data: pd.DataFrame, yname: str, tname: str, idname: str, gn
     X = E if Xc is None else np.column_stack([E, Xc])
     terms = [f"e={int(k)}" for k in levels] + list(names)
     res = _fit(d[yname].to_numpy(float), X, unit, tcode, w, cluster, terms, alp, nested)
-    res.event_times = levels
-    res.kind = "event_study_twfe"
-    return res
+    return replace(res, event_times=levels, kind="event_study_twfe")
 
 
 @single_threaded_blas
 def did_2x2(data: pd.DataFrame, yname: str, tname: str, idname: str, treatname: str,
-            pre, post, xformla: str | None = None, est_method: str = "reg",
+            pre, post, *, xformla: str | None = None, est_method: str = "reg",
             weightsname: str | None = None, alp: float = 0.05) -> RegressionResult:
     """Two-group, two-period DiD on a balanced panel (``pre`` and ``post`` periods).
 

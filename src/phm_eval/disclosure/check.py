@@ -259,6 +259,7 @@ def _row_name(df: pd.DataFrame, position: int, file_rows: bool) -> str:
 def check_table(
     df: pd.DataFrame,
     policy: DisclosurePolicy | None = None,
+    *,
     count_cols: Sequence[str] | None = None,
     stat_cols: Mapping[str, str] | None = None,
     rate_cols: Mapping[str, Iterable[Any]] | None = None,

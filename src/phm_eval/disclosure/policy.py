@@ -44,7 +44,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DisclosurePolicy:
     """How counts, rates and statistics are made safe before they leave the analysis.
 

@@ -104,7 +104,7 @@ class ReleaseCheck:
         """True when nothing stops the release."""
         return not self.errors
 
-    def problems(self, include_warnings: bool = False) -> list[str]:
+    def problems(self, *, include_warnings: bool = False) -> list[str]:
         """One line per problem (errors, and warnings if asked), as ``check_release`` returns."""
         return [str(v) for v in self.violations
                 if v.severity == "error" or include_warnings]

@@ -91,6 +91,7 @@ def survival_step_table(
 def disclose_survival_table(
     table: pd.DataFrame,
     policy: DisclosurePolicy | None = None,
+    *,
     time_col: str = "time",
     n_risk_col: str = "n_risk",
     event_col: str = "n_event",

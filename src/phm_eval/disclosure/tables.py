@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
+
 from .policy import DisclosurePolicy
 from .rounding import primary_suppression_mask, round_counts
 
@@ -56,9 +58,11 @@ LOG_COLUMNS = ["row", "column", "action", "rule"]
 SIDECAR_SUFFIX = ".sdc.json"
 
 
-@dataclass
-class DisclosedTable:
-    """A table after disclosure control, with a record of what was done.
+@dataclass(frozen=True, repr=False)
+class DisclosedTable(ResultConvention):
+    """A table after disclosure control, with a record of what was done (read-only).
+
+    ``summary`` (a DataFrame property) counts the actions by column and rule.
 
     Attributes
     ----------
@@ -87,7 +91,7 @@ class DisclosedTable:
     stat_cols: dict[str, str] = field(default_factory=dict)
     kind: str = "table"
 
-    def formatted(self, marker: str | None = None, decimals: int | None = None) -> pd.DataFrame:
+    def formatted(self, *, marker: str | None = None, decimals: int | None = None) -> pd.DataFrame:
         """The table as text for humans: suppressed cells show ``marker``.
 
         Parameters
@@ -114,7 +118,11 @@ class DisclosedTable:
         """Number of suppressed cells."""
         return int(self.suppressed.to_numpy().sum())
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rows": len(self.table), "columns": len(self.table.columns),
+                "suppressed": self.n_suppressed}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Counts of actions by column and rule."""
         if self.log.empty:
             return pd.DataFrame(columns=["column", "action", "rule", "cells"])
@@ -146,7 +154,7 @@ class DisclosedTable:
             **self.column_roles(),
         }
 
-    def to_csv(self, path: str | Path, marker: bool = True, sidecar: bool = True) -> Path:
+    def to_csv(self, path: str | Path, *, marker: bool = True, sidecar: bool = True) -> Path:
         """Write the table as CSV (and a ``.sdc.json`` file naming the column roles).
 
         Parameters
@@ -190,6 +198,7 @@ def _ordered_unique(items: Iterable[str]) -> list[str]:
 def apply_disclosure(
     df: pd.DataFrame,
     policy: DisclosurePolicy | None = None,
+    *,
     count_cols: Sequence[str] = (),
     denominator_cols: Sequence[str] = (),
     rate_cols: Mapping[str, tuple[str, str, float]] | None = None,

@@ -25,7 +25,7 @@ from ..risk.features_at_dates import risk_features_at_dates
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Eligibility:
     """Who a proactive-care programme is for (applied identically to both arms).
 
@@ -75,6 +75,7 @@ def practice_adoption(rollout: pd.DataFrame, practices: pd.DataFrame, programme:
 def build_cohort(
     tables: dict[str, str | Path],
     programme: str,
+    *,
     eligibility: Eligibility = Eligibility(),
     codelist_dir: str | Path | None = None,
     study_end: str | None = None,

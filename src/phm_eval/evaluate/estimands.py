@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
+
 from ..errors import ConfigError
 from .power import MDEResult, design_effect_from_fit, mde_from_frame
 
@@ -76,6 +79,7 @@ def choose_primary(records: list[dict[str, Any]], primary: str) -> list[dict[str
 
 
 def attach_mde(records: list[dict[str, Any]], estimand: str, mde: MDEResult | None,
+               *,
                reason: str | None = None) -> None:
     """Put a design's minimum detectable effect on its overall rate-ratio records."""
     for record in records:
@@ -91,6 +95,7 @@ def attach_mde(records: list[dict[str, Any]], estimand: str, mde: MDEResult | No
 
 
 def enrolled_mde(analysed: pd.DataFrame, adjust: list[str],
+                 *,
                  cluster_col: str = "patient_id") -> tuple[MDEResult | None, str | None]:
     """The analytic minimum detectable rate ratio of the matched design on its own data, with
     the design effect of the clustering the headline uses (never below 1).
@@ -99,7 +104,7 @@ def enrolled_mde(analysed: pd.DataFrame, adjust: list[str],
     """
     try:
         cluster = cluster_col if cluster_col in analysed.columns else "patient_id"
-        deff, _ = design_effect_from_fit(analysed, cluster, adjust)
+        deff, _ = design_effect_from_fit(analysed, cluster, adjust=adjust)
         deff = max(float(deff), 1.0) if np.isfinite(deff) else 1.0
         return mde_from_frame(analysed, adjust=adjust, design_effect=deff), None
     except Exception as exc:  # noqa: BLE001 - power is reported, never allowed to stop the run
@@ -170,15 +175,17 @@ def population_mde(itt: Any) -> tuple[MDEResult | None, str | None]:
         return None, f"not computed: {exc}"
 
 
-@dataclass(frozen=True)
-class DesignCheck:
-    """Plasmode power of the matched design on a run's own data (see :func:`design_check_report`).
+@dataclass(frozen=True, repr=False)
+class DesignCheck(ResultConvention):
+    """Plasmode power of the matched design on a run's own data (see :func:`design_check_report`;
+    read-only).
 
     Attributes
     ----------
-    summary : pandas.DataFrame
+    targets : pandas.DataFrame
         One row per injected rate ratio: ``target_rate_ratio``, ``power`` (interval wholly
-        below 1), ``coverage``, ``bias_log`` and their Monte Carlo standard errors.
+        below 1), ``coverage``, ``bias_log`` and their Monte Carlo standard errors; also
+        ``summary`` (a DataFrame property, as every result's).
     n_replicates : int
     true_rate_ratio : float or None
         The synthetic truth when known (real data: None).
@@ -186,10 +193,17 @@ class DesignCheck:
         The analytic minimum detectable rate ratio also injected.
     """
 
-    summary: pd.DataFrame
+    targets: pd.DataFrame
     n_replicates: int
     true_rate_ratio: float | None
     mde_rate_ratio: float | None
+
+    def _summary_table(self) -> pd.DataFrame:
+        return self.targets.copy()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"targets": [float(t) for t in self.targets.get("target_rate_ratio", [])],
+                "n_replicates": self.n_replicates, "true_rate_ratio": self.true_rate_ratio}
 
     def to_dict(self) -> dict[str, Any]:
         keep = ["target_rate_ratio", "n_replicates", "n_failed", "mean_estimate", "bias_log",
@@ -205,7 +219,8 @@ class DesignCheck:
                 .to_dict(orient="records")}
 
 
-def design_check_report(analysed: pd.DataFrame, n_replicates: int = 200, seed: int = 1,
+def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200,
+                        seed: int = DEFAULT_SEED,
                         true_rate_ratio: float | None = None) -> DesignCheck:
     """Plasmode power of the matched design at no effect, at the true (or a 15 %) reduction and
     at the analytic minimum detectable effect.
@@ -217,20 +232,20 @@ def design_check_report(analysed: pd.DataFrame, n_replicates: int = 200, seed: i
         ``subclass``, clusters in ``match_cluster``, outcomes and the adjustment columns).
     n_replicates : int
         Re-analyses per injected rate ratio.
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     true_rate_ratio : float, optional
         The synthetic truth, injected as one of the targets.
     """
     from .pipeline import ADJUSTMENT, CLUSTER
     from .plasmode import headline_estimator, plasmode
 
-    mde, _ = enrolled_mde(analysed, ADJUSTMENT, CLUSTER)
+    mde, _ = enrolled_mde(analysed, ADJUSTMENT, cluster_col=CLUSTER)
     mde_rr = (float(mde.mde_rate_ratio) if mde is not None and np.isfinite(mde.mde_rate_ratio)
               else None)
     targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.85]
     if mde_rr is not None and round(mde_rr, 3) not in [round(t, 3) for t in targets]:
         targets.append(round(mde_rr, 3))
     result = plasmode(analysed, tuple(targets), n_replicates=n_replicates, seed=seed,
-                      estimator=headline_estimator(ADJUSTMENT, cluster=CLUSTER))
-    return DesignCheck(summary=result.summary(), n_replicates=n_replicates,
+                      estimator=headline_estimator(adjust=ADJUSTMENT, cluster=CLUSTER))
+    return DesignCheck(targets=result.summary(), n_replicates=n_replicates,
                        true_rate_ratio=true_rate_ratio, mde_rate_ratio=mde_rr)

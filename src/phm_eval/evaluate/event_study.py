@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+
 from ..db import connect
 from ..definitions import emergency_sql
 from ..did import att_gt
@@ -56,6 +58,7 @@ PRETREND_NOT_INFORMATIVE = (
 
 def monthly_panel(analysed: pd.DataFrame, admissions: str | None = None,
                   spells: pd.DataFrame | None = None,
+                  *,
                   cluster_col: str = "patient_id") -> pd.DataFrame:
     """Person-month panel around each analysed row's index date.
 
@@ -154,8 +157,9 @@ def clustered_pretest(res: AttGtResult, anticipation: int) -> dict:
     return {"statistic": W, "df": int(len(pre)), "pvalue": float(chi2.sf(W, len(pre)))}
 
 
-def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int = 1,
-                spells: pd.DataFrame | None = None, cluster_col: str | None = None) -> dict:
+def event_study(analysed: pd.DataFrame, admissions: str | None = None,
+                spells: pd.DataFrame | None = None, *, seed: int = DEFAULT_SEED,
+                cluster_col: str | None = None) -> dict:
     """Event-study ATTs, pre-trend test and the overall post-index effect record.
 
     Parameters
@@ -164,7 +168,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None, seed: int
         The analysed matched rows (see :func:`monthly_panel`).
     admissions, spells
         The admissions (Parquet path or frame).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
         Seed of the multiplier bootstrap.
     cluster_col : str, optional
         Cluster of the standard errors; default ``match_cluster`` when ``analysed`` has it

@@ -34,6 +34,7 @@ def follow_up(
     patients: str,
     admissions: str,
     study_end: str,
+    *,
     follow_up_days: int = 365,
     lookback_days: int = 365,
 ) -> pd.DataFrame:

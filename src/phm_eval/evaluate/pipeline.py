@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
+
 from ..errors import ConfigError, EstimationError, InputError
 from ..matching import MatchResult, NearestNeighborMatcher
 from . import effects as fx
@@ -54,9 +57,10 @@ def _estimate(fit: Callable[[], fx.Effect], outcome: str, method: str, scale: st
         return fx.not_estimable(outcome, method, scale, _reason(exc), data, label, subgroup)
 
 
-@dataclass
-class EvaluationResult:
-    """Estimates and the data behind the tables and figures (patient-level: keep inside)."""
+@dataclass(frozen=True, repr=False)
+class EvaluationResult(ResultConvention):
+    """Estimates and the data behind the tables and figures (patient-level: keep inside;
+    read-only). ``summary`` is one row per estimate."""
 
     records: list[dict]
     cohort: Cohort
@@ -72,14 +76,21 @@ class EvaluationResult:
     def headline(self) -> dict:
         return next(r for r in self.records if r.get("headline"))
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        headline = next((r for r in self.records if r.get("headline")), {})
+        estimate = headline.get("estimate")
+        return {"estimates": len(self.records), "analysed": len(self.analysed),
+                "headline": None if estimate is None else round(float(estimate), 4)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per estimate."""
         cols = ["outcome", "method", "subgroup", "estimate", "ci_low", "ci_high", "scale",
                 "n_treated", "n_control"]
         return pd.DataFrame(self.records).reindex(columns=cols)
 
 
-def match_cohort(rows: pd.DataFrame, matching: dict[str, Any] | None = None, seed: int = 1
+def match_cohort(rows: pd.DataFrame, *, matching: dict[str, Any] | None = None,
+                 seed: int = DEFAULT_SEED
                  ) -> tuple[pd.DataFrame, MatchResult, pd.DataFrame]:
     """Match enrolled rows to comparators: the matched sets every estimate is built on.
 
@@ -94,7 +105,7 @@ def match_cohort(rows: pd.DataFrame, matching: dict[str, Any] | None = None, see
         ``index_month_code``, ``efi_group``, ``sex``, ``imd_decile`` and the covariates.
     matching : dict, optional
         ``ratio``, ``caliper``, ``exact`` (see :func:`evaluate_programme`).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
 
     Returns
     -------
@@ -132,12 +143,13 @@ def evaluate_programme(
     tables: dict[str, str | Path],
     programme: str,
     study_end: str,
+    *,
     eligibility: Eligibility | None = None,
     matching: dict[str, Any] | None = None,
     follow_up_days: int = 365,
     lookback_days: int = 365,
     codelist_dir: str | Path | None = None,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     subgroups: bool = True,
     event_study_panel: bool = True,
 ) -> EvaluationResult:
@@ -156,7 +168,7 @@ def evaluate_programme(
         (extra columns to match exactly on; the index month is always exact).
     follow_up_days, lookback_days : int
     codelist_dir : path, optional
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     subgroups, event_study_panel : bool
         Whether to estimate subgroup effects and the monthly event study.
 
@@ -168,14 +180,14 @@ def evaluate_programme(
         unlike a Cox hazard ratio of first admission, which unobserved frailty attenuates).
     """
     matching = dict(matching or {})
-    cohort = build_cohort(tables, programme, eligibility or Eligibility(),
+    cohort = build_cohort(tables, programme, eligibility=eligibility or Eligibility(),
                           codelist_dir=codelist_dir, study_end=study_end)
-    rows, result, matched = match_cohort(cohort.rows, matching, seed)
+    rows, result, matched = match_cohort(cohort.rows, matching=matching, seed=seed)
     # Both arms start follow-up on the index date of their matched set (exact on the month).
     matched["index_date"] = matched["index_month"]
     matched["row_id"] = np.arange(len(matched))
     analysed = follow_up(matched, tables["patients"], tables["admissions"], study_end,
-                         follow_up_days, lookback_days)
+                         follow_up_days=follow_up_days, lookback_days=lookback_days)
 
     records: list[dict] = []
     rr_method = "negative binomial rate ratio (matched, adjusted)"

@@ -65,6 +65,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from phm_eval import DEFAULT_SEED
+from phm_eval.convention import ResultConvention
+
 from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -75,9 +78,9 @@ REPLICATE_COLUMNS = ["target_rate_ratio", "replicate", "estimate", "ci_low", "ci
                      "events_treated", "events_control", "fallback", "note"]
 
 
-@dataclass
-class PlasmodeResult:
-    """Replicates of a plasmode simulation and their summary.
+@dataclass(frozen=True, repr=False)
+class PlasmodeResult(ResultConvention):
+    """Replicates of a plasmode simulation and their summary (read-only).
 
     Attributes
     ----------
@@ -105,7 +108,12 @@ class PlasmodeResult:
     baseline: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        targets = self.replicates["target_rate_ratio"].drop_duplicates().tolist()
+        return {"targets": [float(t) for t in targets],
+                "replicates": len(self.replicates), "seed": self.seed}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per target rate ratio.
 
         Columns: ``target_rate_ratio``, ``n_replicates`` (estimable), ``n_failed``,
@@ -172,6 +180,7 @@ class PlasmodeResult:
 
 # --------------------------------------------------------------------------------------------
 def headline_estimator(
+    *,
     adjust: Sequence[str] | None = None,
     count_col: str = "emergency_admissions",
     cluster: str = "patient_id",
@@ -216,8 +225,9 @@ def _redraw_arms(sets: np.ndarray, n_sets: int, treated_per_set: np.ndarray,
 def plasmode(
     source: Any,
     rate_ratios: float | Sequence[float] = (1.0, 0.85, 0.75),
+    *,
     n_replicates: int = 200,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     estimator: Callable[[pd.DataFrame], Any] | None = None,
     set_col: str | None = "subclass",
     treated_col: str = "treated",
@@ -238,7 +248,7 @@ def plasmode(
         programme is expected to have (e.g. the MDE, or 0.85).
     n_replicates : int, default 200
         Replicates per target (Monte Carlo SE of a power of 0.8 is 0.028 at 200).
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     estimator : callable, optional
         ``frame -> Effect`` (anything with ``estimate``, ``ci_low``, ``ci_high`` and optionally
         ``fallback``); an exception is recorded as a failed replicate. Default

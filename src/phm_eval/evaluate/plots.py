@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from ..plotting import OKABE_ITO, set_titles
 
 
-def forest_plot(records: Sequence[dict], ax: Axes | None = None) -> Axes:
+def forest_plot(records: Sequence[dict], *, ax: Axes | None = None) -> Axes:
     """Rate ratios with 95% CIs, overall and by subgroup (log scale, line at 1)."""
     rows = [r for r in records if r.get("scale") == "RR" and r.get("estimate") is not None
             and (r.get("headline") or r.get("subgroup"))]
@@ -35,7 +35,7 @@ def forest_plot(records: Sequence[dict], ax: Axes | None = None) -> Axes:
     return ax
 
 
-def rtm_plot(table: pd.DataFrame, naive: object, did: object, ax: Axes | None = None) -> Axes:
+def rtm_plot(table: pd.DataFrame, naive: object, did: object, *, ax: Axes | None = None) -> Axes:
     """Admission rates before and after the index date for both arms, with the naive and the
     controlled estimates written beside them."""
     if ax is None:

@@ -60,12 +60,27 @@ from scipy.stats import chi2, norm
 from scipy.stats import f as f_dist
 from scipy.stats import t as t_dist
 
+from phm_eval import DEFAULT_SEED
+from phm_eval.convention import (
+    AnswersForResult,
+    ResultConvention,
+    check_alpha,
+    format_table,
+    require_fitted,
+    short_repr,
+)
+
 from ..did import AggteResult, AttGtResult, att_gt, honest_did_from_event_study
-from ..errors import ConfigError, EstimationError
+from ..errors import ConfigError, EstimationError, ParameterError
 from .design import Eligibility
 from .population_panel import PopulationPanel, build_population_panel
 
 log = logging.getLogger(__name__)
+
+#: What a fitted :class:`PopulationITT` answers for from its ``result_``.
+_RESULT_API = frozenset({"records", "estimates", "event_study", "pretrend", "honest",
+                         "honest_target", "att_gt", "dynamic", "details", "panel", "flow",
+                         "rate_ratio", "rate_difference", "plot"})
 
 ESTIMAND = "ITT population"
 OUTCOME_RATE = "emergency admissions per 1,000 person-months"
@@ -73,9 +88,9 @@ METHOD = ("population difference in differences (Callaway & Sant'Anna, staggered
           "{controls} comparison units, person-time weighted, clustered on {cluster})")
 
 
-@dataclass
-class PopulationITTResult:
-    """The population-level effect and everything behind it.
+@dataclass(frozen=True, repr=False)
+class PopulationITTResult(ResultConvention):
+    """The population-level effect and everything behind it (read-only).
 
     Attributes
     ----------
@@ -84,9 +99,10 @@ class PopulationITTResult:
         n_treated, n_control, label, subgroup, p_value, fallback, note``) plus ``estimand``
         ("ITT population"), ``unit``, ``n_units_treated``, ``n_units_control`` and the rates.
         The first is the rate ratio, the second the rate difference per 1,000 person-months.
-    summary : pandas.DataFrame
+    estimates : pandas.DataFrame
         One row per estimate: ``term, estimate, se, ci_low, ci_high, scale, p_value``
-        (``se`` of ``log RR`` for the rate ratio).
+        (``se`` of ``log RR`` for the rate ratio); also ``summary`` (a DataFrame property, as
+        every result's).
     event_study : pandas.DataFrame
         ``event_time, att, se, ci_low, ci_high`` (ATT per 1,000 person-months by month
         relative to adoption; -1 is the reference, 0).
@@ -108,7 +124,7 @@ class PopulationITTResult:
     """
 
     records: list[dict]
-    summary: pd.DataFrame
+    estimates: pd.DataFrame
     event_study: pd.DataFrame
     pretrend: dict
     honest: pd.DataFrame
@@ -118,6 +134,15 @@ class PopulationITTResult:
     details: dict
     panel: PopulationPanel | None = None
     flow: list[dict] = field(default_factory=list)
+
+    def _summary_table(self) -> pd.DataFrame:
+        return self.estimates.copy()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        rr = self.records[0].get("estimate") if self.records else None
+        return {"unit": self.records[0].get("unit") if self.records else None,
+                "rate_ratio": None if rr is None else round(float(rr), 4),
+                "event_times": len(self.event_study)}
 
     @property
     def rate_ratio(self) -> dict:
@@ -129,7 +154,7 @@ class PopulationITTResult:
         """The rate-difference record (per 1,000 person-months)."""
         return self.records[1]
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, *, ax: Any = None) -> Any:
         """Event study: ATT per 1,000 person-months by month since adoption, 95% intervals."""
         import matplotlib.pyplot as plt
 
@@ -158,7 +183,7 @@ class PopulationITTResult:
         return ax
 
 
-class PopulationITT:
+class PopulationITT(AnswersForResult):
     """Staggered difference in differences of a unit-month rate panel (intention to treat).
 
     Parameters
@@ -180,33 +205,66 @@ class PopulationITT:
     alpha : float
         1 - confidence level.
 
+    As lifelines' fitters: ``fit`` returns the fitter, whose ``result_`` is the read-only
+    :class:`PopulationITTResult`; the fitted fitter also answers for the result's attributes
+    and methods (``records``, ``event_study``, ``pretrend``, ``plot()``...), so code that used
+    ``fit``'s return value as the result keeps working. ``summary`` is the result's table and
+    ``print_summary()`` prints it. Bad settings raise
+    :class:`~phm_eval.errors.ParameterError` naming the argument.
+
     Examples
     --------
-    >>> result = PopulationITT().fit(panel)          # panel: PopulationPanel or DataFrame
-    >>> result.summary
-    >>> result.plot()
+    >>> fitted = PopulationITT().fit(panel)          # panel: PopulationPanel or DataFrame
+    >>> fitted.summary
+    >>> fitted.plot()
     """
 
-    def __init__(self, control_group: str = "nevertreated", base_months: int = 12,
+    _result_api = _RESULT_API
+
+    def __init__(self, *, control_group: str = "nevertreated", base_months: int = 12,
                  min_e: int = -12, max_e: int = 23, honest_max_e: int = 5,
                  honest_m: Sequence[float] = (0.5, 1.0, 1.5, 2.0), alpha: float = 0.05,
                  small_sample: bool = True):
         if control_group not in ("nevertreated", "notyettreated"):
-            raise ConfigError("control_group must be 'nevertreated' or 'notyettreated', got "
-                              f"{control_group!r}")
-        if not (min_e <= -2 and max_e >= 0 and 0 <= honest_max_e):
-            raise ConfigError("need min_e <= -2, max_e >= 0 and honest_max_e >= 0")
+            raise ParameterError("control_group", "must be 'nevertreated' or 'notyettreated'",
+                                 control_group)
+        for name, value, ok, rule in (("min_e", min_e, min_e <= -2, "must be -2 or less"),
+                                      ("max_e", max_e, max_e >= 0, "must be 0 or more"),
+                                      ("honest_max_e", honest_max_e, honest_max_e >= 0,
+                                       "must be 0 or more")):
+            if not ok:
+                raise ParameterError(name, rule, value)
         if int(base_months) < 1:
-            raise ConfigError(f"base_months must be at least 1, got {base_months!r}")
+            raise ParameterError("base_months", "must be at least 1", base_months)
         self.control_group = control_group
         self.base_months = int(base_months)
         self.small_sample = bool(small_sample)
         self.min_e, self.max_e, self.honest_max_e = int(min_e), int(max_e), int(honest_max_e)
         self.honest_m = [float(m) for m in honest_m]
-        self.alpha = float(alpha)
+        self.alpha = check_alpha(alpha)
 
-    def fit(self, panel: PopulationPanel | pd.DataFrame, seed: int = 1) -> PopulationITTResult:
-        """Estimate the ITT from a unit-month panel.
+    def __repr__(self) -> str:
+        fitted = None
+        if "result_" in vars(self):
+            def fitted() -> str:
+                record = self.result_.records[0]
+                rr = record.get("estimate")
+                shown = "not estimable" if rr is None else f"rate ratio {float(rr):.3f}"
+                units = (record.get("n_units_treated") or 0) + (record.get("n_units_control")
+                                                                 or 0)
+                return f"{shown}, n={units} units"
+        return short_repr(self, {"control_group": self.control_group,
+                                 "base_months": self.base_months, "alpha": self.alpha},
+                          fitted)
+
+    def print_summary(self, *, decimals: int = 3) -> None:
+        """Print the settings and the estimates."""
+        require_fitted(self, "result_")
+        print(f"{self!r}\n{format_table(self.summary, decimals)}")
+
+    def fit(self, panel: PopulationPanel | pd.DataFrame, *,
+            seed: int = DEFAULT_SEED) -> PopulationITT:
+        """Estimate the ITT from a unit-month panel; the result is ``result_``.
 
         Parameters
         ----------
@@ -215,19 +273,20 @@ class PopulationITT:
             ``admissions``, ``person_months``, ``g`` (adoption month as a value of ``t``; 0
             never treated), ``weight`` (constant within unit) and optionally ``cluster``
             (constant within unit; default the unit).
-        seed : int
+        seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
             Seed passed to the engine (no bootstrap is drawn: SEs are analytic).
 
         Returns
         -------
-        PopulationITTResult
+        PopulationITT
+            The fitted fitter (``result_``: :class:`PopulationITTResult`).
         """
         source = panel if isinstance(panel, PopulationPanel) else None
         df = (panel.panel if source is not None else panel).copy()
         need = {"unit", "t", "admissions", "person_months", "g", "weight"}
         missing = sorted(need - set(df.columns))
         if missing:
-            raise ConfigError(f"the panel lacks column(s) {missing}")
+            raise ParameterError("panel", f"lacks column(s) {missing}")
         self.cluster_note_ = None
         if "cluster" not in df.columns:
             df["cluster"] = df["unit"]
@@ -277,10 +336,11 @@ class PopulationITT:
              "ci_high": np.nan, "scale": "rate", "p_value": np.nan},
         ])
         flow = list(source.flow) if source is not None else []
-        return PopulationITTResult(records=records, summary=summary, event_study=es,
-                                   pretrend=pretrend, honest=honest, honest_target=target,
-                                   att_gt=res, dynamic=dynamic, details=details, panel=source,
-                                   flow=flow)
+        self.result_ = PopulationITTResult(
+            records=records, estimates=summary, event_study=es, pretrend=pretrend,
+            honest=honest, honest_target=target, att_gt=res, dynamic=dynamic, details=details,
+            panel=source, flow=flow)
+        return self
 
     # ------------------------------------------------------------------ pieces
     def _overall(self, df: pd.DataFrame) -> dict:
@@ -534,7 +594,7 @@ def population_itt(
     control_group: str = "nevertreated",
     codelist_dir: str | Path | None = None,
     exclude_methods: tuple[str, ...] = (),
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     **options: Any,
 ) -> PopulationITTResult:
     """The programme's effect on emergency admissions in its eligible population (ITT).
@@ -558,7 +618,7 @@ def population_itt(
     codelist_dir : path, optional
     exclude_methods : tuple of str
         Emergency admission methods not counted.
-    seed : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
     **options
         ``min_e``, ``max_e``, ``honest_max_e``, ``honest_m``, ``alpha`` of
         :class:`PopulationITT`.
@@ -571,4 +631,4 @@ def population_itt(
                                    eligibility=eligibility, eligibility_date=eligibility_date,
                                    unit=unit, codelist_dir=codelist_dir,
                                    exclude_methods=exclude_methods)
-    return PopulationITT(control_group=control_group, **options).fit(panel, seed=seed)
+    return PopulationITT(control_group=control_group, **options).fit(panel, seed=seed).result_

@@ -132,6 +132,7 @@ def panel_months(eligibility_date: object, study_start: object,
 
 
 def adopting_units(rollout: pd.DataFrame, practices: pd.DataFrame, programme: str,
+                   *,
                    unit: str | None = None) -> tuple[str, pd.DataFrame]:
     """The adopting unit level and every unit's roll-out start and adoption month.
 
@@ -183,6 +184,7 @@ def adopting_units(rollout: pd.DataFrame, practices: pd.DataFrame, programme: st
 
 def unit_month_counts(cohort: pd.DataFrame, patients: str | Path | pd.DataFrame,
                       admissions: str | Path | pd.DataFrame, months: pd.DatetimeIndex,
+                      *,
                       exclude_methods: tuple[str, ...] = ()) -> pd.DataFrame:
     """Emergency admissions and person-months of ``cohort`` by unit and month.
 
@@ -257,6 +259,7 @@ def unit_month_counts(cohort: pd.DataFrame, patients: str | Path | pd.DataFrame,
 
 def eligible_cohort(tables: dict[str, str | Path], eligibility: Eligibility,
                     eligibility_date: pd.Timestamp,
+                    *,
                     codelist_dir: str | Path | None = None) -> pd.DataFrame:
     """Everyone registered on ``eligibility_date`` who meets ``eligibility`` on the history up
     to it: ``patient_id``, ``practice_id``, ``pcn_id``, ``age``, ``efi_deficits``,
@@ -319,7 +322,7 @@ def build_population_panel(
     if not rollout_path or not Path(rollout_path).exists():
         raise EstimationError("the population evaluation needs the rollout table")
     rollout = pd.read_parquet(rollout_path)
-    level, units = adopting_units(rollout, practices, programme, unit)
+    level, units = adopting_units(rollout, practices, programme, unit=unit)
     adopted = units["adoption_month"].dropna()
     if adopted.empty:
         raise EstimationError(f"no unit adopted programme '{programme}'")
@@ -341,14 +344,14 @@ def build_population_panel(
     am = units["adoption_month"]
     units["g"] = [0 if pd.isna(a) or a > months[-1] else t_of[pd.Timestamp(a)] for a in am]
 
-    cohort = eligible_cohort(tables, eligibility, e_date, codelist_dir)
+    cohort = eligible_cohort(tables, eligibility, e_date, codelist_dir=codelist_dir)
     cohort["unit"] = (cohort["pcn_id"] if level == "pcn" else cohort["practice_id"]).astype(str)
     flow: list[dict] = [
         {"step": "eligible", "reason": f"registered on {e_date.date()} and meeting the "
          "eligibility rules", "n": len(cohort)},
     ]
     counts = unit_month_counts(cohort, tables["patients"], tables["admissions"], months,
-                               tuple(exclude_methods))
+                               exclude_methods=tuple(exclude_methods))
     n_eligible = cohort.groupby("unit").size()
     units["n_eligible"] = units["unit"].map(n_eligible).fillna(0).astype(np.int64)
     # A unit whose cohort has no person-time in some month has no rate then; the balanced

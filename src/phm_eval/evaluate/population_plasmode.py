@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import DEFAULT_SEED
 from ..errors import ConfigError, EstimationError, InputError
 from .estimands import DesignCheck
 from .plasmode import REPLICATE_COLUMNS, PlasmodeResult
@@ -61,9 +62,9 @@ METHOD = ("plasmode simulation: adoption months permuted at random over the adop
 def population_plasmode(
     panel: PopulationPanel | pd.DataFrame,
     rate_ratios: float | Sequence[float] = (1.0, 0.93),
-    n_replicates: int = 200,
     *,
-    seed: int = 1,
+    n_replicates: int = 200,
+    seed: int = DEFAULT_SEED,
     estimator: PopulationITT | None = None,
 ) -> PlasmodeResult:
     """Plasmode power of the population-level design (see the module notes).
@@ -220,7 +221,7 @@ def _one(estimator: PopulationITT, work: pd.DataFrame, target: float, rep: int,
         "note": None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PopulationDesignCheck(DesignCheck):
     """Plasmode power of the population-level design on a run's own panel (as
     :class:`~phm_eval.evaluate.estimands.DesignCheck` for the matched design)."""
@@ -236,7 +237,7 @@ def population_design_check(
     panel: PopulationPanel | pd.DataFrame,
     *,
     n_replicates: int = 200,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
     true_rate_ratio: float | None = None,
     mde_rate_ratio: float | None = None,
     estimator: PopulationITT | None = None,
@@ -263,9 +264,9 @@ def population_design_check(
             and 0 < mde_rate_ratio < 1
             and round(mde_rate_ratio, 3) not in [round(t, 3) for t in targets]):
         targets.append(round(float(mde_rate_ratio), 3))
-    result = population_plasmode(panel, tuple(targets), n_replicates, seed=seed,
+    result = population_plasmode(panel, tuple(targets), n_replicates=n_replicates, seed=seed,
                                  estimator=estimator)
-    return PopulationDesignCheck(summary=result.summary(), n_replicates=n_replicates,
+    return PopulationDesignCheck(targets=result.summary, n_replicates=n_replicates,
                                  true_rate_ratio=true_rate_ratio,
                                  mde_rate_ratio=(None if mde_rate_ratio is None
                                                  else float(mde_rate_ratio)),

@@ -79,6 +79,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from phm_eval.convention import ResultConvention
+
 log = logging.getLogger(__name__)
 
 #: the largest reduction searched for (a rate ratio of 0.01)
@@ -88,9 +90,9 @@ _MIN_LOG_RR = math.log(0.01)
 # --------------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------------
-@dataclass
-class MDEResult:
-    """A minimum detectable effect and what it was computed from.
+@dataclass(frozen=True, repr=False)
+class MDEResult(ResultConvention):
+    """A minimum detectable effect and what it was computed from (read-only).
 
     ``mde_rate_ratio`` is the largest rate ratio below 1 (the smallest reduction) detected with
     probability ``power`` by a two-sided test at level ``alpha``; ``NaN`` when the design cannot
@@ -115,9 +117,13 @@ class MDEResult:
 
     def sentence(self) -> str:
         """Plain words for the report (see :func:`detectable_reduction_sentence`)."""
-        return detectable_reduction_sentence(self.mde_rate_ratio, self.power)
+        return detectable_reduction_sentence(self.mde_rate_ratio, power=self.power)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"design": self.design, "mde_rate_ratio": round(float(self.mde_rate_ratio), 4),
+                "power": self.power, "alpha": self.alpha}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row: design, MDE, reduction, alpha, power, SE, design effect, and the inputs."""
         row = {"design": self.design, "mde_rate_ratio": self.mde_rate_ratio,
                "reduction_percent": self.reduction_percent, "alpha": self.alpha,
@@ -161,7 +167,7 @@ def _multiplier(alpha: float, power: float, df: float | None = None) -> float:
     return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
 
 
-def design_effect(mean_cluster_size: float, icc: float, cv_cluster_size: float = 0.0) -> float:
+def design_effect(mean_cluster_size: float, icc: float, *, cv_cluster_size: float = 0.0) -> float:
     """Design effect of clustering: ``1 + ((cv**2 + 1) m - 1) ICC``.
 
     With equal cluster sizes (``cv_cluster_size = 0``) this is Kish's ``1 + (m - 1) ICC``;
@@ -208,6 +214,7 @@ def nb_log_rate_ratio_variance(
     rate_ratio: float,
     person_years_treated: float,
     person_years_control: float | None = None,
+    *,
     theta: float = math.inf,
 ) -> float:
     """Variance of the log rate ratio of two negative binomial arms (Zhu & Lakkis 2014).
@@ -266,7 +273,7 @@ def _solve_mde(variance: Callable[[float], float], multiplier: float) -> tuple[f
     return math.exp(b), math.sqrt(variance(b))
 
 
-def power_from_se(rate_ratio: float, se_log_rr: float, alpha: float = 0.05) -> float:
+def power_from_se(rate_ratio: float, se_log_rr: float, *, alpha: float = 0.05) -> float:
     """Power of the two-sided Wald test of ``RR = 1`` when the log rate ratio has standard error
     ``se_log_rr`` (both tails): ``Phi(|log RR|/se - z) + Phi(-|log RR|/se - z)``."""
     _check_levels(alpha, 0.5)
@@ -282,6 +289,7 @@ def power_rate_ratio(
     rate_control: float,
     person_years_treated: float,
     person_years_control: float | None = None,
+    *,
     theta: float = math.inf,
     design_effect: float = 1.0,
     alpha: float = 0.05,
@@ -289,8 +297,8 @@ def power_rate_ratio(
     """Power of the matched (two-arm) design to detect ``rate_ratio`` (arguments as
     :func:`mde_rate_ratio`)."""
     var = nb_log_rate_ratio_variance(n_treated, n_control, rate_control, rate_ratio,
-                                     person_years_treated, person_years_control, theta)
-    return power_from_se(rate_ratio, math.sqrt(design_effect * var), alpha)
+                                     person_years_treated, person_years_control, theta=theta)
+    return power_from_se(rate_ratio, math.sqrt(design_effect * var), alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +310,7 @@ def mde_rate_ratio(
     rate_control: float,
     person_years_treated: float,
     person_years_control: float | None = None,
+    *,
     theta: float = math.inf,
     design_effect: float = 1.0,
     alpha: float = 0.05,
@@ -339,7 +348,7 @@ def mde_rate_ratio(
     def variance(b: float) -> float:
         return design_effect * nb_log_rate_ratio_variance(
             n_treated, n_control, rate_control, math.exp(b), person_years_treated,
-            person_years_control, theta)
+            person_years_control, theta=theta)
 
     rr, se = _solve_mde(variance, mult)
     t0 = person_years_treated if person_years_control is None else person_years_control
@@ -379,6 +388,7 @@ def _nb_fit_comparators(frame: pd.DataFrame, count_col: str, person_time_col: st
 
 def mde_from_frame(
     frame: pd.DataFrame,
+    *,
     adjust: Sequence[str] | None = None,
     treated_col: str = "treated",
     count_col: str = "emergency_admissions",
@@ -473,6 +483,7 @@ def mde_from_frame(
 def design_effect_from_fit(
     frame: pd.DataFrame,
     cluster_col: str,
+    *,
     adjust: Sequence[str] | None = None,
     treated_col: str = "treated",
     count_col: str = "emergency_admissions",
@@ -511,6 +522,7 @@ def itt_log_rate_ratio_variance(
     baseline_rate: float,
     rate_ratio: float,
     between_unit_cv: float,
+    *,
     theta: float = math.inf,
     person_years_per_person: float = 1.0,
     pre_person_years_per_unit: float | None = None,
@@ -615,6 +627,7 @@ def mde_itt_panel(
     person_years_per_unit: float,
     baseline_rate: float,
     between_unit_cv: float,
+    *,
     theta: float = math.inf,
     person_years_per_person: float = 1.0,
     pre_person_years_per_unit: float | None = None,
@@ -662,8 +675,10 @@ def mde_itt_panel(
     def variance(b: float) -> float:
         return itt_log_rate_ratio_variance(
             n_treated_units, n_control_units, person_years_per_unit, baseline_rate,
-            math.exp(b), between_unit_cv, theta, person_years_per_person,
-            pre_person_years_per_unit, period_correlation)
+            math.exp(b), between_unit_cv, theta=theta,
+            person_years_per_person=person_years_per_person,
+            pre_person_years_per_unit=pre_person_years_per_unit,
+            period_correlation=period_correlation)
 
     rr, se = _solve_mde(variance, mult)
     inputs: dict[str, Any] = {
@@ -696,7 +711,7 @@ def itt_to_enrolled(itt_rate_ratio: float, enrolled_share: float) -> float:
 # --------------------------------------------------------------------------------------------
 # the sentence
 # --------------------------------------------------------------------------------------------
-def detectable_reduction_sentence(mde_rate_ratio: float, power: float = 0.80) -> str:
+def detectable_reduction_sentence(mde_rate_ratio: float, *, power: float = 0.80) -> str:
     """The words that must accompany "no evidence of a reduction".
 
     The reduction is rounded **up** (to a whole per cent, or a tenth below 1 %), so the sentence

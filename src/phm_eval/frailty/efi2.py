@@ -149,7 +149,7 @@ _ALCOHOL_TEXT = {
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Efi2Settings:
     """The configurable (and partly unverified) rules of eFI2, with their defaults."""
 
@@ -421,6 +421,7 @@ def _coefficients(weights: pd.DataFrame) -> dict[str, float]:
 
 def efi2_category(
     score: pd.Series | np.ndarray,
+    *,
     cut_points: tuple[float, float, float] = DEFAULT_CUT_POINTS,
     inclusive: Literal["upper_category", "lower_category"] = "upper_category",
 ) -> pd.Categorical:
@@ -458,6 +459,7 @@ def efi2(
     events: TableSource,
     patients: TableSource,
     index_date: object,
+    *,
     codelist: Source | None = None,
     weights: Source | None = None,
     medications: Source | None = None,
@@ -597,7 +599,8 @@ def _score(
     )
     score = lp / s.divisor
     out.insert(1, "efi2_score", score)
-    out.insert(2, "efi2_category", efi2_category(score, s.cut_points, s.cut_point_inclusive))
+    out.insert(2, "efi2_category", efi2_category(score, cut_points=s.cut_points,
+                                                    inclusive=s.cut_point_inclusive))
     out.insert(3, "efi2_linear_predictor", lp)
     unverified = ";".join(UNVERIFIED_ITEMS)
     out["efi2_unverified_items"] = unverified

@@ -101,6 +101,7 @@ def hfrs(
     admissions: TableSource,
     patients: TableSource,
     index_date: object,
+    *,
     lookback_years: float = 2,
     points: Source | None = None,
     min_age: float | None = None,

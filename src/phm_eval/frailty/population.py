@@ -100,6 +100,7 @@ def exclusion_counts(con: duckdb.DuckDBPyConnection, label: str) -> dict[str, in
 def eligibility(
     patients: TableSource,
     index_date: object,
+    *,
     min_age: float | None = 65,
     max_age: float | None = None,
 ) -> pd.DataFrame:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+from phm_eval.convention import AnswersForResult, require_fitted, short_repr
 from phm_eval.errors import EstimationError, InputError, ParameterError, renamed_argument
 from phm_eval.matching.nearest import greedy_nearest
 from phm_eval.matching.result import MatchResult
 from phm_eval.matching.scores import Family, GLMFit, prognostic_score, propensity_score
-from phm_eval.survival._summary import require_fitted, short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ _RESULT_API = frozenset({
 })
 
 
-class NearestNeighborMatcher:
+class NearestNeighborMatcher(AnswersForResult):
     """Greedy k:1 nearest-neighbour matching on a score, choosing the same pairs as R MatchIt.
 
     The matching is MatchIt's ``matchit(method = "nearest")`` (version 4.5.4 or
@@ -79,7 +80,8 @@ class NearestNeighborMatcher:
         data order, or at random (``seed``; R's random order cannot be
         reproduced). Irrelevant with replacement.
     seed : int or numpy.random.Generator, optional
-        Seed of the random matching order (``m_order="random"``).
+        Seed of the random matching order (``m_order="random"``); ``None`` (not given) is
+        ``phm_eval.DEFAULT_SEED``, so a random order is the same from run to run.
     prognostic_outcome : str, optional
         Outcome column for ``distance="prognostic"``; use a pre-period outcome.
     prognostic_family : {"gaussian", "binomial", "poisson"}, default "gaussian"
@@ -115,6 +117,8 @@ class NearestNeighborMatcher:
     >>> bool((matcher.summary["smd_after"].abs() < 0.1).all())
     True
     """
+
+    _result_api = _RESULT_API
 
     def __init__(
         self,
@@ -163,29 +167,16 @@ class NearestNeighborMatcher:
             settings["exact"] = list(self.exact)
         return short_repr(self, settings, fitted)
 
-    def __getattr__(self, name: str) -> Any:
-        # reached only when normal lookup fails: answer for the result's API once fitted
-        if name in _RESULT_API:
-            require_fitted(self, "result_")
-            return getattr(self.__dict__["result_"], name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     @property
     def distance_(self) -> pd.Series:
         """The score matched on, per unit (``distance`` is the setting that chose it)."""
         require_fitted(self, "result_")
         return self.result_.distance
 
-    @property
-    def summary(self) -> pd.DataFrame:
-        """Balance table before and after matching (``result_.summary``)."""
-        require_fitted(self, "result_")
-        return self.result_.summary
-
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings, the sample sizes and the balance table."""
         require_fitted(self, "result_")
-        self.result_.print_summary(decimals)
+        self.result_.print_summary(decimals=decimals)
 
     def _check_params(self) -> None:
         if self.link not in _LINKS:
@@ -331,7 +322,8 @@ class NearestNeighborMatcher:
         if self.m_order == "smallest":
             return np.argsort(treated_score, kind="stable")
         if self.m_order == "random":
-            return np.random.default_rng(self.seed).permutation(len(treated_score))
+            seed = DEFAULT_SEED if self.seed is None else self.seed
+            return np.random.default_rng(seed).permutation(len(treated_score))
         return np.arange(len(treated_score))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from phm_eval.convention import SummaryFrame
 from phm_eval.errors import ParameterError
 from phm_eval.matching.balance import balance_table, balance_terms
 from phm_eval.matching.nearest import (
@@ -18,7 +19,6 @@ from phm_eval.matching.nearest import (
     OUTSIDE_CALIPER,
 )
 from phm_eval.matching.plots import love_plot
-from phm_eval.survival._summary import SummaryFrame
 
 _REASON_LABELS = {
     NO_CONTROL_IN_STRATUM: "no comparator in the same exact-matching stratum",
@@ -271,7 +271,7 @@ class MatchResult:
         """
         return SummaryFrame(self.balance())
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the settings, the sample sizes and the balance table."""
         with pd.option_context("display.max_columns", None, "display.width", 200):
             fmt = {"float_format": lambda v: f"{v:.{decimals}f}"}
@@ -280,7 +280,7 @@ class MatchResult:
                 "balance:", self.balance().to_string(**fmt),
             ]))
 
-    def plot(self, ax: Axes | None = None, threshold: float = 0.1) -> Axes:
+    def plot(self, *, ax: Axes | None = None, threshold: float = 0.1) -> Axes:
         """Love plot of absolute standardised mean differences before and after matching.
 
         Parameters

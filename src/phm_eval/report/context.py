@@ -776,7 +776,7 @@ def _model_card_block(results: ResultsFolder, card: str) -> dict[str, Any]:
     """The model card as HTML, its figures embedded, predictor names in words."""
     from ..risk.model_card import model_card_html
 
-    fragment = model_card_html(card, results.root / "risk", embed=True, heading_offset=2)
+    fragment = model_card_html(card, image_dir=results.root / "risk", embed=True, heading_offset=2)
     # Text between tags only: attributes (data URIs, alt text) are left as written.
     fragment = re.sub(r">([^<]+)<", lambda m: ">" + humanise_text(m.group(1)) + "<", fragment)
     # Every table gets a caption (the heading it sits under), as the report's own tables do.

@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True, repr=False)
 class RiskModelReport(RiskModelResults):
     """Everything the model card reports (:class:`~phm_eval.risk.results.RiskModelResults`),
     and writing it out (:meth:`write`): what :func:`~phm_eval.risk.develop.develop_risk_model`
@@ -28,6 +28,7 @@ class RiskModelReport(RiskModelResults):
     def write(
         self,
         output_dir: str | Path,
+        *,
         report_json_dir: str | Path | None = None,
         **card_kwargs: Any,
     ) -> dict[str, Path]:

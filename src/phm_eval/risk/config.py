@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import ConfigError, renamed_argument
 from phm_eval.risk.decision_curve import DEFAULT_TIERS
 from phm_eval.risk.models import MODEL_NAMES
@@ -78,8 +79,10 @@ class RiskModelConfig:
         internal-external cross-validation by ``cluster``; with fewer, a smaller unit
         (practice) is used, or the validation is skipped, with a note
         (:func:`choose_iecv_cluster`).
-    seed : int
-        Seed for everything random (written as ``seed`` in ``to_dict``).
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
+        Seed for everything random (written as ``seed`` in ``to_dict``); the workflow's
+        ``risk.seed``, which defaults to the same value. (It was 2024 before phm-eval had one
+        default seed; the workflow always passed its own.)
     model_options : mapping
         Extra keyword arguments for ``make_model`` (e.g. ``C``, ``n_knots``, ``max_iter``).
     random_state : int
@@ -103,7 +106,7 @@ class RiskModelConfig:
     min_cluster_events: int = 5
     min_iecv_clusters: int = 3
     iecv_max_folds: int = 10
-    seed: int = 2024
+    seed: int = DEFAULT_SEED
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

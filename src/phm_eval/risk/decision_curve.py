@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 from phm_eval.risk.validation import _as_outcome_and_prob
 
 __all__ = ["DecisionCurve", "decision_curve", "net_benefit", "risk_tier_metrics"]
@@ -69,8 +70,8 @@ def _net_benefit(
     return tp / n - fp / n * odds, tp, fp
 
 
-@dataclass
-class DecisionCurve:
+@dataclass(frozen=True, repr=False)
+class DecisionCurve(ResultConvention):
     """Net benefit of a model against flagging everyone or no one.
 
     Attributes
@@ -92,7 +93,10 @@ class DecisionCurve:
     label: str = "model"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"label": self.label, "n": int(self.n), "thresholds": len(self.table)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """The decision-curve table."""
         return self.table.copy()
 
@@ -105,7 +109,7 @@ class DecisionCurve:
             "table": self.table.to_dict(orient="list"),
         }
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """Plot net benefit against threshold; returns the matplotlib Axes."""
         from phm_eval.risk.plots import plot_decision_curve
 
@@ -115,8 +119,8 @@ class DecisionCurve:
 def decision_curve(
     y_true: Any,
     y_prob: Any,
-    thresholds: Sequence[float] | np.ndarray | None = None,
     *,
+    thresholds: Sequence[float] | np.ndarray | None = None,
     label: str = "model",
 ) -> DecisionCurve:
     """Decision-curve analysis (Vickers & Elkin 2006).
@@ -161,6 +165,7 @@ def decision_curve(
 def risk_tier_metrics(
     y_true: Any,
     y_prob: Any,
+    *,
     top_fractions: Sequence[float] = DEFAULT_TIERS,
 ) -> pd.DataFrame:
     """Sensitivity, PPV and flag rate when the top fraction of patients by risk is flagged.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,8 @@ def develop_risk_model(
         if choice.note:
             logger.warning("%s", choice.note)
         if choice.cluster is not None:
-            iecv = internal_external_cv(features, config, cluster=choice.cluster, start=model)
-            iecv.choice = choice
+            iecv = replace(internal_external_cv(features, config, cluster=choice.cluster,
+                                                start=model), choice=choice)
     temporal = (
         temporal_validation(features, validation_features, config, model=model)
         if validation_features is not None

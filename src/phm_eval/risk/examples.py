@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import renamed_argument
 
 __all__ = [
@@ -16,7 +17,7 @@ __all__ = [
 def example_risk_features(
     n: int = 20_000,
     *,
-    seed: int | np.random.Generator | None = 0,
+    seed: int | np.random.Generator = DEFAULT_SEED,
     n_practices: int = 40,
     practices_per_pcn: int = 5,
     n_ltc_flags: int = 10,
@@ -30,11 +31,12 @@ def example_risk_features(
     the true risk is kept in ``true_risk``. ``intercept_shift`` moves the baseline log-odds
     (e.g. a later cohort with a different admission rate).
 
-    ``seed`` (default 0) makes the frame reproducible; ``random_state`` is its former name,
-    still accepted with a ``DeprecationWarning`` (``seed=0`` counts as not given then).
+    ``seed`` (default ``phm_eval.DEFAULT_SEED``, 1; it was 0) makes the frame reproducible;
+    ``random_state`` is its former name, still accepted with a ``DeprecationWarning``
+    (``seed=1`` counts as not given then).
     """
     seed = renamed_argument("example_risk_features", "seed", seed, "random_state",
-                            random_state, default=0)
+                            random_state, default=DEFAULT_SEED)
     rng = np.random.default_rng(seed)
     age = rng.uniform(18, 100, n)
     sex = rng.choice(["F", "M"], n)

@@ -46,10 +46,10 @@ def risk_features(
     admissions: pd.DataFrame | str | Path,
     practices: pd.DataFrame | str | Path,
     index_date: object,
+    *,
     min_age: float = 18,
     follow_up_days: int = 365,
     codelist_dir: str | Path | None = None,
-    *,
     population_only: bool = False,
 ) -> pd.DataFrame:
     """Patient-level features and outcomes at ``index_date``.

@@ -48,6 +48,7 @@ def risk_features_at_dates(
     admissions: str | Path,
     practices: str | Path,
     index_dates: Sequence[object],
+    *,
     min_age: float = 18,
     follow_up_days: int = 365,
     codelist_dir: str | Path | None = None,

@@ -72,6 +72,7 @@ def resolve_features(df: pd.DataFrame, config: RiskModelConfig) -> dict[str, lis
 
 
 def outcome_values(df: pd.DataFrame, config: RiskModelConfig,
+                   *,
                    table: str = "features") -> np.ndarray:
     """The 0/1 outcome as floats; a missing column or another value raises
     :class:`~phm_eval.errors.InputError` naming ``table``."""

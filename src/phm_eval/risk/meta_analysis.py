@@ -18,7 +18,7 @@ __all__ = [
 
 
 def random_effects_c_statistic(
-    c: Sequence[float], se: Sequence[float], alpha: float = 0.05
+    c: Sequence[float], se: Sequence[float], *, alpha: float = 0.05
 ) -> dict[str, Any]:
     """DerSimonian-Laird random-effects summary of c-statistics on the logit scale.
 

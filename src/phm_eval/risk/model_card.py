@@ -555,8 +555,8 @@ def _subgroup_words(frame: pd.DataFrame) -> pd.DataFrame:
 
 def model_card_html(
     markdown: str,
-    image_dir: str | Path | None = None,
     *,
+    image_dir: str | Path | None = None,
     embed: bool = True,
     heading_offset: int = 1,
 ) -> str:

@@ -41,6 +41,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import ConfigError, renamed_argument
 
 MODEL_NAMES = ("penalised_logistic", "gradient_boosting")
@@ -123,7 +124,7 @@ def make_model(
         0/1 or boolean flags (e.g. long-term-condition flags).
     seed : int, optional
         Seed for early-stopping splits and cross-validation folds (scikit-learn's
-        ``random_state``).
+        ``random_state``); ``None`` (not given) is ``phm_eval.DEFAULT_SEED``.
     C : float or "cv", default 1.0
         Inverse L2 penalty for the logistic model; ``"cv"`` tunes it over 8 values from
         1e-4 to 1e3 by ``cv_folds``-fold cross-validated log-loss.
@@ -147,6 +148,7 @@ def make_model(
         With steps ``"features"`` (a ColumnTransformer) and ``"model"``.
     """
     seed = renamed_argument("make_model", "seed", seed, "random_state", random_state)
+    seed = DEFAULT_SEED if seed is None else seed
     numeric = [f for f in numeric_features if f not in spline_features]
     spline = list(spline_features)
     categorical = list(categorical_features)
@@ -347,7 +349,8 @@ def feature_importance(
     max_rows : int, default 20000
         Largest subsample scored.
     seed : int, optional
-        Seed of the subsample and the shuffles.
+        Seed of the subsample and the shuffles; ``None`` (not given) is
+        ``phm_eval.DEFAULT_SEED``.
     random_state : int, optional
         Former name of ``seed``, still accepted with a ``DeprecationWarning``.
 
@@ -357,6 +360,7 @@ def feature_importance(
         ``feature``, ``importance_mean``, ``importance_sd``, sorted by importance.
     """
     seed = renamed_argument("feature_importance", "seed", seed, "random_state", random_state)
+    seed = DEFAULT_SEED if seed is None else seed
     y_arr = np.asarray(y)
     rng = np.random.default_rng(seed)
     if len(X) > max_rows:

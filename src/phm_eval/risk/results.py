@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from phm_eval.convention import ResultConvention
 from phm_eval.risk.config import CORE_METRICS, RiskModelConfig
 from phm_eval.risk.decision_curve import DecisionCurve
 from phm_eval.risk.sample_size import SampleSizeResult
@@ -28,8 +29,8 @@ __all__ = [
 ]
 
 
-@dataclass
-class ValidationResult:
+@dataclass(frozen=True, repr=False)
+class ValidationResult(ResultConvention):
     """Performance of predictions in one validation sample.
 
     Attributes
@@ -60,7 +61,12 @@ class ValidationResult:
     p: np.ndarray = field(repr=False)
     groups: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"label": self.label, "n": len(self.y),
+                **{k: round(float(self.metrics[k]), 4) for k in ("c_statistic",)
+                   if k in self.metrics}}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Point estimates with confidence intervals, one row per metric."""
         if len(self.intervals):
             return self.intervals.copy()
@@ -77,7 +83,7 @@ class ValidationResult:
             "subgroups": records(self.subgroups),
         }
 
-    def plot_calibration(self, ax: Any = None, by: str | None = None) -> Any:
+    def plot_calibration(self, *, ax: Any = None, by: str | None = None) -> Any:
         """Calibration curve, overall or by a subgroup column; returns the Axes."""
         from phm_eval.risk.plots import plot_calibration
 
@@ -88,13 +94,13 @@ class ValidationResult:
             groups = self.groups[by].to_numpy()
         return plot_calibration(self.y, self.p, groups=groups, ax=ax, label=self.label)
 
-    def plot_roc(self, ax: Any = None) -> Any:
+    def plot_roc(self, *, ax: Any = None) -> Any:
         """ROC curve; returns the Axes."""
         from phm_eval.risk.plots import plot_roc
 
         return plot_roc(self.y, self.p, ax=ax, label=self.label)
 
-    def plot_decision_curve(self, ax: Any = None) -> Any:
+    def plot_decision_curve(self, *, ax: Any = None) -> Any:
         """Decision curve; returns the Axes."""
         return self.decision.plot(ax=ax)
 
@@ -104,8 +110,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-@dataclass
-class IECVResult:
+@dataclass(frozen=True, repr=False)
+class IECVResult(ResultConvention):
     """Internal-external cross-validation by cluster.
 
     Attributes
@@ -129,7 +135,10 @@ class IECVResult:
     cluster: str
     choice: IECVClusterChoice | None = None
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "clusters": len(self.per_cluster)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Per-cluster table."""
         return self.per_cluster.copy()
 
@@ -184,15 +193,18 @@ class IECVClusterChoice:
                 "min_usable_clusters": self.min_clusters, "note": self.note}
 
 
-@dataclass
-class TemporalValidationResult:
+@dataclass(frozen=True, repr=False)
+class TemporalValidationResult(ResultConvention):
     """A model developed at one index date and validated at a later one."""
 
     model: Pipeline = field(repr=False)
     development: ValidationResult
     validation: ValidationResult
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"development": self.development.label, "validation": self.validation.label}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Apparent (development) and temporal-validation estimates side by side."""
         return pd.DataFrame(
             {
@@ -206,8 +218,8 @@ class TemporalValidationResult:
         return {"development": self.development.to_dict(), "validation": self.validation.to_dict()}
 
 
-@dataclass
-class RiskModelResults:
+@dataclass(frozen=True, repr=False)
+class RiskModelResults(ResultConvention):
     """Everything a development run found, and the model card reports.
 
     :func:`~phm_eval.risk.develop.develop_risk_model` returns it as a
@@ -244,7 +256,11 @@ class RiskModelResults:
     development_frame: pd.DataFrame | None = field(default=None, repr=False)
     iecv_choice: IECVClusterChoice | None = None
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"model": self.config.model, "n": int(self.n), "events": int(self.events),
+                "n_parameters": int(self.n_parameters)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """Headline metrics by design (rows) for c-statistic, calibration and Brier."""
         rows = {"apparent": self.apparent.metrics}
         if self.optimism is not None:

@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import integrate, stats
 from scipy.special import log_expit
 
+from phm_eval.convention import ResultConvention
 from phm_eval.errors import ConfigError
 
 __all__ = ["SampleSizeResult", "max_r2_cs", "r2_cs_from_c_statistic", "riley_minimum"]
@@ -93,8 +94,8 @@ def r2_cs_from_c_statistic(c_statistic: float, prevalence: float) -> float:
     return 1.0 - math.exp(-2.0 * (loglik_model - loglik_null))
 
 
-@dataclass
-class SampleSizeResult:
+@dataclass(frozen=True, repr=False)
+class SampleSizeResult(ResultConvention):
     """Riley et al. (2020) minimum sample size for a binary-outcome prediction model.
 
     Attributes
@@ -126,7 +127,11 @@ class SampleSizeResult:
     max_r2_cs: float
     criteria: pd.DataFrame = field(repr=False)
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"minimum_n": int(self.minimum_n), "n_parameters": int(self.n_parameters),
+                "prevalence": round(float(self.prevalence), 4)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """The criteria table with a final row for the minimum."""
         final = pd.DataFrame(
             [
@@ -168,10 +173,10 @@ def _shrinkage_n(n_parameters: int, r2_cs: float, shrinkage: float) -> int:
 def riley_minimum(
     n_parameters: int,
     prevalence: float,
+    *,
     r2_cs: float | None = None,
     shrinkage: float = 0.9,
     c_statistic: float | None = None,
-    *,
     r2_optimism: float = 0.05,
     margin_of_error: float = 0.05,
 ) -> SampleSizeResult:

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
+from phm_eval import DEFAULT_SEED
 from phm_eval.errors import EstimationError, renamed_argument
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def _binned_c(y: np.ndarray, p: np.ndarray, n_bins: int = 5000) -> float:
     return _auc(y, np.floor(n_bins * prob + 1.0))
 
 
-def delong_ci(y_true: Any, y_prob: Any, alpha: float = 0.05) -> dict[str, float]:
+def delong_ci(y_true: Any, y_prob: Any, *, alpha: float = 0.05) -> dict[str, float]:
     """c-statistic with DeLong's standard error and a normal-theory confidence interval.
 
     Uses the structural components of DeLong, DeLong & Clarke-Pearson (Biometrics 1988),
@@ -308,7 +309,7 @@ def _local_fit(
 
 
 def lowess_r(
-    x: Any, y: Any, f: float = 2.0 / 3.0, delta: float | None = None
+    x: Any, y: Any, *, f: float = 2.0 / 3.0, delta: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Locally weighted linear regression exactly as R's ``lowess(x, y, f, iter = 0)``.
 
@@ -505,7 +506,7 @@ def bootstrap_metrics(
     smooth : bool, default False
         Also bootstrap the lowess-based Emax/E90/Eavg (slow on large data).
     seed : int or Generator, optional
-        Seed for reproducible intervals.
+        Seed of the resamples; ``None`` (not given) is ``phm_eval.DEFAULT_SEED``.
     n_boot, random_state : optional
         Former names of ``n_bootstrap`` and ``seed``, still accepted with a
         ``DeprecationWarning``.
@@ -520,6 +521,7 @@ def bootstrap_metrics(
     n_bootstrap = renamed_argument("bootstrap_metrics", "n_bootstrap", n_bootstrap, "n_boot",
                                    n_boot, default=200)
     seed = renamed_argument("bootstrap_metrics", "seed", seed, "random_state", random_state)
+    seed = DEFAULT_SEED if seed is None else seed
     y, p = _as_outcome_and_prob(y_true, y_prob)
     rng = np.random.default_rng(seed)
     point = calibration_metrics(y, p, smooth=smooth)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 from phm_eval.disclosure import DisclosedTable, DisclosurePolicy
 from phm_eval.errors import ConfigError
 from phm_eval.segment._summary import OUTCOME_DISCLOSURE, TOTAL, disclose, grouped_outcomes
@@ -62,8 +63,8 @@ BRIDGES_LABELS: dict[str, str] = {
 }
 
 
-@dataclass
-class BridgesResult:
+@dataclass(frozen=True, repr=False)
+class BridgesResult(ResultConvention):
     """Bridges to Health segments per patient and per-segment outcomes.
 
     Attributes
@@ -85,10 +86,13 @@ class BridgesResult:
         default_factory=lambda: {**OUTCOME_DISCLOSURE, "total_row": TOTAL}
     )
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"patients": len(self.segments), "segments": len(self.table)}
+
+    def _summary_table(self) -> pd.DataFrame:
         return self.table.copy()
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> DisclosedTable:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> DisclosedTable:
         """The segment table after disclosure control (person-time columns left out)."""
         return disclose(self.table, self.disclosure_spec, policy)
 

@@ -167,7 +167,7 @@ _FREE_FORM = {"lookback_months", "plus_groups", "adult_areas", "children_areas",
 
 
 def segmentation_config(
-    overrides: Mapping[str, Any] | None = None, path: str | Path | None = None
+    overrides: Mapping[str, Any] | None = None, *, path: str | Path | None = None
 ) -> dict[str, Any]:
     """The segmentation settings: defaults, then a YAML file, then explicit overrides.
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 from phm_eval.disclosure import DisclosedTable, DisclosurePolicy
 from phm_eval.errors import ConfigError
 from phm_eval.segment._summary import OUTCOME_DISCLOSURE, TOTAL, disclose, outcome_columns
@@ -42,8 +43,8 @@ _BREAKDOWN_DISCLOSURE: dict[str, Any] = {
 }
 
 
-@dataclass
-class Core20Plus5Result:
+@dataclass(frozen=True, repr=False)
+class Core20Plus5Result(ResultConvention):
     """Core20PLUS5 flags per patient and breakdown tables.
 
     Attributes
@@ -76,10 +77,14 @@ class Core20Plus5Result:
         default_factory=lambda: {**OUTCOME_DISCLOSURE, "total_row": TOTAL}
     )
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"patients": len(self.flags), "groups": len(self.breakdown),
+                "unavailable": list(self.unavailable)}
+
+    def _summary_table(self) -> pd.DataFrame:
         return self.breakdown.copy()
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> dict[str, DisclosedTable]:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> dict[str, DisclosedTable]:
         """Both tables after disclosure control: ``{"breakdown": ..., "by_core20": ...}``."""
         return {
             "breakdown": disclose(self.breakdown, self.breakdown_disclosure_spec, policy),
@@ -230,6 +235,7 @@ def reach_table(
     flags: pd.DataFrame,
     eligible: Any,
     enrolled: Any,
+    *,
     policy: DisclosurePolicy | None = None,
 ) -> DisclosedTable:
     """Who the programme reached: each Core20PLUS5 group among the eligible and the enrolled.

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from phm_eval.codelists import load_codelist
+from phm_eval.convention import ResultConvention
 from phm_eval.definitions import census_days_sql, observed_sql
 from phm_eval.errors import ConfigError, InputError
 from phm_eval.segment._io import (
@@ -138,8 +139,8 @@ def _finish(table: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-@dataclass
-class DesMetrics:
+@dataclass(frozen=True, repr=False)
+class DesMetrics(ResultConvention):
     """Personalised-care activity per practice, PCN and overall, by financial year.
 
     Attributes
@@ -162,7 +163,11 @@ class DesMetrics:
     list_size_method: str
     disclosure_spec: dict[str, Any] = field(default_factory=lambda: dict(_DISCLOSURE))
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"practices": int(self.practice["practice_id"].nunique()),
+                "list_size": self.list_size_method}
+
+    def _summary_table(self) -> pd.DataFrame:
         """The PCN table (the level the DES targets apply to)."""
         return self.pcn.copy()
 
@@ -197,6 +202,7 @@ def des_metrics(
     practices: TableSource,
     start: object,
     end: object,
+    *,
     codelist_dir: str | Path | None = None,
     list_size: str | None = None,
     config: Mapping[str, Any] | None = None,

@@ -49,6 +49,7 @@ def poisson_limit(expected: np.ndarray, p: float) -> np.ndarray:
 def funnel_limits(
     denominator: Sequence[float] | np.ndarray | pd.Series,
     target: float,
+    *,
     levels: Sequence[float] = (0.95, 0.998),
     method: str = "exact",
     per: float = 1000.0,
@@ -105,6 +106,7 @@ def funnel_data(
     count_col: str,
     denominator_col: str,
     target: float | None = None,
+    *,
     levels: Sequence[float] = (0.95, 0.998),
     method: str = "exact",
     per: float = 1000.0,
@@ -163,7 +165,7 @@ def funnel_data(
 
 
 def limits_curve(
-    n_min: float, n_max: float, target: float, levels: Sequence[float] = (0.95, 0.998),
+    n_min: float, n_max: float, target: float, *, levels: Sequence[float] = (0.95, 0.998),
     method: str = "exact", per: float = 1000.0, points: int = 200,
 ) -> pd.DataFrame:
     """Control limits on a grid of denominators, for drawing the funnel."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 from phm_eval.disclosure import DisclosedTable, DisclosurePolicy
 from phm_eval.errors import ConfigError
 from phm_eval.segment._summary import OUTCOME_DISCLOSURE, TOTAL, disclose, grouped_outcomes
@@ -39,7 +40,7 @@ NEED_LABELS: dict[str, str] = {
 COMPLEX_CRITERIA: tuple[str, ...] = ("frailty", "multimorbidity", "condition", "top_risk")
 
 
-def age_group_labels(children_max_age: int = 17, older_min_age: int = 65) -> dict[str, str]:
+def age_group_labels(*, children_max_age: int = 17, older_min_age: int = 65) -> dict[str, str]:
     """Readable row labels, e.g. ``"Children and young people (0-17)"``."""
     return {
         "children_young_people": f"Children and young people (0-{children_max_age})",
@@ -53,8 +54,8 @@ def cell_key(age_group: str, need_group: str) -> str:
     return f"{age_group}|{need_group}"
 
 
-@dataclass
-class GridResult:
+@dataclass(frozen=True, repr=False)
+class GridResult(ResultConvention):
     """The 3x3 grid: per-patient cells and the table of counts and rates per cell.
 
     Attributes
@@ -83,7 +84,10 @@ class GridResult:
         default_factory=lambda: {**OUTCOME_DISCLOSURE, "total_row": TOTAL}
     )
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"patients": len(self.segments), "cells": len(self.table)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """The cell table (true counts)."""
         return self.table.copy()
 
@@ -94,7 +98,7 @@ class GridResult:
             list(AGE_GROUPS), list(NEED_GROUPS)
         ]
 
-    def disclose(self, policy: DisclosurePolicy | None = None) -> DisclosedTable:
+    def disclose(self, *, policy: DisclosurePolicy | None = None) -> DisclosedTable:
         """The cell table after disclosure control (person-time columns left out)."""
         return disclose(self.table, self.disclosure_spec, policy)
 

@@ -118,6 +118,7 @@ def ltc_flags(
     patients: TableSource,
     events: TableSource,
     index_date: object,
+    *,
     codelist_dir: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:

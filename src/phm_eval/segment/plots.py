@@ -71,6 +71,7 @@ def _text_colour(rgb: tuple[float, float, float]) -> str:
 
 def plot_grid(
     table: DisclosedTable | pd.DataFrame,
+    *,
     ax: Axes | None = None,
     value: str = "rate_per_1000",
     policy: DisclosurePolicy | None = None,
@@ -127,7 +128,8 @@ def plot_grid(
             shown += "rate *" if np.isnan(rate[i, j]) else f"{rate[i, j]:,.1f} per 1,000"
             rgb = to_rgb("#DDDDDD") if np.isnan(rate[i, j]) else cmap(rate[i, j] / vmax)[:3]
             ax.text(j, i, shown, ha="center", va="center", fontsize=9, color=_text_colour(rgb))
-    row_labels = age_group_labels(children_max_age, older_min_age)
+    row_labels = age_group_labels(children_max_age=children_max_age,
+                                  older_min_age=older_min_age)
     ax.set_xticks(range(3), [NEED_LABELS[n].replace(" ", "\n", 1) if len(NEED_LABELS[n]) > 14
                              else NEED_LABELS[n] for n in NEED_GROUPS])
     ax.set_yticks(range(3), [row_labels[a] for a in AGE_GROUPS])
@@ -145,6 +147,7 @@ def plot_grid(
 
 def funnel_plot(
     table: DisclosedTable | pd.DataFrame,
+    *,
     count_col: str = "n_activities",
     denominator_col: str = "list_size",
     label_col: str | None = None,

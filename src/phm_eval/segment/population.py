@@ -138,6 +138,7 @@ def build_population(
     admissions: TableSource,
     index_date: object,
     frailty: pd.DataFrame | None = None,
+    *,
     codelist_dir: str | Path | None = None,
     config: Mapping[str, Any] | None = None,
     threads: int | None = None,
@@ -206,7 +207,7 @@ def build_population(
     else:
         keys = pop[["patient_id", *UTILISATION_KEYS]]
         source = "prior_utilisation"
-    tiers = risk_tiers(keys, tiers_cfg["cut_points"], keep_ties=bool(tiers_cfg["keep_ties"]))
+    tiers = risk_tiers(keys, cut_points=tiers_cfg["cut_points"], keep_ties=bool(tiers_cfg["keep_ties"]))
     pop["risk_rank"] = tiers["risk_rank"].to_numpy()
     pop["risk_tier"] = tiers["risk_tier"].to_numpy()
     pop["risk_source"] = source

@@ -76,6 +76,7 @@ def _as_frame(scores: pd.Series | pd.DataFrame) -> tuple[pd.DataFrame, list[str]
 
 def risk_tiers(
     scores: pd.Series | pd.DataFrame,
+    *,
     cut_points: Sequence[float] = (0.005, 0.05, 0.20),
     keep_ties: bool = False,
 ) -> pd.DataFrame:

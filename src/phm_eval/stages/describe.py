@@ -47,7 +47,8 @@ def run(call: StageCall) -> None:
         save_figure(fig, output(call, "population_pyramid.png").with_suffix(""), alt_text=alt)
         plt.close(fig)
 
-    prev = ltc_prevalence(inp["patients"], inp["events"], day, call.params["codelists"])
+    prev = ltc_prevalence(inp["patients"], inp["events"], day,
+                          codelist_dir=call.params["codelists"])
     prev = prev.reset_index(drop=True)
     disclosed = apply_disclosure(
         prev, policy, count_cols=["n_with_condition"], denominator_cols=["n_registered"],

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .. import DEFAULT_SEED
 from ..did.plots import EVENT_STUDY_YLABEL, plot_aggte
 from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
@@ -73,7 +74,7 @@ def _enrolled(call: StageCall, tables: dict) -> list[dict]:
             eligibility=Eligibility(**elig) if elig else None,
             matching=ev.get("matching"), follow_up_days=int(ev.get("follow_up_days", 365)),
             lookback_days=int(ev.get("lookback_days", 365)),
-            codelist_dir=call.params["codelists"], seed=int(ev.get("seed", 1)),
+            codelist_dir=call.params["codelists"], seed=int(ev.get("seed", DEFAULT_SEED)),
         )
     except EstimationError as exc:
         # The design itself cannot be run on these data (too few enrolled or comparators):
@@ -81,8 +82,8 @@ def _enrolled(call: StageCall, tables: dict) -> list[dict]:
         return _not_estimable(call, str(exc))
     pol = policy(call)
     records = label_enrolled_records(result.records)
-    mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, CLUSTER)
-    attach_mde(records, ATT_ENROLLED, mde, reason)
+    mde, reason = enrolled_mde(result.analysed, ADJUSTMENT, cluster_col=CLUSTER)
+    attach_mde(records, ATT_ENROLLED, mde, reason=reason)
     # The matched sets and outcomes the plasmode power check re-analyses (patient-level).
     result.analysed.to_parquet(output(call, "analysed.parquet"), index=False)
     pretrend = (result.study_panel["pretrend"] if result.study_panel else
@@ -123,7 +124,7 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
             eligibility=Eligibility(**elig) if elig else None,
             eligibility_date=options.get("eligibility_date"), unit=options.get("unit"),
             control_group=control_group, codelist_dir=call.params["codelists"],
-            seed=int(ev.get("seed", 1)))
+            seed=int(ev.get("seed", DEFAULT_SEED)))
 
     fallback = None
     try:
@@ -159,7 +160,7 @@ def _population(call: StageCall, tables: dict) -> list[dict]:
         for record in records:
             record["fallback"] = "; ".join(x for x in (fallback, record.get("fallback")) if x)
     mde, reason = population_mde(itt)
-    attach_mde(records, ITT_POPULATION, mde, reason)
+    attach_mde(records, ITT_POPULATION, mde, reason=reason)
     if records[0].get("ci_low") is None:
         # No interval (too few units to cluster on): there is no power to check either.
         _write_itt_design(call, None, None, "not checked: the population-level estimate has "
@@ -323,7 +324,7 @@ def design_check(call: StageCall) -> None:
     truth_files = list(call.inputs.get("truth") or [])
     truth = read_json(truth_files[0]) if truth_files else None
     true_rr = (truth or {}).get("true_effect", {}).get("hazard_ratio")
-    n_replicates, seed = int(cfg.get("replicates", 200)), int(cfg.get("seed", 1))
+    n_replicates, seed = int(cfg.get("replicates", 200)), int(cfg.get("seed", DEFAULT_SEED))
     tables = []
     if analysed.empty or "treated" not in analysed.columns:
         # The matched design could not be estimated: there is no design to check.
@@ -332,11 +333,11 @@ def design_check(call: StageCall) -> None:
     else:
         report = design_check_report(analysed, n_replicates=n_replicates, seed=seed,
                                      true_rate_ratio=true_rr)
-        tables.append(report.summary.assign(estimand=ATT_ENROLLED))
+        tables.append(report.targets.assign(estimand=ATT_ENROLLED))
         summary = report.to_dict() | {"estimand": ATT_ENROLLED}
     population = _population_design_check(call, truth, n_replicates, seed)
     if population is not None:
-        tables.append(population.summary.assign(estimand=ITT_POPULATION))
+        tables.append(population.targets.assign(estimand=ITT_POPULATION))
         summary["itt"] = population.to_dict()
     else:
         design = read_json(call.inputs["itt_design"])

@@ -6,6 +6,7 @@ import logging
 
 import pandas as pd
 
+from .. import DEFAULT_SEED
 from ..disclosure import apply_disclosure
 from ..disclosure.release import disclose_json
 from ..risk.develop import develop_risk_model
@@ -49,7 +50,7 @@ def model(call: StageCall) -> None:
         "cluster": cfg.get("cluster", "pcn_id"),
         "n_optimism_bootstrap": int(cfg.get("bootstrap_replicates", 20)),
         "n_bootstrap": int(cfg.get("ci_bootstrap_replicates", 200)),
-        "seed": int(cfg.get("seed", 1)),
+        "seed": int(cfg.get("seed", DEFAULT_SEED)),
         "model_options": dict(cfg.get("model_options") or {}),
         "iecv_max_folds": int(cfg.get("iecv_max_folds", 10)),
     }

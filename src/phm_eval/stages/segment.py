@@ -53,7 +53,7 @@ def run(call: StageCall) -> None:
     pol = policy(call)
 
     grid = grid_3x3(population, settings)
-    shown = grid.disclose(pol)
+    shown = grid.disclose(policy=pol)
     write_disclosed(shown, output(call, "grid_3x3.csv"), 1)
     with phm_style():
         ax = plot_grid(shown, policy=pol)
@@ -72,13 +72,13 @@ def run(call: StageCall) -> None:
     ), output(call, "risk_tiers.csv"), 1)
 
     bridges = bridges_to_health(population, settings)
-    write_disclosed(bridges.disclose(pol), output(call, "bridges.csv"), 1)
+    write_disclosed(bridges.disclose(policy=pol), output(call, "bridges.csv"), 1)
 
     c20_result = core20plus5(population, settings)
-    c20 = c20_result.disclose(pol)
+    c20 = c20_result.disclose(policy=pol)
     eligible, enrolled = _programme_reach(population, pd.read_parquet(inp["interventions"]),
                                           study["programme"], call.params["eligibility"])
-    write_disclosed(reach_table(c20_result.flags, eligible, enrolled, pol),
+    write_disclosed(reach_table(c20_result.flags, eligible, enrolled, policy=pol),
                     output(call, "core20plus5_reach.csv"), 1)
     write_disclosed(c20["breakdown"], output(call, "core20plus5.csv"), 1)
     write_disclosed(c20["by_core20"], output(call, "core20_admissions.csv"), 1)

@@ -264,6 +264,9 @@ class RobustCoxPHFitter:
     def check_proportional_hazards(self, transform: str = "km") -> pd.DataFrame:
         """Score test of proportional hazards, as R ``survival::cox.zph`` (survival >= 3.0).
 
+        The signature mirrors R's ``cox.zph(fit, transform)``: ``transform`` may be given by
+        position.
+
         For each covariate, the score test of adding ``x * g(t)`` to the model at the
         fitted coefficients, using the full information matrix; ``GLOBAL`` tests all
         at once. This is the test R has reported since survival 3.0; it differs from
@@ -322,7 +325,7 @@ class RobustCoxPHFitter:
                             index=pd.Index(list(self.params_.index) + ["GLOBAL"],
                                            name="covariate"))
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the fit and its coefficient table (as lifelines' ``print_summary``)."""
         print(self._summary_text(decimals))
 
@@ -342,7 +345,7 @@ class RobustCoxPHFitter:
         ])
         return text
 
-    def plot(self, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
+    def plot(self, *, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
         """Forest plot of hazard ratios with confidence intervals; returns the Axes."""
         from phm_eval.survival.plots import forest_plot
 

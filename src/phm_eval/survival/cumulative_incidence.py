@@ -228,7 +228,7 @@ class CumulativeIncidenceFitter:
         table = self.tests_ if self.tests_ is not None else self.cumulative_incidence_
         return SummaryFrame(table)
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the groups, causes and Gray's test (or, without groups, the curves)."""
         self._check_fitted()
         with pd.option_context("display.max_columns", None, "display.width", 200):
@@ -241,7 +241,7 @@ class CumulativeIncidenceFitter:
             table,
         ]))
 
-    def plot(self, ax: Any = None, cause: object = None, ci: bool = True, **kwargs: Any):
+    def plot(self, *, ax: Any = None, cause: object = None, ci: bool = True, **kwargs: Any):
         """Step plot of the cumulative incidence of one cause (default the first), by group."""
         from phm_eval.survival.plots import plot_step_curves
 

@@ -280,7 +280,7 @@ class FineGrayFitter:
         cif = 1.0 - np.exp(-np.outer(base, risk))
         return pd.DataFrame(cif, index=pd.Index(times, name="time"), columns=df.index)
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the fit and its coefficient table (as lifelines' ``print_summary``)."""
         print(self._summary_text(decimals))
 
@@ -300,7 +300,7 @@ class FineGrayFitter:
         ]
         return "\n".join(lines)
 
-    def plot(self, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
+    def plot(self, *, ax: Any = None, hazard_ratios: bool = True, **kwargs: Any):
         """Forest plot of the coefficients with confidence intervals; returns the Axes."""
         from phm_eval.survival.plots import forest_plot
 

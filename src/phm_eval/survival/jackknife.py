@@ -52,8 +52,8 @@ def cluster_jackknife(
     offset: np.ndarray,
     params: np.ndarray,
     groups: np.ndarray,
-    dispersion: float = 0.0,
     *,
+    dispersion: float = 0.0,
     exact_max: int = EXACT_MAX,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-cluster-out refits of a log-link Poisson or NB2 GLM, and their variance.

@@ -66,7 +66,7 @@ class _RateModel:
                    dispersion: float, kind: str) -> tuple[np.ndarray, str]:
         """The clustered variance this model was set up for, and its ``cov_type_`` words."""
         if self.cluster_variance == "jackknife":
-            cov, _ = cluster_jackknife(X, y, offset, params, groups, dispersion)
+            cov, _ = cluster_jackknife(X, y, offset, params, groups, dispersion=dispersion)
             return cov, "cluster jackknife (CV3J)"
         cov = _cluster_sandwich(bread, scores, groups, self.cluster_correction)
         return cov, kind + (" (HC1)" if self.cluster_correction else " (HC0)")

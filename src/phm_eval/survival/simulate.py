@@ -8,14 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from phm_eval import DEFAULT_SEED
+
 
 def simulate_fine_gray(
     n: int,
+    *,
     beta: tuple[float, float] = (float(np.log(0.8)), 0.5),
     beta_competing: tuple[float, float] = (0.3, 0.2),
     p: float = 0.4,
     censor_max: float = 4.0,
-    seed: int | np.random.Generator | None = None,
+    seed: int | np.random.Generator = DEFAULT_SEED,
 ) -> pd.DataFrame:
     """Simulate from a Fine-Gray model (design of Fine & Gray 1999, section 5).
 
@@ -37,7 +40,7 @@ def simulate_fine_gray(
         Cumulative incidence of the event of interest as t -> infinity at x = 0.
     censor_max : float
         Upper limit of the uniform censoring time.
-    seed : int or Generator, optional
+    seed : int or Generator, default ``phm_eval.DEFAULT_SEED`` (1)
 
     Returns
     -------

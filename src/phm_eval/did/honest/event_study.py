@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 def event_study_covariance(res: AttGtResult, agg: AggteResult | None = None,
+                           *,
                            min_e: float | None = None, max_e: float | None = None,
                            balance_e: int | None = None, na_rm: bool = False) -> tuple:
     """Event times, estimates and covariance of a dynamic aggregation (R's ``aggte``).

@@ -13,7 +13,7 @@ from .relative_magnitude import _create_a_rm
 from .smoothness import _a_sd
 
 
-def identified_set(betahat: npt.ArrayLike, num_pre: int, num_post: int,
+def identified_set(betahat: npt.ArrayLike, num_pre: int, num_post: int, *,
                    method: str = "relative_magnitude", m: float = 1.0,
                    l_vec: npt.ArrayLike | None = None) -> tuple:
     """Bounds of the identified set of ``l' tau_post`` taking ``betahat`` as the truth.

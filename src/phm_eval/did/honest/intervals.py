@@ -18,6 +18,7 @@ from .smoothness import _default_m_smoothness, _FLCIProblem
 
 
 def honest_did(betahat: npt.ArrayLike, sigma: npt.ArrayLike, num_pre: int, num_post: int,
+               *,
                method: str = "relative_magnitude", m: float | Sequence[float] | None = None,
                l_vec: npt.ArrayLike | None = None, alpha: float = 0.05, ci_method: str | None = None,
                grid_points: int = 1000, grid_lb: float | None = None,
@@ -128,6 +129,7 @@ def honest_did(betahat: npt.ArrayLike, sigma: npt.ArrayLike, num_pre: int, num_p
 
 
 def original_ci(betahat: npt.ArrayLike, sigma: npt.ArrayLike, num_pre: int, num_post: int,
+                *,
                 l_vec: npt.ArrayLike | None = None, alpha: float = 0.05) -> tuple:
     """Usual interval for ``l' beta_post`` (R's ``constructOriginalCS``): ``(lb, ub)``."""
     b, S, lv = _check_inputs(betahat, sigma, num_pre, num_post, l_vec)

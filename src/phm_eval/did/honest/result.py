@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from phm_eval.convention import ResultConvention
 
-@dataclass
-class HonestDiDResult:
-    """Robust confidence intervals over a grid of M (or Mbar).
+
+@dataclass(frozen=True, repr=False)
+class HonestDiDResult(ResultConvention):
+    """Robust confidence intervals over a grid of M (or Mbar) (read-only).
 
     Attributes
     ----------
@@ -55,12 +58,16 @@ class HonestDiDResult:
     def m_label(self) -> str:
         return "M" if self.method == "smoothness" else "Mbar"
 
-    def summary(self) -> pd.DataFrame:
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"method": self.method, "ci_method": self.ci_method,
+                self.m_label: [float(x) for x in self.m], "estimate": round(float(self.estimate), 6)}
+
+    def _summary_table(self) -> pd.DataFrame:
         """One row per value of M/Mbar: ``M`` (or ``Mbar``), lb, ub, method, delta."""
         return pd.DataFrame({self.m_label: self.m, "lb": self.lb, "ub": self.ub,
                              "method": self.ci_method, "delta": self.delta})
 
-    def breakdown(self, null: float = 0.0) -> float:
+    def breakdown(self, *, null: float = 0.0) -> float:
         """Largest M/Mbar of the grid up to which every robust interval excludes ``null``.
 
         NaN if the smallest value's interval already contains it (the grid says nothing
@@ -81,7 +88,7 @@ class HonestDiDResult:
                 "estimate": float(self.estimate), "se": float(self.se),
                 "rows": self.summary().replace({np.nan: None}).to_dict(orient="records")}
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Robust intervals against M/Mbar, with the original interval at the left.
 
         As R's ``createSensitivityPlot``: the original interval is drawn one grid step
