@@ -69,7 +69,8 @@ def test_under_dispersed_counts_make_the_negative_binomial_refuse():
 
 def test_rate_ratio_falls_back_to_the_same_poisson_model_with_robust_ses():
     df = matched_frame()
-    effect = fx.rate_ratio(df, label="emergency admissions, rate ratio", adjust=ADJUST)
+    effect = fx.rate_ratio(df, label="emergency admissions, rate ratio", adjust=ADJUST,
+                           cluster_variance="sandwich")
     assert effect.method.startswith("Poisson rate ratio, robust SEs (dispersion not positive")
     assert "adjusted" in effect.method
     assert effect.fallback and "dispersion is not positive" in effect.fallback
@@ -88,7 +89,8 @@ def test_rate_ratio_falls_back_to_the_same_poisson_model_with_robust_ses():
     assert effect.ci_high == pytest.approx(np.exp(b + 1.959963984540054 * se), rel=1e-6)
     # Clustered where the negative binomial was clustered (here by practice, several rows each).
     by_practice = df.assign(practice=np.arange(len(df)) % 15)
-    clustered = fx.rate_ratio(by_practice, adjust=ADJUST, cluster="practice")
+    clustered = fx.rate_ratio(by_practice, adjust=ADJUST, cluster="practice",
+                              cluster_variance="sandwich")
     assert "clustered on practice" in clustered.fallback
     ref_pr = sm.GLM(df["emergency_admissions"], X, family=sm.families.Poisson(),
                     offset=np.log(df["person_years"])).fit(
@@ -99,6 +101,16 @@ def test_rate_ratio_falls_back_to_the_same_poisson_model_with_robust_ses():
     model_based = sm.GLM(df["emergency_admissions"], X, family=sm.families.Poisson(),
                          offset=np.log(df["person_years"])).fit().bse["treated"]
     assert se < model_based
+    # By default the fallback keeps the jackknife: the same Poisson model refitted without
+    # each cluster.
+    default = fx.rate_ratio(df, adjust=ADJUST)
+    assert default.method == effect.method and default.estimate == effect.estimate
+    assert default.se_method.startswith("cluster jackknife")
+    jack = PoissonRateModel(cluster_variance="jackknife").fit(
+        df.assign(**{c: df[c].astype(float) for c in ["treated", *ADJUST]}),
+        "emergency_admissions", "person_years", covariates=["treated", *ADJUST],
+        cluster_col="patient_id").rate_ratio("treated")
+    assert default.ci_low == pytest.approx(jack["lower"], rel=1e-12)
 
 
 def test_overdispersed_counts_keep_the_negative_binomial():
