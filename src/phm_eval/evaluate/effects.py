@@ -104,7 +104,7 @@ def cluster_words(cluster: str) -> str:
     return CLUSTER_WORDS.get(cluster, cluster.replace("_", " "))
 
 
-def se_words(cluster: str, n_clusters: int, how: str = "cluster-robust (sandwich)") -> str:
+def se_words(cluster: str, n_clusters: int, *, how: str = "cluster-robust (sandwich)") -> str:
     """``se_method`` text: the variance estimator, the clusters and their number."""
     text = f"{how} standard errors clustered on {cluster_words(cluster)}; {n_clusters} clusters"
     if cluster in ("match_cluster", "matched_set"):
@@ -112,7 +112,7 @@ def se_words(cluster: str, n_clusters: int, how: str = "cluster-robust (sandwich
     return text
 
 
-def matched_set_clusters(df: pd.DataFrame, set_col: str = "matched_set",
+def matched_set_clusters(df: pd.DataFrame, *, set_col: str = "matched_set",
                          person_col: str = "patient_id") -> pd.Series:
     """Cluster identifiers that nest both the matched set and the person.
 
@@ -153,7 +153,7 @@ OUTCOME_NAMES = {"emergency_admissions": "emergency admissions",
 
 
 def not_estimable(outcome: str, method: str, scale: str, reason: str, df: pd.DataFrame | None,
-                  label: str = "", subgroup: str | None = None) -> Effect:
+                  *, label: str = "", subgroup: str | None = None) -> Effect:
     """A record for an estimate that could not be made: estimate and interval null (NaN here,
     ``None`` in JSON), ``note`` the reason in words."""
     nt, nc = _counts(df) if df is not None else (0, 0)
@@ -161,7 +161,7 @@ def not_estimable(outcome: str, method: str, scale: str, reason: str, df: pd.Dat
                   label, subgroup, None, None, f"not estimable: {reason}")
 
 
-def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
+def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions", *,
                subgroup: str | None = None, label: str = "",
                adjust: list[str] | None = None, cluster: str = "patient_id",
                cluster_variance: str = "jackknife") -> Effect:
@@ -251,11 +251,11 @@ def rate_ratio(df: pd.DataFrame, outcome: str = "emergency_admissions",
                   rr["rate_ratio"],
                   rr["lower"], rr["upper"], "RR", nt, nc, label or f"{outcome} rate ratio",
                   subgroup, rr["p"], fallback, None,
-                  se_words(cluster, n_clusters, VARIANCE_WORDS[variance]), n_clusters)
+                  se_words(cluster, n_clusters, how=VARIANCE_WORDS[variance]), n_clusters)
 
 
 def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: str,
-                     strata: str | None = None) -> Effect:
+                     *, strata: str | None = None) -> Effect:
     """Cause-specific Cox hazard ratio (other events censored), cluster-robust SE.
 
     Parameters
@@ -297,7 +297,7 @@ def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: s
                     float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                     float(row["exp(coef) upper 95%"]), "HR", nt, nc,
                     label, None, float(row["p"]), None, None,
-                    se_words(cluster, n_clusters, "robust (Lin-Wei sandwich)"), n_clusters)
+                    se_words(cluster, n_clusters, how="robust (Lin-Wei sandwich)"), n_clusters)
     if strata:
         effect.__dict__["n_strata"] = int(fitter.n_strata_)
     try:
@@ -308,7 +308,7 @@ def cox_hazard_ratio(df: pd.DataFrame, event_code: int, outcome: str, cluster: s
     return effect
 
 
-def fine_gray(df: pd.DataFrame, cluster: str = "patient_id") -> Effect:
+def fine_gray(df: pd.DataFrame, *, cluster: str = "patient_id") -> Effect:
     """Fine-Gray subdistribution hazard ratio of first emergency admission (death competing),
     robust SE clustered on ``cluster``."""
     cols = list(dict.fromkeys(["time_days", "event", "treated", cluster]))
@@ -321,10 +321,10 @@ def fine_gray(df: pd.DataFrame, cluster: str = "patient_id") -> Effect:
                   float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
                   float(row["exp(coef) upper 95%"]), "SHR", nt, nc,
                   "first emergency admission, death as competing risk", None, float(row["p"]),
-                  None, None, se_words(cluster, n_clusters, "robust (sandwich)"), n_clusters)
+                  None, None, se_words(cluster, n_clusters, how="robust (sandwich)"), n_clusters)
 
 
-def did_before_after(df: pd.DataFrame, cluster: str = "patient_id",
+def did_before_after(df: pd.DataFrame, *, cluster: str = "patient_id",
                      conservative_cluster: str | None = None) -> tuple[Effect, pd.DataFrame]:
     """Two-period difference in differences of emergency admission rates (per 1,000
     person-years), enrolled vs matched comparators, with SEs clustered on ``cluster``.
@@ -362,7 +362,7 @@ def did_before_after(df: pd.DataFrame, cluster: str = "patient_id",
         cov_type="cluster", cov_kwds={"groups": groups})
     est, se = float(fit.params["treated_post"]), float(fit.bse["treated_post"])
     n_clusters = int(groups.max()) + 1
-    se_method = se_words(cluster, n_clusters, "cluster-robust (sandwich, WLS)")
+    se_method = se_words(cluster, n_clusters, how="cluster-robust (sandwich, WLS)")
     if conservative_cluster is not None and conservative_cluster != cluster:
         other_groups = pd.factorize(pd.concat([df[conservative_cluster]] * 2,
                                               ignore_index=True))[0]
@@ -373,7 +373,7 @@ def did_before_after(df: pd.DataFrame, cluster: str = "patient_id",
         if other_se > se:
             se, n_clusters = other_se, n_other
             se_method = (se_words(conservative_cluster, n_other,
-                                  "cluster-robust (sandwich, WLS)")
+                                  how="cluster-robust (sandwich, WLS)")
                          + f": larger than clustering on {cluster_words(cluster)}, so used "
                          "(the larger of the two; set-clustered DiD SEs were too small in "
                          "simulations)")
@@ -433,7 +433,7 @@ def naive_before_after(df: pd.DataFrame) -> Effect:
                   float(np.exp(b)), float(np.exp(b - 1.96 * se)), float(np.exp(b + 1.96 * se)),
                   "RR", len(t), 0, "naive before/after rate ratio (biased: regression to the "
                   "mean)", None, float(fit.pvalues["post"]), None, None,
-                  se_words("patient_id", n_clusters, "cluster-robust (sandwich, Poisson)"),
+                  se_words("patient_id", n_clusters, how="cluster-robust (sandwich, Poisson)"),
                   n_clusters)
 
 

@@ -230,7 +230,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None,
         "scale": "ATT", "n_treated": n_t, "n_control": int(len(analysed) - n_t),
         "label": "average change in admissions per 1,000 person-years, enrolled vs comparators",
         "subgroup": None,
-        "se_method": f"{se_words(se_cluster, n_clusters, how)}{se_note} (rows are "
+        "se_method": f"{se_words(se_cluster, n_clusters, how=how)}{se_note} (rows are "
                      f"person-index dates: {len(analysed)} rows of "
                      f"{analysed['patient_id'].nunique()} people)",
         "n_clusters": n_clusters,
@@ -244,7 +244,7 @@ def event_study(analysed: pd.DataFrame, admissions: str | None = None,
                         "influence functions",
                 "informative": False, "why": PRETREND_NOT_INFORMATIVE,
                 "se_method": se_words(cluster_col, n_clusters,
-                                      "analytic influence-function"),
+                                      how="analytic influence-function"),
                 "n_clusters": n_clusters}
     return {"effect": effect, "pretrend": pretrend, "plot": dynamic.plot, "result": res,
             "dynamic": dynamic}

@@ -54,7 +54,8 @@ def _estimate(fit: Callable[[], fx.Effect], outcome: str, method: str, scale: st
         raise
     except Exception as exc:
         log.warning("%s not estimable: %s", label or outcome, _reason(exc))
-        return fx.not_estimable(outcome, method, scale, _reason(exc), data, label, subgroup)
+        return fx.not_estimable(outcome, method, scale, _reason(exc), data, label=label,
+                                subgroup=subgroup)
 
 
 @dataclass(frozen=True, repr=False)
@@ -212,7 +213,7 @@ def evaluate_programme(
                              "(cause-specific)", "HR", analysed,
                              "first emergency admission hazard ratio within matched sets"
                              ).to_dict())
-    records.append(_estimate(lambda: fx.fine_gray(analysed, CLUSTER), "first emergency admission",
+    records.append(_estimate(lambda: fx.fine_gray(analysed, cluster=CLUSTER), "first emergency admission",
                              "Fine-Gray subdistribution hazards (matched)", "SHR", analysed,
                              "first emergency admission, death as competing risk").to_dict())
     records.append(_estimate(lambda: fx.cox_hazard_ratio(analysed, 2, "death", CLUSTER),
@@ -234,7 +235,7 @@ def evaluate_programme(
         log.warning("difference in differences not estimable: %s", _reason(exc))
         did = fx.not_estimable("emergency admissions per 1,000 person-years",
                                "difference in differences (matched, before vs after)",
-                               "difference", _reason(exc), analysed, did_label)
+                               "difference", _reason(exc), analysed, label=did_label)
         rtm = fx.rtm_table(analysed)
     records.append(did.to_dict())
     naive = _estimate(lambda: fx.naive_before_after(analysed), "emergency admissions",
@@ -271,8 +272,8 @@ def evaluate_programme(
                 "emergency admissions per 1,000 person-years",
                 "difference in differences, 12 months before vs after (Callaway & Sant'Anna "
                 "engine, matched)", "ATT", _reason(exc), analysed,
-                "average change in admissions per 1,000 person-years, enrolled vs "
-                "comparators").to_dict())
+                label="average change in admissions per 1,000 person-years, enrolled vs "
+                      "comparators").to_dict())
     flow = pd.DataFrame(cohort.flow + [
         {"arm": "enrolled", "step": "matched", "reason": "matched to a comparator",
          "n": int(matched["treated"].sum())},

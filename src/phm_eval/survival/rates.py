@@ -137,7 +137,7 @@ class _RateModel:
         return {"rate_ratio": float(row["exp(coef)"]), "lower": float(row[lower]),
                 "upper": float(row[upper]), "p": float(row["p"])}
 
-    def print_summary(self, decimals: int = 3) -> None:
+    def print_summary(self, *, decimals: int = 3) -> None:
         """Print the fit and its coefficient table (as lifelines' ``print_summary``)."""
         print(self._summary_text(decimals))
 
@@ -154,7 +154,7 @@ class _RateModel:
     def _fit_statistics(self, decimals: int) -> str:
         return f"log-likelihood = {self.log_likelihood_:.{decimals}f}"
 
-    def plot(self, ax: Any = None, **kwargs: Any):
+    def plot(self, *, ax: Any = None, **kwargs: Any):
         """Forest plot of rate ratios (intercept omitted); returns the Axes."""
         from phm_eval.survival.plots import forest_plot
 

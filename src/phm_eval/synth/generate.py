@@ -59,6 +59,7 @@ def simulate(
     scenario: str | Scenario = "pcn",
     out: str | Path = "synthetic",
     n_patients: int | None = None,
+    *,
     seed: int | None = None,
     file_format: str = "parquet",
     overrides: dict | None = None,
