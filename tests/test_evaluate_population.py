@@ -358,3 +358,26 @@ def test_ics_estimates_against_truth(ics_runs):
         truth = np.array([np.log(t["rate_ratio"]) for _, t in runs])
         se = np.array([r.details["se_log_rr"] for r, _ in runs])
         assert abs(np.mean(logs - truth)) < 2.5 * np.sqrt(np.sum(se ** 2)) / len(runs)
+
+
+def test_pretrend_f_statistic_is_hotellings_from_the_cluster_covariance():
+    """F = T^2 (G - q) / (q (G - 1)) with T^2 = W (G - 1) / G: the engine's covariance of the
+    pre-adoption coefficients divides the cluster sums by G, Hotelling's T^2 by G - 1."""
+    from scipy.stats import f as f_dist
+
+    df, _ = sim_panel(3)
+    res = PopulationITT(honest_m=()).fit(df)
+    dyn = res.dynamic
+    egt = np.asarray(dyn.egt)
+    pre = np.flatnonzero((egt >= -12) & (egt <= -2))
+    b = np.asarray(dyn.att_egt)[pre]
+    V = dyn.covariance_egt()[np.ix_(pre, pre)]
+    W = float(b @ np.linalg.solve(V, b))
+    G, q = res.pretrend["n_clusters"], len(pre)
+    assert res.pretrend["chi2_statistic"] == pytest.approx(W, rel=1e-10)
+    hotelling = W * (G - 1) / G
+    assert res.pretrend["statistic"] == pytest.approx(hotelling * (G - q) / (q * (G - 1)),
+                                                      rel=1e-10)
+    assert res.pretrend["df_denominator"] == G - q
+    assert res.pretrend["p_value"] == pytest.approx(
+        f_dist.sf(res.pretrend["statistic"], q, G - q), rel=1e-10)

@@ -259,6 +259,12 @@ def _write(path: Path, doc: dict) -> None:
 ESTIMAND_NAMES = {"itt": "ITT population rate ratio", "att": "ATT enrolled rate ratio"}
 
 
+def _row_name(doc: dict) -> str:
+    """The estimand, and the study's own label when it has one (e.g. which SEs it used)."""
+    name = ESTIMAND_NAMES[doc["estimand"]]
+    return f"{name}, {doc['label']}" if doc.get("label") else name
+
+
 def _design_cells(doc: dict) -> str:
     """The ICS simulated, wall time and code commit cells of a study's row."""
     s, st = doc["summary"], doc["settings"]
@@ -283,7 +289,7 @@ def _null_table(docs: list[dict]) -> str:
     for doc in docs:
         s = doc["summary"]
         lines.append(
-            f"| {ESTIMAND_NAMES[doc['estimand']]} | {s['replications']}"
+            f"| {_row_name(doc)} | {s['replications']}"
             f" | {s['mean_truth_rate_ratio']:.3f}"
             f" | {s['rejection_rate_rr_1']:.3f} ± {s['rejection_rate_rr_1_mcse']:.3f}"
             f" | {s['rejection_rate_interval_below_1']:.3f} / "
@@ -308,7 +314,7 @@ def _effect_table(docs: list[dict]) -> str:
     for doc in docs:
         s = doc["summary"]
         lines.append(
-            f"| {ESTIMAND_NAMES[doc['estimand']]} | {s['replications']}"
+            f"| {_row_name(doc)} | {s['replications']}"
             f" | {s['mean_truth_rate_ratio']:.3f}"
             f" | {s['coverage']:.3f} ± {s['coverage_mcse']:.3f}"
             f" | {s['bias_over_mean_se']:+.3f} ± {s['bias_over_mean_se_mcse']:.3f}"

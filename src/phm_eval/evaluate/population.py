@@ -38,8 +38,9 @@ units not treated (never, or optionally not yet), on the units' emergency admiss
 * **Pre-trends.** Nothing is matched on the outcome, so the event study's pre-adoption
   coefficients test parallel trends: a Wald test that months ``min_e`` to -2 are jointly zero
   (month -1 is the reference), with the small-sample F reference distribution of Hotelling's
-  T^2 for ``G`` clusters (``F = W (G - q) / (q (G - 1))`` on ``q, G - q`` degrees of freedom;
-  the chi-squared p-value is reported beside it). Honest DiD (Rambachan & Roth, relative
+  T^2 for ``G`` clusters: ``T^2 = W (G - 1) / G`` (the engine's covariance divides the cluster
+  sums' cross-products by ``G``, Hotelling's by ``G - 1``) and ``F = T^2 (G - q) / (q (G - 1))``
+  on ``q, G - q`` degrees of freedom; the chi-squared p-value of ``W`` is reported beside it. Honest DiD (Rambachan & Roth, relative
   magnitudes, :func:`phm_eval.did.honest_did_from_event_study`) gives intervals for the
   average effect over the first months after adoption that stay valid when post-adoption
   violations of parallel trends are up to ``Mbar`` times the largest pre-adoption one.
@@ -480,7 +481,10 @@ class PopulationITT(AnswersForResult):
         out.update(chi2_statistic=W, chi2_p_value=float(chi2.sf(W, q)))
         G = n_clusters
         if G - q >= 1:
-            F = W * (G - q) / (q * (G - 1))
+            # Hotelling's T^2 uses the covariance of the G cluster sums with divisor G - 1;
+            # the engine's (psi' psi / n^2, as R's did) has divisor G, so T^2 = W (G - 1) / G
+            # and F = T^2 (G - q) / (q (G - 1)).
+            F = W * (G - 1) / G * (G - q) / (q * (G - 1))
             out.update(statistic=float(F), df=q, df_denominator=G - q,
                        p_value=float(f_dist.sf(F, q, G - q)))
         else:
