@@ -110,6 +110,11 @@ def test_many_clusters_expanded_refits_equal_exact_refits(dispersion):
     y = (rng.poisson(mu) if dispersion == 0 else
          rng.negative_binomial(1 / dispersion, 1 / (1 + dispersion * mu))).astype(float)
     offset = np.log(rng.uniform(0.2, 1.0, n))
+    # rows in no particular order of cluster, and cluster codes not in order of first row (as
+    # pd.factorize of matched-set clusters gives them)
+    shuffle = rng.permutation(n)
+    X, y, offset = X[shuffle], y[shuffle], offset[shuffle]
+    groups = rng.permutation(sizes.size)[groups[shuffle]]
     family = (sm.families.Poisson() if dispersion == 0
               else sm.families.NegativeBinomial(alpha=dispersion))
     params = sm.GLM(y, X, family=family, offset=offset).fit(tol=1e-13).params

@@ -198,10 +198,11 @@ class _Fit:
             out[first:first + BLOCK] = beta.T
         return out
 
-    def _derivatives(self, eta: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _derivatives(self, eta: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Score weight ``r = (y - mu) / (1 + a mu)`` and its first three derivatives in the
-        linear predictor (log link, NB2 dispersion ``a``; Poisson when ``a = 0``)."""
-        a, y = self.dispersion, self.y
+        linear predictor (log link, NB2 dispersion ``a``; Poisson when ``a = 0``), for rows
+        with linear predictors ``eta`` and counts ``y`` in the same order."""
+        a = self.dispersion
         with np.errstate(over="ignore", invalid="ignore"):
             mu = np.exp(eta)
             d = 1.0 + a * mu
@@ -220,23 +221,24 @@ class _Fit:
         X, order, starts = self.X, self.order, self.starts
         n, k = X.shape
         eta = X @ params + self.offset
-        r0, r1, r2, r3 = self._derivatives(eta)
+        r0, r1, r2, r3 = self._derivatives(eta, self.y)
         outer = self.outer
         score0 = X.T @ r0
         hess1 = X.T @ (r1[:, None] * X)
         hess2 = ((outer * r2[:, None]).T @ X).reshape(k, k, k)
         hess3 = ((outer * r3[:, None]).T @ outer).reshape(k, k, k, k)
         n_groups = starts.size - 1
-        Xs = X[order]
+        # rows sorted by cluster, so that each cluster's sums are one reduceat segment
+        Xs, outer_sorted = X[order], outer[order]
+        eta_sorted, y_sorted, group_sorted = eta[order], self.y[order], groups[order]
         heads = starts[:-1]
         shift = -np.einsum("gij,gj->gi", self.left_inverse,
                            np.add.reduceat(Xs * r0[order][:, None], heads, axis=0))
         for _ in range(MAX_ITER):
-            d_row = shift[groups[order]]
-            e_row = np.einsum("ni,ni->n", Xs, d_row)
-            own0, own1, _, _ = self._derivatives(eta[order] + e_row)
+            e_row = np.einsum("ni,ni->n", Xs, shift[group_sorted])
+            own0, own1, _, _ = self._derivatives(eta_sorted + e_row, y_sorted)
             own_score = np.add.reduceat(Xs * own0[:, None], heads, axis=0)
-            own_hess = np.add.reduceat(outer[order] * own1[:, None], heads,
+            own_hess = np.add.reduceat(outer_sorted * own1[:, None], heads,
                                        axis=0).reshape(n_groups, k, k)
             pair = (shift[:, :, None] * shift[:, None, :]).reshape(n_groups, k * k)
             h2 = hess2.reshape(k * k, k)            # [(i, j), l]: symmetric in all three
