@@ -203,7 +203,7 @@ def _write_itt_design(call: StageCall, itt: Any, control_group: str | None,
     itt.panel.panel[cols].to_parquet(output(call, "itt_panel.parquet"), index=False)
     write_json(output(call, "itt_design.json"), {
         "estimable": True, "control_group": control_group,
-        "mde_rate_ratio": mde_rate_ratio, "alpha": 0.05})
+        "mde_rate_ratio": mde_rate_ratio})
 
 
 def _not_estimable(call: StageCall, reason: str) -> list[dict]:
