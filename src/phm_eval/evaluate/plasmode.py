@@ -359,7 +359,10 @@ def _one(estimator: Callable[[pd.DataFrame], Any], work: pd.DataFrame, target: f
                        "fallback": None, "note": f"{type(exc).__name__}: {exc}"}
     return base | {
         "estimate": est, "ci_low": lo, "ci_high": hi, "log_estimate": math.log(est),
-        "se_log": (math.log(hi) - math.log(lo)) / (2 * z),
+        # the estimator's own SE of the log estimate when it has one (a t interval's is not
+        # the interval's width over 2 z), else the width of its normal interval
+        "se_log": (float(effect.se_log) if getattr(effect, "se_log", None) is not None
+                   else (math.log(hi) - math.log(lo)) / (2 * z)),
         "covered": float(lo <= target <= hi), "significant_reduction": float(hi < 1),
         "rejected": float(hi < 1 or lo > 1), "fallback": getattr(effect, "fallback", None),
         "note": None}

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from .. import DEFAULT_SEED
 from ..errors import ConfigError, EstimationError, InputError
 from .estimands import DesignCheck
 from .plasmode import REPLICATE_COLUMNS, PlasmodeResult
+from .plasmode import _one as replicate_row
 from .population import PopulationITT
 from .population_panel import PopulationPanel
 
@@ -143,7 +144,7 @@ def population_plasmode(
     counts = counts.astype(np.int64)
     owner = np.repeat(np.arange(len(df)), counts)     # one entry per admission: its row
     estimator = estimator or PopulationITT(honest_m=())
-    refit = _without_honest(estimator)
+    fit = _refit(_without_honest(estimator), seed)
 
     seq = np.random.SeedSequence(int(seed))
     rows: list[dict[str, Any]] = []
@@ -163,7 +164,8 @@ def population_plasmode(
                 drop = (uniform >= target) & exposed[owner]
                 new_counts = counts - np.bincount(owner[drop], minlength=len(df))
                 work["admissions"] = new_counts
-                rows.append(_one(refit, work, target, rep, arm, new_counts, seed))
+                rows.append(replicate_row(fit, work, target, rep, arm, new_counts,
+                                          estimator.alpha))
     finally:
         quiet.setLevel(level)
     replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
@@ -191,34 +193,19 @@ def _without_honest(estimator: PopulationITT) -> PopulationITT:
                          small_sample=estimator.small_sample)
 
 
-def _one(estimator: PopulationITT, work: pd.DataFrame, target: float, rep: int,
-         arm_of_row: np.ndarray, counts: np.ndarray, seed: int) -> dict[str, Any]:
-    """Fit one replicate; a failure is a row with NaN estimates and the reason."""
-    base = {"target_rate_ratio": target, "replicate": rep,
-            "events_treated": int(counts[arm_of_row == 1].sum()),
-            "events_control": int(counts[arm_of_row == 0].sum())}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = estimator.fit(work, seed=seed)
+def _refit(estimator: PopulationITT, seed: int):
+    """The population estimator as the matched plasmode's replicate runner expects it: a
+    function of the panel returning the rate-ratio record's estimate, interval, fallback and
+    the SE of its log (the interval is a t interval, so not its width over 2 z)."""
+    def fit(work: pd.DataFrame) -> SimpleNamespace:
+        result = estimator.fit(work, seed=seed)
         record = result.records[0]
-        est, lo, hi = (float(record[k]) if record[k] is not None else math.nan
+        est, lo, hi = (math.nan if record[k] is None else float(record[k])
                        for k in ("estimate", "ci_low", "ci_high"))
-        if not (est > 0 and lo > 0 and hi > 0 and np.isfinite([est, lo, hi]).all()):
-            raise ValueError("estimate or interval not finite")
-    except (InputError, ConfigError):
-        raise
-    except Exception as exc:  # one replicate that cannot be estimated is recorded, not fatal
-        return base | {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                       "log_estimate": math.nan, "se_log": math.nan, "covered": math.nan,
-                       "significant_reduction": math.nan, "rejected": math.nan,
-                       "fallback": None, "note": f"{type(exc).__name__}: {exc}"}
-    return base | {
-        "estimate": est, "ci_low": lo, "ci_high": hi, "log_estimate": math.log(est),
-        "se_log": float(result.details["se_log_rr"]),
-        "covered": float(lo <= target <= hi), "significant_reduction": float(hi < 1),
-        "rejected": float(hi < 1 or lo > 1), "fallback": record.get("fallback"),
-        "note": None}
+        return SimpleNamespace(estimate=est, ci_low=lo, ci_high=hi,
+                               fallback=record.get("fallback"),
+                               se_log=float(result.details["se_log_rr"]))
+    return fit
 
 
 @dataclass(frozen=True, repr=False)
