@@ -202,3 +202,23 @@ def test_gradient_boosting_report_lists_flags_and_importance(tmp_path):
     # 3,000 patients is below the Riley minimum for ~37 parameters: the card must say so
     assert not report.sample_size.is_adequate(report.n)
     assert "does **not** meet" in card
+
+
+def test_designs_side_by_side_give_the_same_report(small, config):
+    """The validation designs run in threads (n_jobs) give the report they give one after
+    another: each design has its own seed and nothing is shared between them but read-only
+    data."""
+    import json
+
+    validation = example_risk_features(1_500, seed=8)
+    settings = {**config.to_dict(), "n_optimism_bootstrap": 2, "n_bootstrap": 10}
+    reports = {
+        n_jobs: json.dumps(develop_risk_model(small, settings, validation_features=validation,
+                                              n_jobs=n_jobs).to_dict(),
+                           sort_keys=True, default=str)
+        for n_jobs in (1, 3)
+    }
+    assert reports[1] == reports[3]
+    report = json.loads(reports[3])
+    assert {"apparent", "optimism", "internal_external", "temporal"} <= set(report)
+    assert report["temporal"] != report["apparent"]

@@ -30,7 +30,7 @@ JOB_MEMORY: dict[str, tuple[int, int, int, float | None]] = {
     "describe": (3400, 1500, 300, None),
     "frailty": (3400, 1500, 500, None),
     "risk_features": (3400, 1500, 500, None),
-    "risk_model": (2400, 900, 1300, None),
+    "risk_model": (2400, 900, 1700, None),
     "segment": (3400, 2500, 300, None),
     "evaluate": (3400, 1000, 1200, None),
     "design_check": (1500, 1500, 0, None),

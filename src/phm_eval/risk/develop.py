@@ -23,7 +23,9 @@ validation designs), :mod:`.meta_analysis`, :mod:`.results` (their result object
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,7 @@ def develop_risk_model(
     anticipated_c_statistic: float = 0.75,
     model_card_options: Mapping[str, Any] | None = None,
     report_json_dir: str | Path | None = None,
+    n_jobs: int | None = None,
 ) -> RiskModelReport:
     """Develop the risk model and validate it by every design the data allow.
 
@@ -140,6 +143,11 @@ def develop_risk_model(
     report_json_dir : path, optional
         Where ``risk_model_report.json`` (unrounded counts: not for release) is written;
         defaults to ``output_dir``.
+    n_jobs : int, optional
+        Validation designs computed side by side, in threads (the apparent performance and
+        temporal validation beside the internal-external cross-validation's refits). Each
+        design has its own seed, so the report is identical for any value; more threads need
+        the memory of one more model fit. Default: the cores this process may use, at most 2.
 
     Returns
     -------
@@ -151,27 +159,27 @@ def develop_risk_model(
     if y.min() == y.max():
         raise EstimationError("the development data hold only one outcome class")
     model = fit_pipeline(features, config)
-    apparent = evaluate_predictions(
-        y, predict_risk(model, features), without_bootstrap(config), frame=features, label="apparent"
-    )
-    optimism = (
-        bootstrap_optimism(features, config, model=model)
-        if config.n_optimism_bootstrap > 0
-        else None
-    )
-    iecv = choice = None
+    choice = None
     if run_iecv and config.cluster:
         choice = choose_iecv_cluster(features, config)
         if choice.note:
             logger.warning("%s", choice.note)
-        if choice.cluster is not None:
-            iecv = replace(internal_external_cv(features, config, cluster=choice.cluster,
-                                                start=model), choice=choice)
-    temporal = (
-        temporal_validation(features, validation_features, config, model=model)
-        if validation_features is not None
-        else None
-    )
+    designs: dict[str, Callable[[], Any]] = {}
+    if choice is not None and choice.cluster is not None:
+        designs["iecv"] = lambda: replace(
+            internal_external_cv(features, config, cluster=choice.cluster, start=model),
+            choice=choice)
+    designs["apparent"] = lambda: evaluate_predictions(
+        y, predict_risk(model, features), without_bootstrap(config), frame=features,
+        label="apparent")
+    if config.n_optimism_bootstrap > 0:
+        designs["optimism"] = lambda: bootstrap_optimism(features, config, model=model)
+    if validation_features is not None:
+        designs["temporal"] = lambda: temporal_validation(features, validation_features, config,
+                                                          model=model)
+    done = _run_side_by_side(designs, n_jobs)
+    apparent, optimism = done["apparent"], done.get("optimism")
+    iecv, temporal = done.get("iecv"), done.get("temporal")
     n_par = candidate_parameters(features, config)
     sample = riley_minimum(max(n_par, 1), float(y.mean()), c_statistic=anticipated_c_statistic)
     report = RiskModelReport(
@@ -194,3 +202,22 @@ def develop_risk_model(
         report.write(output_dir, report_json_dir=report_json_dir,
                      **dict(model_card_options or {}))
     return report
+
+
+def _run_side_by_side(tasks: Mapping[str, Callable[[], Any]], n_jobs: int | None
+                      ) -> dict[str, Any]:
+    """Each task's result, the tasks run in up to ``n_jobs`` threads in the order given.
+
+    The heavy work of the validation designs (model fits, sorting, bootstrap sums) is in numpy,
+    scipy and scikit-learn code that releases the GIL, so two designs take little more than
+    the longer of the two. A task's exception is raised as it would be without threads.
+    """
+    if n_jobs is None:
+        n_jobs = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 1)
+    workers = max(1, min(int(n_jobs), len(tasks)))
+    if workers == 1:
+        return {name: task() for name, task in tasks.items()}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="risk-design") as pool:
+        futures = {name: pool.submit(task) for name, task in tasks.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -44,7 +44,6 @@ def model(call: StageCall) -> None:
     cfg = call.params["risk"]
     dev = pd.read_parquet(call.inputs["development"])
     val = pd.read_parquet(call.inputs["validation"])
-    current = pd.read_parquet(call.inputs["current"])
     settings = {
         "model": cfg["model"],
         "cluster": cfg.get("cluster", "pcn_id"),
@@ -74,6 +73,7 @@ def model(call: StageCall) -> None:
                                 validation_features=val.drop(columns=drop), output_dir=out_dir,
                                 model_card_options={"disclose": disclose},
                                 report_json_dir=output(call, "risk_model_report.json").parent)
+    del val  # the population to score is read only now: the two are never in memory together
     full = report.to_dict()
     validation = full["temporal"]["validation"] if full.get("temporal") else full["apparent"]
     metrics = {
@@ -104,6 +104,7 @@ def model(call: StageCall) -> None:
         pd.DataFrame(columns=["variable", "group"]).to_csv(output(call, "subgroup_metrics.csv"),
                                                            index=False)
 
+    current = pd.read_parquet(call.inputs["current"])
     scored = current.drop(columns=[c for c in drop if c in current.columns])
     predicted = report.model.predict_proba(scored)[:, 1]
     pd.DataFrame({"patient_id": current["patient_id"], "predicted_risk": predicted}).to_parquet(

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,28 +152,41 @@ def _generate_in_pieces(params: dict, structure, seeds, groups: list[np.ndarray]
     it), each piece has its own random stream (derived from the seed and the piece's number),
     patient and spell numbers run on across pieces, and the truth is combined from the pieces'
     counts and unit-month tables. Memory is that of the largest piece.
+
+    Each piece's tables are appended to the whole's in a background thread while the next
+    piece is generated (the generator uses one core; the join, mostly Parquet decoding and
+    encoding outside the GIL, the other), in piece order, so the files are those of joining
+    them all at the end.
     """
     adoption = decide_rollout(structure, params, np.random.default_rng(seeds[7]))
     started = [day for day in adoption.values() if day >= 0]
     first_adoption_day = min(started) if started else None
     pieces, first_id, first_spell = [], 0, 0
-    for number, practices in enumerate(groups, start=1):
-        log.info("simulate: piece %d of %d (%s patients)", number, len(groups),
-                 f"{int(structure.list_size[practices].sum()):,}")
-        piece_seeds = np.random.SeedSequence([int(params["seed"]), number]).spawn(10)
-        folder = out / f".piece-{number}"
-        folder.mkdir()
-        piece = _generate_piece(params, structure.subset(practices), piece_seeds, folder, fmt,
-                                codelist_dir, number=number, first_id=first_id, first_spell=first_spell,
-                                adoption=adoption, first_adoption_day=first_adoption_day)
-        pieces.append(piece)
-        first_id += piece.n_patients
-        first_spell += piece.n_spells
+    joined = ("patients", "admissions", "interventions", "rollout", "events")
+    joiner = _TableJoiner({table: out / f"{table}.{fmt}" for table in joined}, fmt)
+    appends = []
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulate-join") as appending:
+            for number, practices in enumerate(groups, start=1):
+                log.info("simulate: piece %d of %d (%s patients)", number, len(groups),
+                         f"{int(structure.list_size[practices].sum()):,}")
+                piece_seeds = np.random.SeedSequence([int(params["seed"]), number]).spawn(10)
+                folder = out / f".piece-{number}"
+                folder.mkdir()
+                piece = _generate_piece(params, structure.subset(practices), piece_seeds, folder,
+                                        fmt, codelist_dir, number=number, first_id=first_id,
+                                        first_spell=first_spell, adoption=adoption,
+                                        first_adoption_day=first_adoption_day)
+                pieces.append(piece)
+                appends.append(appending.submit(joiner.append, folder))
+                first_id += piece.n_patients
+                first_spell += piece.n_spells
+        for done in appends:
+            done.result()  # a failed append raises here
+    finally:
+        joiner.close()
     _write(structure.table(), out / "practices", fmt)
     rollout = pd.concat([p.rollout for p in pieces], ignore_index=True)
-    for table in ("patients", "admissions", "interventions", "rollout", "events"):
-        _join_files([out / f".piece-{p.number}" / f"{table}.{fmt}" for p in pieces],
-                    out / f"{table}.{fmt}", fmt)
     truth_dir = out / "truth"
     truth_dir.mkdir()
     for name in ("enrolment", "itt_population"):
@@ -189,22 +203,40 @@ def _generate_in_pieces(params: dict, structure, seeds, groups: list[np.ndarray]
                         n_pieces=len(pieces))
 
 
-def _join_files(parts: list[Path], target: Path, fmt: str) -> None:
-    """The pieces' files of one table as one file, streamed (never all in memory)."""
-    if fmt == "csv":
-        with open(target, "wb") as sink:
-            for i, part in enumerate(parts):
-                with open(part, "rb") as source:
-                    if i:
+class _TableJoiner:
+    """The pieces' files of each table appended, piece by piece, to one file per table (streamed:
+    never a whole table in memory)."""
+
+    def __init__(self, targets: dict[str, Path], fmt: str) -> None:
+        self.targets, self.fmt = targets, fmt
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.schemas: dict[str, pa.Schema] = {}
+        if fmt == "csv":
+            for target in targets.values():
+                target.write_bytes(b"")
+
+    def append(self, folder: Path) -> None:
+        """Append the tables in ``folder`` (one piece's) to the whole's files."""
+        for table, target in self.targets.items():
+            part = folder / target.name
+            if self.fmt == "csv":
+                with open(target, "ab") as sink, open(part, "rb") as source:
+                    if sink.tell():  # not the first piece
                         source.readline()  # the header, written once
                     shutil.copyfileobj(source, sink, 16 * 2**20)
-        return
-    schema = pq.read_schema(parts[0])
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for part in parts:
+                continue
+            if table not in self.writers:
+                self.schemas[table] = pq.read_schema(part)
+                self.writers[table] = pq.ParquetWriter(target, self.schemas[table],
+                                                       compression="zstd")
+            schema = self.schemas[table]
             for batch in pq.ParquetFile(part).iter_batches(batch_size=1_000_000):
-                writer.write_table(pa.Table.from_batches([batch], schema=schema),
-                                   row_group_size=1_000_000)
+                self.writers[table].write_table(pa.Table.from_batches([batch], schema=schema),
+                                                row_group_size=1_000_000)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
 
 
 @dataclass
