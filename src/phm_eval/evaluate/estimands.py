@@ -219,6 +219,18 @@ class DesignCheck(ResultConvention):
                 .to_dict(orient="records")}
 
 
+def design_check_targets(true_rate_ratio: float | None, *, assumed: float,
+                         mde_rate_ratio: float | None) -> tuple[float, ...]:
+    """The rate ratios a design check injects: no effect, the synthetic truth (real data: the
+    ``assumed`` reduction) and the design's minimum detectable effect, rounded to 3 decimals,
+    unless it is one of the others."""
+    targets = [1.0, float(true_rate_ratio) if true_rate_ratio else assumed]
+    if (mde_rate_ratio is not None
+            and round(mde_rate_ratio, 3) not in [round(t, 3) for t in targets]):
+        targets.append(round(float(mde_rate_ratio), 3))
+    return tuple(targets)
+
+
 def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200,
                         seed: int = DEFAULT_SEED,
                         true_rate_ratio: float | None = None) -> DesignCheck:
@@ -242,10 +254,8 @@ def design_check_report(analysed: pd.DataFrame, *, n_replicates: int = 200,
     mde, _ = enrolled_mde(analysed, ADJUSTMENT, cluster_col=CLUSTER)
     mde_rr = (float(mde.mde_rate_ratio) if mde is not None and np.isfinite(mde.mde_rate_ratio)
               else None)
-    targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.85]
-    if mde_rr is not None and round(mde_rr, 3) not in [round(t, 3) for t in targets]:
-        targets.append(round(mde_rr, 3))
-    result = plasmode(analysed, tuple(targets), n_replicates=n_replicates, seed=seed,
+    targets = design_check_targets(true_rate_ratio, assumed=0.85, mde_rate_ratio=mde_rr)
+    result = plasmode(analysed, targets, n_replicates=n_replicates, seed=seed,
                       estimator=headline_estimator(adjust=ADJUSTMENT, cluster=CLUSTER))
     return DesignCheck(targets=result.summary(), n_replicates=n_replicates,
                        true_rate_ratio=true_rate_ratio, mde_rate_ratio=mde_rr)

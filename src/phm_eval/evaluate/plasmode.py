@@ -273,23 +273,14 @@ def plasmode(
         If a needed column is missing or a matched set has no variation in arms.
     """
     frame = _as_frame(source).reset_index(drop=True)
-    targets = [float(rate_ratios)] if np.isscalar(rate_ratios) else [float(r) for r in
-                                                                      rate_ratios]
-    if not targets or any(not 0 < r <= 1 for r in targets):
-        raise ConfigError(f"plasmode rate ratios must be in (0, 1] (thinning removes "
-                          f"admissions); got {targets}")
-    if int(n_replicates) < 2:
-        raise ConfigError("plasmode needs at least 2 replicates")
+    targets = checked_targets(rate_ratios, n_replicates)
     for col in [treated_col, count_col] + ([set_col] if set_col else []):
         if col not in frame.columns:
             raise InputError("plasmode", f"column '{col}' not found in the matched frame")
     estimator = estimator or headline_estimator(count_col=count_col)
 
     treated = frame[treated_col].to_numpy(dtype=int)
-    counts = frame[count_col].to_numpy()
-    if np.any(counts < 0) or np.any(np.floor(counts) != counts):
-        raise InputError("plasmode", "counts must be non-negative integers", column=count_col)
-    counts = counts.astype(np.int64)
+    counts = admission_counts(frame[count_col], table="plasmode", what="counts")
     if set_col:
         sets, _ = pd.factorize(frame[set_col])
     else:
@@ -300,33 +291,15 @@ def plasmode(
     if np.any(treated_per_set == 0) or np.any(treated_per_set == size):
         raise InputError("plasmode", "every matched set needs enrolled and comparator rows",
                          column=set_col)
-    # one entry per admission: the row it belongs to
-    owner = np.repeat(np.arange(len(frame)), counts)
 
-    seq = np.random.SeedSequence(int(seed))
-    rows: list[dict[str, Any]] = []
-    work = frame.copy()
-    # the estimator's per-fit warnings (e.g. the Poisson fallback) are recorded per replicate
-    quiet = logging.getLogger("phm_eval")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        for rep, child in enumerate(seq.spawn(int(n_replicates))):
-            rng = np.random.default_rng(child)
-            arm = _redraw_arms(sets, n_sets, treated_per_set, rng)
-            uniform = rng.random(owner.size)  # one draw per admission, shared by all targets
-            for target in targets:
-                drop = (uniform >= target) & (arm[owner] == 1)
-                new_counts = counts - np.bincount(owner[drop], minlength=len(frame))
-                work[treated_col] = arm
-                work[count_col] = new_counts
-                rows.append(_one(estimator, work, target, rep, arm, new_counts, alpha))
-    finally:
-        quiet.setLevel(level)
-    replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
-    failed = replicates["log_estimate"].isna().sum()
-    if failed:
-        log.warning("plasmode: %d of %d replicates not estimable", failed, len(replicates))
+    def redraw(rng: np.random.Generator, work: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        arm = _redraw_arms(sets, n_sets, treated_per_set, rng)
+        work[treated_col] = arm
+        return arm, arm == 1
+
+    replicates = run_replicates(frame, counts, redraw, estimator, targets=targets,
+                                n_replicates=n_replicates, seed=seed, count_col=count_col,
+                                alpha=alpha, label="plasmode")
     baseline = ("arms re-drawn at random within matched sets (null by construction), "
                 "then the enrolled's post-index emergency admissions thinned to the target"
                 if set_col else
@@ -334,6 +307,117 @@ def plasmode(
                 "enrolled's post-index emergency admissions thinned to the target")
     return PlasmodeResult(replicates, int(treated.sum()), int((treated == 0).sum()), n_sets,
                           int(seed), alpha, baseline)
+
+
+def checked_targets(rate_ratios: float | Sequence[float], n_replicates: int) -> list[float]:
+    """The target rate ratios as a list, each checked to be in ``(0, 1]`` (thinning can only
+    remove admissions), and the number of replicates checked to be at least 2.
+
+    Raises
+    ------
+    ConfigError
+        For a target outside ``(0, 1]`` or fewer than two replicates.
+    """
+    targets = [float(rate_ratios)] if np.isscalar(rate_ratios) else [float(r) for r in
+                                                                      rate_ratios]
+    if not targets or any(not 0 < r <= 1 for r in targets):
+        raise ConfigError(f"plasmode rate ratios must be in (0, 1] (thinning removes "
+                          f"admissions); got {targets}")
+    if int(n_replicates) < 2:
+        raise ConfigError("plasmode needs at least 2 replicates")
+    return targets
+
+
+def admission_counts(values: pd.Series, *, table: str, what: str) -> np.ndarray:
+    """Admission counts as integers; an :class:`~phm_eval.errors.InputError` naming ``table``
+    and the column when one is negative or not whole.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The counts, named by their column.
+    table, what : str
+        The table and the words for the counts in the error message.
+    """
+    counts = values.to_numpy()
+    if np.any(counts < 0) or np.any(np.floor(counts) != counts):
+        raise InputError(table, f"{what} must be non-negative integers", column=values.name)
+    return counts.astype(np.int64)
+
+
+def run_replicates(
+    frame: pd.DataFrame,
+    counts: np.ndarray,
+    assign: Callable[[np.random.Generator, pd.DataFrame], tuple[np.ndarray, np.ndarray]],
+    estimator: Callable[[pd.DataFrame], Any],
+    *,
+    targets: Sequence[float],
+    n_replicates: int,
+    seed: int = DEFAULT_SEED,
+    count_col: str,
+    alpha: float = 0.05,
+    label: str = "plasmode",
+) -> pd.DataFrame:
+    """The replicates of a plasmode, one row per replicate and target (``REPLICATE_COLUMNS``).
+
+    Each replicate re-draws the assignment (``assign(rng, work)`` writes it into ``work``, a
+    copy of ``frame``, and returns each row's arm and whether its admissions are exposed), then
+    draws one uniform per admission, shared by all targets (common random numbers): an exposed
+    row's admission is kept when its uniform is below the target rate ratio. The thinned counts
+    go into ``count_col`` and ``estimator`` is refitted; a failed fit is a row with the reason.
+    The package's per-fit log messages are silenced while the replicates run.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The design's analysis frame, one row per unit of ``counts``.
+    counts : ndarray of int
+        Each row's admissions (:func:`admission_counts`).
+    assign : callable
+        ``(rng, work) -> (arm, exposed)``: draws the placebo assignment with ``rng`` (before
+        the uniforms, so the draws are reproducible), writes it into ``work`` and returns each
+        row's arm (1 treated) and whether its admissions are thinned.
+    estimator : callable
+        ``work -> effect`` (``estimate``, ``ci_low``, ``ci_high``, optionally ``fallback`` and
+        ``se_log``).
+    targets : sequence of float
+        Rate ratios injected (:func:`checked_targets`).
+    n_replicates : int
+    seed : int, default ``phm_eval.DEFAULT_SEED`` (1)
+    count_col : str
+        Column of ``work`` the thinned counts are written to.
+    alpha : float, default 0.05
+    label : str
+        Names the design in the warning about replicates that could not be estimated.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    owner = np.repeat(np.arange(len(frame)), counts)    # one entry per admission: its row
+    rows: list[dict[str, Any]] = []
+    work = frame.copy()
+    # the estimator's per-fit warnings (e.g. the Poisson fallback) are recorded per replicate
+    quiet = logging.getLogger("phm_eval")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for rep, child in enumerate(np.random.SeedSequence(int(seed)).spawn(int(n_replicates))):
+            rng = np.random.default_rng(child)
+            arm, exposed = assign(rng, work)
+            uniform = rng.random(owner.size)
+            for target in targets:
+                drop = (uniform >= target) & exposed[owner]
+                new_counts = counts - np.bincount(owner[drop], minlength=len(frame))
+                work[count_col] = new_counts
+                rows.append(_one(estimator, work, target, rep, arm, new_counts, alpha))
+    finally:
+        quiet.setLevel(level)
+    replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
+    failed = int(replicates["log_estimate"].isna().sum())
+    if failed:
+        log.warning("%s: %d of %d replicates not estimable", label, failed, len(replicates))
+    return replicates
 
 
 def _one(estimator: Callable[[pd.DataFrame], Any], work: pd.DataFrame, target: float,

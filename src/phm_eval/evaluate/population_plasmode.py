@@ -45,10 +45,9 @@ import numpy as np
 import pandas as pd
 
 from .. import DEFAULT_SEED
-from ..errors import ConfigError, EstimationError, InputError
-from .estimands import DesignCheck
-from .plasmode import REPLICATE_COLUMNS, PlasmodeResult
-from .plasmode import _one as replicate_row
+from ..errors import EstimationError, InputError
+from .estimands import DesignCheck, design_check_targets
+from .plasmode import PlasmodeResult, admission_counts, checked_targets, run_replicates
 from .population import PopulationITT
 from .population_panel import PopulationPanel
 
@@ -101,13 +100,7 @@ def population_plasmode(
         When no unit adopts, or all adopt in the same month (nothing to re-draw).
     """
     df = (panel.panel if isinstance(panel, PopulationPanel) else panel).copy()
-    targets = [float(rate_ratios)] if np.isscalar(rate_ratios) else [float(r) for r in
-                                                                      rate_ratios]
-    if not targets or any(not 0 < r <= 1 for r in targets):
-        raise ConfigError(f"plasmode rate ratios must be in (0, 1] (thinning removes "
-                          f"admissions); got {targets}")
-    if int(n_replicates) < 2:
-        raise ConfigError("plasmode needs at least 2 replicates")
+    targets = checked_targets(rate_ratios, n_replicates)
     missing = sorted({"unit", "t", "admissions", "person_months", "g", "weight"}
                      - set(df.columns))
     if missing:
@@ -137,42 +130,18 @@ def population_plasmode(
 
     unit_index = pd.Index(units.index).get_indexer(df["unit"])
     t = df["t"].to_numpy(dtype=np.int64)
-    counts = df["admissions"].to_numpy()
-    if np.any(counts < 0) or np.any(np.floor(counts) != counts):
-        raise InputError("population panel", "admissions must be non-negative integers",
-                         column="admissions")
-    counts = counts.astype(np.int64)
-    owner = np.repeat(np.arange(len(df)), counts)     # one entry per admission: its row
+    counts = admission_counts(df["admissions"], table="population panel", what="admissions")
     estimator = estimator or PopulationITT(honest_m=())
-    fit = _refit(_without_honest(estimator), seed)
 
-    seq = np.random.SeedSequence(int(seed))
-    rows: list[dict[str, Any]] = []
-    work = df.copy()
-    quiet = logging.getLogger("phm_eval")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        for rep, child in enumerate(seq.spawn(int(n_replicates))):
-            rng = np.random.default_rng(child)
-            placebo_g = rng.permutation(block_g)[block_of_unit][unit_index]
-            exposed = (placebo_g > 0) & (t >= placebo_g)
-            uniform = rng.random(owner.size)          # shared by all targets
-            work["g"] = placebo_g
-            arm = (placebo_g > 0).astype(int)
-            for target in targets:
-                drop = (uniform >= target) & exposed[owner]
-                new_counts = counts - np.bincount(owner[drop], minlength=len(df))
-                work["admissions"] = new_counts
-                rows.append(replicate_row(fit, work, target, rep, arm, new_counts,
-                                          estimator.alpha))
-    finally:
-        quiet.setLevel(level)
-    replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
-    failed = int(replicates["log_estimate"].isna().sum())
-    if failed:
-        log.warning("population plasmode: %d of %d replicates not estimable", failed,
-                    len(replicates))
+    def permute(rng: np.random.Generator, work: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        placebo_g = rng.permutation(block_g)[block_of_unit][unit_index]
+        work["g"] = placebo_g
+        return (placebo_g > 0).astype(int), (placebo_g > 0) & (t >= placebo_g)
+
+    replicates = run_replicates(df, counts, permute, _refit(_without_honest(estimator), seed),
+                                targets=targets, n_replicates=n_replicates, seed=seed,
+                                count_col="admissions", alpha=estimator.alpha,
+                                label="population plasmode")
     n_adopting = int((units["g"] > 0).sum())
     baseline = ("adoption months permuted at random over the "
                 + ("PCNs" if blocks_are_clusters else "adopting units")
@@ -246,12 +215,11 @@ def population_design_check(
     estimator : PopulationITT, optional
         The run's estimator (its comparison group); Honest DiD is skipped.
     """
-    targets = [1.0, float(true_rate_ratio) if true_rate_ratio else 0.9]
-    if (mde_rate_ratio is not None and np.isfinite(mde_rate_ratio)
-            and 0 < mde_rate_ratio < 1
-            and round(mde_rate_ratio, 3) not in [round(t, 3) for t in targets]):
-        targets.append(round(float(mde_rate_ratio), 3))
-    result = population_plasmode(panel, tuple(targets), n_replicates=n_replicates, seed=seed,
+    usable = (mde_rate_ratio is not None and np.isfinite(mde_rate_ratio)
+              and 0 < mde_rate_ratio < 1)
+    targets = design_check_targets(true_rate_ratio, assumed=0.9,
+                                   mde_rate_ratio=mde_rate_ratio if usable else None)
+    result = population_plasmode(panel, targets, n_replicates=n_replicates, seed=seed,
                                  estimator=estimator)
     return PopulationDesignCheck(targets=result.summary, n_replicates=n_replicates,
                                  true_rate_ratio=true_rate_ratio,

@@ -184,12 +184,17 @@ def _design_block(check: Any, effect: Effect) -> Any:
     return check.get("itt") if effect.is_population else check
 
 
+def _checked_targets(check: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The injected rate ratios of one design's check that have a value."""
+    return [t for t in check.get("targets") or [] if isinstance(t, Mapping)
+            and t.get("rate_ratio") is not None]
+
+
 def _design_check(check: Any, primary: Effect) -> list[dict[str, Any]]:
     """Plasmode power and coverage of one design, from its part of design_check.json."""
     if not isinstance(check, Mapping):
         return []
-    targets = [t for t in check.get("targets") or [] if isinstance(t, Mapping)
-               and t.get("rate_ratio") is not None]
+    targets = _checked_targets(check)
     if not targets:
         return []
     n_rep = check.get("n_replicates")
@@ -287,11 +292,9 @@ def headline_section(results: ResultsFolder, effects: list[Effect] | None,
             text += f" ({_estimate_line(other)}.)"
         other_check = _design_block(check, other)
         if isinstance(other_check, Mapping):
-            power = _design_check_power(
-                [t for t in other_check.get("targets") or [] if isinstance(t, Mapping)
-                 and t.get("rate_ratio") is not None],
-                other_check.get("true_rate_ratio"), other_check.get("mde_rate_ratio"))
-            text += power
+            text += _design_check_power(_checked_targets(other_check),
+                                        other_check.get("true_rate_ratio"),
+                                        other_check.get("mde_rate_ratio"))
         blocks.append(b.callout(
             text, tone="note",
             title=f"The other question: {other.estimand_label.lower()}"))

@@ -189,18 +189,21 @@ def _itt_control_group(fallback: str | None, requested: str) -> str:
     return "notyettreated" if fallback else requested
 
 
+#: The columns of the unit-month panel the population design check re-analyses.
+ITT_PANEL_COLUMNS = ["unit", "t", "admissions", "person_months", "g", "weight", "cluster"]
+
+
 def _write_itt_design(call: StageCall, itt: Any, control_group: str | None,
                       reason: str | None, mde_rate_ratio: float | None = None) -> None:
     """The unit-month panel and the estimator's settings, which the design check re-analyses
     (internal: the panel holds small unit-month counts). Without an estimate, an empty panel
     and the reason."""
     if itt is None or itt.panel is None:
-        pd.DataFrame(columns=["unit", "t", "admissions", "person_months", "g", "weight",
-                              "cluster"]).to_parquet(output(call, "itt_panel.parquet"))
+        pd.DataFrame(columns=ITT_PANEL_COLUMNS).to_parquet(output(call, "itt_panel.parquet"))
         write_json(output(call, "itt_design.json"), {"estimable": False, "note": reason})
         return
-    cols = ["unit", "t", "admissions", "person_months", "g", "weight", "cluster"]
-    itt.panel.panel[cols].to_parquet(output(call, "itt_panel.parquet"), index=False)
+    itt.panel.panel[ITT_PANEL_COLUMNS].to_parquet(output(call, "itt_panel.parquet"),
+                                                  index=False)
     write_json(output(call, "itt_design.json"), {
         "estimable": True, "control_group": control_group,
         "mde_rate_ratio": mde_rate_ratio})
@@ -335,36 +338,37 @@ def design_check(call: StageCall) -> None:
                                      true_rate_ratio=true_rr)
         tables.append(report.targets.assign(estimand=ATT_ENROLLED))
         summary = report.to_dict() | {"estimand": ATT_ENROLLED}
-    population = _population_design_check(call, truth, n_replicates, seed)
+    population, note = _population_design_check(call, truth, n_replicates, seed)
     if population is not None:
         tables.append(population.targets.assign(estimand=ITT_POPULATION))
         summary["itt"] = population.to_dict()
     else:
-        design = read_json(call.inputs["itt_design"])
         summary["itt"] = {"estimand": ITT_POPULATION, "targets": [], "n_replicates": 0,
-                          "note": design.get("note") or (
-                              "not checked: every adopting unit adopted in the same month, so "
-                              "re-drawing who adopts when changes nothing")}
+                          "note": note}
     table = (pd.concat(tables, ignore_index=True) if tables else
              pd.DataFrame(columns=["target_rate_ratio", "power", "coverage", "estimand"]))
     table.to_csv(csv, index=False)
     write_json(summary_json, summary)
 
 
+ONE_ADOPTION_MONTH = ("not checked: every adopting unit adopted in the same month, so "
+                      "re-drawing who adopts when changes nothing")
+
+
 def _population_design_check(call: StageCall, truth: dict | None, n_replicates: int,
-                             seed: int) -> Any:
-    """The population-level design's plasmode check (None when that design had no estimate):
-    no effect, the synthetic truth (or a 7 % reduction) and its analytic MDE."""
+                             seed: int) -> tuple[Any, str | None]:
+    """The population-level design's plasmode check at no effect, the synthetic truth (or a
+    10 % reduction) and its analytic MDE; or None and the reason it was not run."""
     design = read_json(call.inputs["itt_design"])
     if not design.get("estimable"):
-        return None
+        return None, design.get("note") or ONE_ADOPTION_MONTH
     panel = pd.read_parquet(call.inputs["itt_panel"])
     true_itt = ((truth or {}).get("itt_population") or {}).get("rate_ratio")
     try:
         return population_design_check(
             panel, n_replicates=n_replicates, seed=seed, true_rate_ratio=true_itt,
             mde_rate_ratio=design.get("mde_rate_ratio"),
-            estimator=PopulationITT(control_group=design["control_group"], honest_m=()))
+            estimator=PopulationITT(control_group=design["control_group"], honest_m=())), None
     except EstimationError as exc:
         log.warning("population-level design check not run: %s", exc)
-        return None
+        return None, ONE_ADOPTION_MONTH
